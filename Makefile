@@ -1,0 +1,43 @@
+# Ponte: two commands matter. `make demo` runs the main job on the embedded default (SQLite + sandbox);
+# `make test` runs the whole suite against SQLite and PostgreSQL. Both set everything up first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export PONTE_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: setup services test demo lint schemas bench ui chaos clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+services:
+	@bash .ci/services
+
+test: setup services
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+demo: setup
+	$(VENV)/bin/ponte demo
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+schemas: setup
+	$(VENV)/bin/ponte schemas export
+
+bench: setup services
+	$(PY) -m bench
+
+ui: setup
+	$(VENV)/bin/ponte ui
+
+clean:
+	rm -rf $(VENV) .ponte .pytest_cache

@@ -1,0 +1,100 @@
+"""`ponte validate`: check every tenant file, connector spec, mapping and exported schema.
+
+Each layer contributes a ``validate_all() -> list[Check]``-style function; a layer not built yet is
+reported as such rather than silently passing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from orchestration import schema_export
+from orchestration.cli.console import console, friendly_errors
+from ponte import settings
+from ponte.errors import PonteError
+from ponte.redaction import redact
+from schemas.tenant import load_tenant
+
+
+@dataclass
+class Check:
+    kind: str
+    item: str
+    error: str | None = None
+
+
+def _tenants(paths: Iterable[Path]) -> list[Check]:
+    checks = []
+    for path in paths:
+        try:
+            load_tenant(path)
+            checks.append(Check("tenant", str(path)))
+        except PonteError as exc:
+            checks.append(Check("tenant", str(path), str(exc)))
+    return checks
+
+
+def _layer(kind: str, module: str, attr: str = "validate_all") -> list[Check]:
+    try:
+        func: Callable[[], list[tuple[str, str | None]]] = getattr(importlib.import_module(module), attr)
+    except (ModuleNotFoundError, AttributeError):
+        return [Check(kind, "(not built yet)")]
+    return [Check(kind, item, error) for item, error in func()]
+
+
+def _schemas() -> list[Check]:
+    stale = schema_export.stale()
+    if stale:
+        return [Check("schema", rel, "differs from the models: run `ponte schemas export`") for rel in stale]
+    return [Check("schema", "schemas/json (all files current)")]
+
+
+def run_checks(tenant_files: list[Path] | None = None) -> list[Check]:
+    files = tenant_files or sorted(settings.tenants_dir().glob("*.yaml"))
+    checks = _tenants(files)
+    if not tenant_files:
+        checks += _layer("connector spec", "connectors.spec")
+        checks += _layer("mapping", "mappings")
+        checks += _schemas()
+    return checks
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("validate")
+    @friendly_errors
+    def validate(
+        files: list[Path] = typer.Argument(
+            None,
+            help="Tenant files to check (default: every file in tenants/ plus specs, mappings, schemas).",
+        ),
+    ) -> None:
+        """Validate tenant files, connector specs, mappings and the exported JSON Schemas.
+
+        Exits 0 when everything is valid; otherwise prints each problem with its file, line, field and
+        how to fix it, and exits 1.
+        """
+        checks = run_checks(files or None)
+        table = Table(show_header=True, header_style="bold")
+        table.add_column("kind")
+        table.add_column("item")
+        table.add_column("result")
+        failed = 0
+        for check in checks:
+            if check.error:
+                failed += 1
+                table.add_row(check.kind, check.item, f"[red]✗ {redact(check.error)}[/]")
+            elif check.item == "(not built yet)":
+                table.add_row(check.kind, check.item, "[yellow]–[/]")
+            else:
+                table.add_row(check.kind, check.item, "[green]✓[/]")
+        console.print(table)
+        if failed:
+            console.print(f"[red]{failed} problem(s) found[/]")
+            raise typer.Exit(1)
+        console.print(f"[green]all {len(checks)} checks passed[/]")

@@ -1,0 +1,87 @@
+"""Export every JSON Schema Ponte publishes (schemas/json) from the pydantic models that define them.
+
+One representation: the models validate at load time and the exported files feed editors. The export
+lives here, at the top, because it gathers models from layers that must not import each other.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from ponte import settings
+from schemas.canonical import CANONICAL
+from schemas.tenant import TenantConfig
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+ID_BASE = "https://ponte.dev/schemas/"
+
+
+def _model_schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema(mode="validation")
+
+
+def _optional(module: str, attr: str) -> Callable[[], dict[str, Any]] | None:
+    """A schema provider from a layer that may not be built yet."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            return None
+        raise
+    return getattr(mod, attr, None)
+
+
+def collect() -> dict[str, dict[str, Any]]:
+    """Relative path under schemas/json -> schema document."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, model in CANONICAL.items():
+        out[f"canonical/{name}.schema.json"] = _model_schema(model)
+    out["tenant.schema.json"] = _model_schema(TenantConfig)
+    for rel, (module, attr) in {
+        "connector-spec.schema.json": ("connectors.spec", "json_schema"),
+        "mapping.schema.json": ("mappings.language", "json_schema"),
+    }.items():
+        provider = _optional(module, attr)
+        if provider is not None:
+            out[rel] = provider()
+    for rel, schema in out.items():
+        schema.setdefault("$schema", DIALECT)
+        schema.setdefault("$id", ID_BASE + rel)
+    return out
+
+
+def render(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def json_dir() -> Path:
+    return settings.project_root() / "schemas" / "json"
+
+
+def export(target: Path | None = None) -> list[Path]:
+    target = target or json_dir()
+    written = []
+    for rel, schema in collect().items():
+        path = target / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = render(schema)
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    return written
+
+
+def stale(target: Path | None = None) -> list[str]:
+    """Files that differ from the models (or are missing): what `ponte schemas export` would write."""
+    target = target or json_dir()
+    return [
+        rel
+        for rel, schema in collect().items()
+        if not (target / rel).exists() or (target / rel).read_text(encoding="utf-8") != render(schema)
+    ]

@@ -1,0 +1,88 @@
+"""Claiming work from the outbox and inbox safely with several processes.
+
+PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` lets each worker take different rows without
+waiting. SQLite: every transaction starts with ``BEGIN IMMEDIATE`` (see db.py), so select-then-update
+runs with no other writer in between. Either way a claim is a *lease*: if the worker dies, the lease
+expires and another worker takes the item; nothing is lost.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TypeVar
+
+from sqlalchemy import and_, or_, select, update
+
+from pipelines.store.db import Store
+from pipelines.store.models import InboxEvent, OutboxItem, utcnow
+
+W = TypeVar("W", OutboxItem, InboxEvent)
+
+READY = {OutboxItem: ("pending", "failed"), InboxEvent: ("new", "failed")}
+CLAIMED = {OutboxItem: "in_flight", InboxEvent: "processing"}
+
+
+def claim(
+    store: Store,
+    model: type[W],
+    *,
+    worker: str,
+    limit: int = 50,
+    lease_seconds: float = 300,
+    tenant: str | None = None,
+    connector: str | None = None,
+) -> list[int]:
+    """Lease up to ``limit`` ready items (or items whose lease expired) to ``worker``; return their ids."""
+    now = utcnow()
+    ready, claimed = READY[model], CLAIMED[model]
+    condition = or_(
+        and_(model.status.in_(ready), model.available_at <= now),
+        and_(model.status == claimed, model.claimed_until < now),
+    )
+    query = select(model.id).where(condition)
+    if tenant:
+        query = query.where(model.tenant == tenant)
+    if connector:
+        query = query.where(model.connector == connector)
+    query = query.order_by(model.id).limit(limit)
+    if store.is_postgres:
+        query = query.with_for_update(skip_locked=True)
+    with store.session() as session:
+        ids = list(session.scalars(query))
+        if ids:
+            session.execute(
+                update(model)
+                .where(model.id.in_(ids))
+                .values(
+                    status=claimed,
+                    claimed_by=worker,
+                    claimed_until=now + timedelta(seconds=lease_seconds),
+                    attempts=model.attempts + 1,
+                )
+            )
+    return ids
+
+
+def release(
+    store: Store,
+    model: type[W],
+    item_id: int,
+    *,
+    worker: str,
+    status: str,
+    error: str | None = None,
+    retry_in_seconds: float = 0,
+) -> bool:
+    """Finish a leased item; returns False if the lease was lost to another worker meanwhile."""
+    values: dict[str, object] = {"status": status, "claimed_by": None, "claimed_until": None}
+    if error is not None:
+        values["last_error"] = error
+    if retry_in_seconds:
+        values["available_at"] = utcnow() + timedelta(seconds=retry_in_seconds)
+    if model is InboxEvent and status == "done":
+        values["processed_at"] = utcnow()
+    with store.session() as session:
+        result = session.execute(
+            update(model).where(model.id == item_id, model.claimed_by == worker).values(**values)
+        )
+        return result.rowcount == 1

@@ -1,0 +1,110 @@
+"""YAML loading that remembers where each value came from, so errors can say ``file:line``.
+
+Tenant files, connector specs and mappings are all YAML written by people; an error that names the
+line and the field is the difference between a fix and a search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ponte.errors import ConfigurationError
+
+Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class YamlDocument:
+    path: Path
+    data: Any
+    lines: dict[Loc, int] = field(default_factory=dict)
+
+    def line_of(self, loc: Iterable[str | int]) -> int | None:
+        """Line (1-based) of the deepest existing node on ``loc``."""
+        loc = tuple(loc)
+        while loc:
+            if loc in self.lines:
+                return self.lines[loc]
+            loc = loc[:-1]
+        return self.lines.get((), 1)
+
+    def where(self, loc: Iterable[str | int]) -> str:
+        line = self.line_of(loc)
+        return f"{self.path}:{line}" if line else str(self.path)
+
+
+def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            lines[(*loc, key)] = key_node.start_mark.line + 1
+            _walk(value_node, (*loc, key), lines)
+            lines[(*loc, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk(item, (*loc, index), lines)
+
+
+def load_yaml(path: str | Path) -> YamlDocument:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"file not found: {path}", hint="check the path") from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigurationError(
+            f"{where}: not valid YAML: {problem}", hint="fix the indentation or quoting at that line"
+        ) from exc
+    lines: dict[Loc, int] = {}
+    if node is not None:
+        _walk(node, (), lines)
+    return YamlDocument(path=path, data=data, lines=lines)
+
+
+def describe_validation_error(doc: YamlDocument, error: ValidationError, what: str) -> str:
+    """One line per problem: ``file:line: field.path: message (got value)``."""
+    rows = []
+    for item in error.errors(include_url=False):
+        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        # pydantic adds the union member's tag to loc; keep only the parts present in the document
+        clean: list[str | int] = []
+        for part in loc:
+            if (*clean, part) in doc.lines or isinstance(part, int):
+                clean.append(part)
+            elif (not clean or (*clean,) in doc.lines) and isinstance(part, str) and item["type"] == "missing":
+                # a missing field is not in the document, but it is the field the user must add
+                clean.append(part)
+        dotted = ".".join(str(p) for p in clean) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "missing":
+            message = "required field is missing"
+        elif item["type"] == "extra_forbidden":
+            message = "unknown field (check its spelling against the schema)"
+        got = item.get("input")
+        suffix = ""
+        if item["type"] not in ("missing",) and not isinstance(got, dict | list):
+            suffix = f" (got {got!r})"
+        rows.append(f"{doc.where(clean)}: {what} field {dotted}: {message}{suffix}")
+    return "\n".join(rows)
+
+
+def parse_model(doc: YamlDocument, model: type[M], what: str, hint: str) -> M:
+    """Validate ``doc`` against ``model`` or raise a ConfigurationError naming file, line and field."""
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as exc:
+        raise ConfigurationError(describe_validation_error(doc, exc, what), hint=hint) from exc

@@ -1,0 +1,128 @@
+"""Brazilian documents and phone numbers, validated for real.
+
+CPF and CNPJ check digits come from python-stdnum, which implements the Receita Federal algorithms,
+including the alphanumeric CNPJ in force since July 2026 (letters count as their ASCII code minus 48).
+Phones are parsed by ``phonenumbers`` (Google's libphonenumber metadata) with Brazil as the default
+region and stored in E.164.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+import phonenumbers
+from pydantic import AfterValidator, BeforeValidator, Field
+from stdnum.br import cnpj as _cnpj
+from stdnum.br import cpf as _cpf
+
+_NON_ALNUM = re.compile(r"[^0-9A-Za-z]")
+
+
+def compact(value: str) -> str:
+    """Strip punctuation and spaces; upper-case letters (alphanumeric CNPJ)."""
+    return _NON_ALNUM.sub("", value).upper()
+
+
+def is_valid_cpf(value: str) -> bool:
+    digits = compact(value)
+    # all-equal sequences pass the arithmetic but are not issued
+    return len(digits) == 11 and digits.isdigit() and _cpf.is_valid(digits)
+
+
+def is_valid_cnpj(value: str) -> bool:
+    chars = compact(value)
+    return len(chars) == 14 and _cnpj.is_valid(chars)
+
+
+def normalize_cpf(value: str) -> str:
+    """Digits only, or ValueError with a message a person can act on."""
+    digits = compact(str(value))
+    if len(digits) != 11 or not digits.isdigit():
+        raise ValueError(f"a CPF has 11 digits, got {len(digits)} characters")
+    if not is_valid_cpf(digits):
+        raise ValueError("CPF check digits do not match (typo in the number?)")
+    return digits
+
+
+def normalize_cnpj(value: str) -> str:
+    """14 characters (digits, or letters in the first 12 for the alphanumeric CNPJ)."""
+    chars = compact(str(value))
+    if len(chars) != 14:
+        raise ValueError(f"a CNPJ has 14 characters, got {len(chars)}")
+    if not chars[12:].isdigit():
+        raise ValueError("the last two characters of a CNPJ (check digits) must be digits")
+    if not is_valid_cnpj(chars):
+        raise ValueError("CNPJ check digits do not match (typo in the number?)")
+    return chars
+
+
+def normalize_tax_id(value: str) -> str:
+    """A CPF (11 digits) or a CNPJ (14 characters), told apart by length."""
+    chars = compact(str(value))
+    if len(chars) == 11:
+        return normalize_cpf(chars)
+    if len(chars) == 14:
+        return normalize_cnpj(chars)
+    raise ValueError(f"a CPF has 11 digits and a CNPJ 14 characters, got {len(chars)}")
+
+
+def format_cpf(value: str) -> str:
+    d = compact(value)
+    return f"{d[:3]}.{d[3:6]}.{d[6:9]}-{d[9:]}"
+
+
+def format_cnpj(value: str) -> str:
+    d = compact(value)
+    return f"{d[:2]}.{d[2:5]}.{d[5:8]}/{d[8:12]}-{d[12:]}"
+
+
+def normalize_phone(value: str, region: str = "BR") -> str:
+    """E.164 (``+5511987654321``); national numbers are read as Brazilian."""
+    text = str(value).strip()
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"not a phone number ({exc})") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a valid phone number for its region (check the area code and digit count)")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def is_mobile(e164: str) -> bool:
+    number = phonenumbers.parse(e164, None)
+    kind = phonenumbers.number_type(number)
+    return kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+
+
+def _str(value: object) -> object:
+    return str(value) if isinstance(value, int) else value
+
+
+CPF = Annotated[
+    str,
+    BeforeValidator(_str),
+    AfterValidator(normalize_cpf),
+    Field(description="CPF, 11 digits, check digits verified", examples=["52998224725"]),
+]
+CNPJ = Annotated[
+    str,
+    BeforeValidator(_str),
+    AfterValidator(normalize_cnpj),
+    Field(
+        description="CNPJ, 14 characters (numeric or alphanumeric), check digits verified",
+        examples=["11222333000181", "12ABC34501DE35"],
+    ),
+]
+TaxId = Annotated[
+    str,
+    BeforeValidator(_str),
+    AfterValidator(normalize_tax_id),
+    Field(description="CPF (11 digits) or CNPJ (14 characters), check digits verified"),
+]
+PhoneE164 = Annotated[
+    str,
+    BeforeValidator(_str),
+    AfterValidator(normalize_phone),
+    Field(description="Phone number in E.164", examples=["+5511987654321"]),
+]

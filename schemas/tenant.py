@@ -1,0 +1,253 @@
+"""Tenant configuration: one YAML file per tenant (``tenants/<id>.yaml``).
+
+Secrets never live in the file: credentials name environment variables (``{env: VAR}``), so a tenant
+file can be committed and reviewed. A literal secret is rejected with a message that says how to fix it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import EmailStr, Field, field_validator, model_validator
+
+from ponte import settings
+from ponte.errors import ConfigurationError
+from ponte.redaction import register_secret
+from ponte.yamlfile import load_yaml, parse_model
+from schemas.base import ConfigModel
+
+TENANT_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class EnvRef(ConfigModel):
+    """A secret read from an environment variable at run time."""
+
+    env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$", description="Environment variable name")]
+    default: str | None = Field(
+        None, description="Value when the variable is unset; only for non-production sandboxes."
+    )
+
+    def resolve(self, *, tenant: str | None = None, name: str | None = None) -> str:
+        value = os.environ.get(self.env, self.default)
+        if value is None or value == "":
+            raise ConfigurationError(
+                f"environment variable {self.env} is not set",
+                tenant=tenant,
+                field=f"credentials.{name}" if name else None,
+                hint=f"export {self.env}=... before running, or put it in your secrets manager",
+            )
+        register_secret(value)
+        return value
+
+
+class TenantConnector(ConfigModel):
+    """Which connector spec a tenant uses for one role, with its template values and credentials."""
+
+    spec: Annotated[str, Field(description="Connector spec name, e.g. sienge, cvcrm, docusign")]
+    values: dict[str, str] = Field(
+        default_factory=dict,
+        description="Non-secret values for the spec's URL/header templates (subdomain, account_id, base_url).",
+    )
+    credentials: dict[str, EnvRef] = Field(
+        default_factory=dict, description="Secrets, each read from an environment variable."
+    )
+
+    @field_validator("credentials", mode="before")
+    @classmethod
+    def _no_literal_secrets(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(item, str):
+                    raise ValueError(
+                        f"credential {key!r} is written in clear; write it as {{env: VARIABLE_NAME}} and "
+                        "set that variable instead"
+                    )
+        return value
+
+    def resolve_credentials(self, tenant: str | None = None) -> dict[str, str]:
+        return {name: ref.resolve(tenant=tenant, name=name) for name, ref in self.credentials.items()}
+
+
+class SignerRole(StrEnum):
+    client = "client"
+    spouse = "spouse"
+    witness = "witness"
+    company_representative = "company_representative"
+    company_witness = "company_witness"
+    co_buyer = "co_buyer"
+
+
+class Channel(StrEnum):
+    email = "email"
+    whatsapp = "whatsapp"
+
+
+class Requirement(StrEnum):
+    """Tenant default for an evidence requirement; a contract may override with yes/no/default."""
+
+    required = "required"
+    not_required = "not_required"
+
+
+class SignerSlot(ConfigModel):
+    role: SignerRole
+    order: Annotated[int, Field(ge=1, le=20, description="Routing order: 1 signs first")]
+    required: bool = Field(
+        True, description="If false, the slot is skipped when the contract has no such person"
+    )
+    channel: Channel | None = Field(None, description="Overrides options.default_channel for this role")
+
+
+class EnvelopePackage(ConfigModel):
+    """The envelope package the developer bought."""
+
+    id: str = Field("default", description="Package identifier (shown in notices and the ledger)")
+    size: int | Literal["unlimited"] = Field(description="Envelopes in the package: a number or 'unlimited'")
+    valid_from: date
+    valid_until: date
+    warn_at_percent: list[int] = Field(default_factory=lambda: [80, 95, 100])
+
+    @field_validator("size")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be a positive whole number or 'unlimited'")
+        return value
+
+    @model_validator(mode="after")
+    def _dates(self) -> EnvelopePackage:
+        if self.valid_until < self.valid_from:
+            raise ValueError("valid_until is before valid_from")
+        return self
+
+
+class EvidenceDefaults(ConfigModel):
+    selfie: Requirement = Requirement.not_required
+    document_photo: Requirement = Requirement.not_required
+
+
+class Notifications(ConfigModel):
+    by: Literal["provider", "ponte"] = Field(
+        "provider", description="Who invites signers: the signing provider, or Ponte by SMTP/WhatsApp"
+    )
+    whatsapp_template: str = "ponte_convite_assinatura"
+    whatsapp_language: str = "pt_BR"
+    email_subject: str = "Documento para assinatura: {document}"
+
+
+class AssistanceOptions(ConfigModel):
+    """How Sienge assistance events map onto this tenant's CV CRM workflow (workflows differ per tenant)."""
+
+    situation_in_progress: int | None = None
+    situation_finished: int | None = None
+    situation_cancelled: int | None = None
+    situation_opened: int | None = None
+    reconcile_cron: str = "0 3 * * *"
+
+
+class TenantOptions(ConfigModel):
+    envelope_package: EnvelopePackage | None = None
+    envelope_deadline_days: Annotated[int, Field(ge=1, le=365)] = 30
+    signer_chain: list[SignerSlot] = Field(
+        default_factory=lambda: [
+            SignerSlot(role=SignerRole.client, order=1),
+            SignerSlot(role=SignerRole.spouse, order=2, required=False),
+            SignerSlot(role=SignerRole.witness, order=3, required=False),
+        ]
+    )
+    default_channel: Channel = Channel.email
+    channels: list[Channel] = Field(default_factory=lambda: [Channel.email, Channel.whatsapp])
+    evidence: EvidenceDefaults = Field(default_factory=EvidenceDefaults)
+    notifications: Notifications = Field(default_factory=Notifications)
+    signing_provider: str = Field("docusign", description="Key in `connectors` of the signing provider")
+    signature_pages: Literal["all", "first", "last"] | list[int] = "last"
+    responsible_emails: list[EmailStr] = Field(default_factory=list)
+    contract_managers: list[EmailStr] = Field(
+        default_factory=list, description="Must include at least one verified e-mail before sending"
+    )
+    import_cron: str = "*/15 * * * *"
+    lookback_minutes: Annotated[int, Field(ge=0)] = 10
+    assistance: AssistanceOptions = Field(default_factory=AssistanceOptions)
+    verification_base_url: str = "http://127.0.0.1:8088"
+
+    @model_validator(mode="after")
+    def _chain(self) -> TenantOptions:
+        roles = [slot.role for slot in self.signer_chain]
+        if len(set(roles)) != len(roles):
+            raise ValueError("signer_chain lists a role twice")
+        if self.default_channel not in self.channels:
+            raise ValueError(f"default_channel {self.default_channel.value!r} is not in channels")
+        return self
+
+
+class TenantConfig(ConfigModel):
+    id: Annotated[str, Field(pattern=TENANT_ID, description="Tenant id: lowercase letters, digits, - and _")]
+    name: str
+    connectors: dict[str, TenantConnector]
+    options: TenantOptions = Field(default_factory=TenantOptions)
+
+    @model_validator(mode="after")
+    def _provider_exists(self) -> TenantConfig:
+        if self.options.signing_provider not in self.connectors:
+            raise ValueError(
+                f"options.signing_provider names {self.options.signing_provider!r}, which is not a key "
+                f"of connectors ({', '.join(sorted(self.connectors))})"
+            )
+        return self
+
+    def connector(self, name: str) -> TenantConnector:
+        try:
+            return self.connectors[name]
+        except KeyError:
+            raise ConfigurationError(
+                f"tenant has no connector {name!r} (it has: {', '.join(sorted(self.connectors))})",
+                tenant=self.id,
+                hint=f"add connectors.{name} to tenants/{self.id}.yaml",
+            ) from None
+
+    def config_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
+def tenant_path(name_or_path: str | Path) -> Path:
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        return candidate
+    if not re.match(TENANT_ID, str(name_or_path)):
+        raise ConfigurationError(
+            f"{name_or_path!r} is neither a tenant id nor a YAML file",
+            hint="pass a tenant id such as 'demo' or a path such as tenants/demo.yaml",
+        )
+    return settings.tenants_dir() / f"{name_or_path}.yaml"
+
+
+def load_tenant(name_or_path: str | Path) -> TenantConfig:
+    """Load and validate one tenant file; errors name the file, line, field and the fix."""
+    path = tenant_path(name_or_path)
+    if not path.exists():
+        available = ", ".join(sorted(p.stem for p in settings.tenants_dir().glob("*.yaml"))) or "none"
+        raise ConfigurationError(
+            f"no tenant file {path}",
+            hint=f"create it (see docs/tenants.md); tenants available: {available}",
+        )
+    doc = load_yaml(path)
+    config = parse_model(
+        doc, TenantConfig, "tenant", hint="correct the field in the tenant file; see docs/tenants.md"
+    )
+    if config.id != path.stem:
+        raise ConfigurationError(
+            f"{doc.where(('id',))}: tenant id {config.id!r} does not match the file name {path.name!r}",
+            hint=f"rename the file to {config.id}.yaml or set id: {path.stem}",
+        )
+    return config
+
+
+def list_tenants() -> list[TenantConfig]:
+    return [load_tenant(path) for path in sorted(settings.tenants_dir().glob("*.yaml"))]

@@ -1,0 +1,155 @@
+"""CPF, CNPJ (numeric and alphanumeric) and phone validation.
+
+The oracle below is written from the Receita Federal's published algorithm, independently of the
+library the code uses, so the property tests compare two implementations rather than one with itself.
+"""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
+
+from schemas.documents import (
+    CNPJ,
+    CPF,
+    PhoneE164,
+    is_valid_cnpj,
+    is_valid_cpf,
+    normalize_phone,
+    normalize_tax_id,
+)
+
+ALNUM = string.digits + string.ascii_uppercase
+
+
+def _dv(values: list[int], weights: list[int]) -> int:
+    rest = sum(v * w for v, w in zip(values, weights, strict=True)) % 11
+    return 0 if rest < 2 else 11 - rest
+
+
+def oracle_cpf(base9: str) -> str:
+    values = [int(c) for c in base9]
+    d1 = _dv(values, list(range(10, 1, -1)))
+    d2 = _dv([*values, d1], list(range(11, 1, -1)))
+    return f"{base9}{d1}{d2}"
+
+
+def oracle_cnpj(base12: str) -> str:
+    values = [ord(c) - 48 for c in base12]
+    w1 = [5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2]
+    d1 = _dv(values, w1)
+    d2 = _dv([*values, d1], [6, *w1])
+    return f"{base12}{d1}{d2}"
+
+
+cpf_bases = st.text(alphabet=string.digits, min_size=9, max_size=9).filter(lambda s: len(set(s)) > 1)
+cnpj_numeric_bases = st.text(alphabet=string.digits, min_size=12, max_size=12).filter(
+    lambda s: len(set(s)) > 1
+)
+cnpj_alnum_bases = st.text(alphabet=ALNUM, min_size=12, max_size=12).filter(
+    lambda s: any(c.isalpha() for c in s)
+)
+
+
+@given(cpf_bases)
+def test_every_valid_cpf_is_accepted_with_or_without_punctuation(base: str) -> None:
+    number = oracle_cpf(base)
+    assert is_valid_cpf(number)
+    assert is_valid_cpf(f"{number[:3]}.{number[3:6]}.{number[6:9]}-{number[9:]}")
+
+
+@given(st.one_of(cnpj_numeric_bases, cnpj_alnum_bases))
+def test_every_valid_cnpj_is_accepted_numeric_and_alphanumeric(base: str) -> None:
+    number = oracle_cnpj(base)
+    assert is_valid_cnpj(number)
+    assert is_valid_cnpj(f"{number[:2]}.{number[2:5]}.{number[5:8]}/{number[8:12]}-{number[12:]}")
+    assert is_valid_cnpj(number.lower())  # typed in lower case, still the same CNPJ
+
+
+def _corruptions(number: str, alphabet: str):
+    for i, original in enumerate(number):
+        for c in alphabet:
+            if c != original:
+                yield number[:i] + c + number[i + 1 :]
+
+
+@settings(max_examples=150)
+@given(cpf_bases)
+def test_every_single_character_corruption_of_a_cpf_is_rejected(base: str) -> None:
+    """Rejected unless the corruption is itself another person's valid CPF (no algorithm can tell)."""
+    number = oracle_cpf(base)
+    for corrupted in _corruptions(number, string.digits + "AX"):
+        genuinely_valid = corrupted.isdigit() and oracle_cpf(corrupted[:9]) == corrupted
+        assert is_valid_cpf(corrupted) == genuinely_valid, corrupted
+
+
+@settings(max_examples=100)
+@given(st.one_of(cnpj_numeric_bases, cnpj_alnum_bases))
+def test_every_single_character_corruption_of_a_cnpj_is_rejected(base: str) -> None:
+    number = oracle_cnpj(base)
+    for corrupted in _corruptions(number, ALNUM):
+        genuinely_valid = corrupted[12:].isdigit() and oracle_cnpj(corrupted[:12]) == corrupted
+        assert is_valid_cnpj(corrupted) == genuinely_valid, corrupted
+
+
+def test_check_digit_typos_are_always_caught() -> None:
+    """The most common typo, in a check digit itself, can never yield a valid document."""
+    cpf = oracle_cpf("529982247")
+    cnpj = oracle_cnpj("12ABC34501DE")
+    assert cpf == "52998224725" and cnpj == "12ABC34501DE35"
+    for i in (9, 10):
+        assert not any(is_valid_cpf(cpf[:i] + d + cpf[i + 1 :]) for d in string.digits if d != cpf[i])
+    for i in (12, 13):
+        assert not any(is_valid_cnpj(cnpj[:i] + d + cnpj[i + 1 :]) for d in string.digits if d != cnpj[i])
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("529.982.247-2", "a CPF has 11 digits and a CNPJ 14 characters, got 10"),
+        ("529.982.247-26", "CPF check digits do not match"),
+        ("11.222.333/0001-82", "CNPJ check digits do not match"),
+        ("12.ABC.345/01DE-3X", "check digits"),
+    ],
+)
+def test_bad_documents_explain_what_is_wrong(value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        normalize_tax_id(value)
+
+
+class _Holder(BaseModel):
+    cpf: CPF | None = None
+    cnpj: CNPJ | None = None
+    phone: PhoneE164 | None = None
+
+
+def test_models_store_documents_compact_and_phones_in_e164() -> None:
+    holder = _Holder(cpf="529.982.247-25", cnpj="12.abc.345/01de-35", phone="(11) 98765-4321")
+    assert holder.cpf == "52998224725"
+    assert holder.cnpj == "12ABC34501DE35"
+    assert holder.phone == "+5511987654321"
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("+55 11 98765-4321", "+5511987654321"),
+        ("11987654321", "+5511987654321"),
+        ("(48) 3222-1234", "+554832221234"),
+        ("+351 912 345 678", "+351912345678"),
+    ],
+)
+def test_phones_normalise_to_e164(raw: str, e164: str) -> None:
+    assert normalize_phone(raw) == e164
+
+
+@pytest.mark.parametrize("raw", ["123", "(11) 1234", "not a phone", "+55 00 98765-4321"])
+def test_invalid_phones_are_rejected(raw: str) -> None:
+    with pytest.raises(ValueError):
+        normalize_phone(raw)
+    with pytest.raises(ValidationError):
+        _Holder(phone=raw)
