@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ def _model_schema(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema(mode="validation")
 
 
-def _optional(module: str, attr: str) -> Callable[[], dict[str, Any]] | None:
+def _optional(module: str, attr: str) -> Any:
     """A schema provider from a layer that may not be built yet."""
     try:
         mod = importlib.import_module(module)
@@ -43,6 +42,10 @@ def collect() -> dict[str, dict[str, Any]]:
     for name, model in CANONICAL.items():
         out[f"canonical/{name}.schema.json"] = _model_schema(model)
     out["tenant.schema.json"] = _model_schema(TenantConfig)
+    systems = _optional("schemas.systems", "SYSTEM_SCHEMAS")
+    if systems is not None:  # outside systems' payloads that mappings read or write
+        for name, model in systems.items():  # type: ignore[attr-defined]
+            out[f"systems/{name}.schema.json"] = _model_schema(model)
     for rel, (module, attr) in {
         "connector-spec.schema.json": ("connectors.spec", "json_schema"),
         "mapping.schema.json": ("mappings.language", "json_schema"),

@@ -1,0 +1,183 @@
+"""Exactly-once writes (outbox) and deduplicated webhook storage (inbox), on both backends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from pipelines.outbox import write_once
+from pipelines.store import Store, deadletters
+from pipelines.store.inbox import purge_processed, store_event
+from pipelines.store.models import InboxEvent, OutboxItem
+from ponte.errors import DataError, TransientError
+
+
+class FakeProvider:
+    """Stands in for the provider side of one write: counts what really got created."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+        self.fail_next_after_create = False
+
+    def send(self) -> tuple[str, dict]:
+        self.created.append("env")
+        if self.fail_next_after_create:
+            self.fail_next_after_create = False
+            raise TransientError("read timeout after the request was sent")
+        return f"env-{len(self.created)}", {"n": len(self.created)}
+
+    def find(self):
+        return (f"env-{len(self.created)}", {"found": True}) if self.created else None
+
+
+def _write(store: Store, provider: FakeProvider, worker: str = "w1"):
+    return write_once(
+        store,
+        tenant="demo",
+        connector="docusign",
+        action="create_envelope",
+        key="demo:contract-7:abc123",
+        payload={"contract": "7"},
+        send=provider.send,
+        find=provider.find,
+        worker=worker,
+    )
+
+
+def test_a_done_write_is_never_sent_again(store: Store) -> None:
+    provider = FakeProvider()
+    first = _write(store, provider)
+    second = _write(store, provider)
+    assert first.how == "sent" and second.how == "already_done"
+    assert second.external_id == first.external_id == "env-1"
+    assert len(provider.created) == 1
+
+
+def test_a_timeout_after_sending_is_resolved_by_lookup_not_by_a_second_send(store: Store) -> None:
+    provider = FakeProvider()
+    provider.fail_next_after_create = True
+    with pytest.raises(TransientError):
+        _write(store, provider)
+    outcome = _write(store, provider)
+    assert outcome.how == "found"
+    assert len(provider.created) == 1
+
+
+def test_a_crash_after_sending_is_resolved_by_lookup(store: Store) -> None:
+    provider = FakeProvider()
+    provider.created.append("env")  # the provider got it...
+    with store.session() as session:  # ...and the worker died holding the lease, after recording sent_at
+        session.add(
+            OutboxItem(
+                tenant="demo",
+                connector="docusign",
+                action="create_envelope",
+                idempotency_key="demo:contract-7:abc123",
+                status="in_flight",
+                claimed_by="dead-worker",
+                claimed_until=datetime.now(UTC) - timedelta(seconds=1),
+                sent_at=datetime.now(UTC) - timedelta(seconds=30),
+            )
+        )
+    outcome = _write(store, provider, worker="w2")
+    assert outcome.how == "found" and len(provider.created) == 1
+
+
+def test_a_crash_before_the_provider_got_it_sends_exactly_once(store: Store) -> None:
+    provider = FakeProvider()
+    with store.session() as session:
+        session.add(
+            OutboxItem(
+                tenant="demo",
+                connector="docusign",
+                action="create_envelope",
+                idempotency_key="demo:contract-7:abc123",
+                status="in_flight",
+                claimed_by="dead-worker",
+                claimed_until=datetime.now(UTC) - timedelta(seconds=1),
+                sent_at=datetime.now(UTC) - timedelta(seconds=30),
+            )
+        )
+    outcome = _write(store, provider, worker="w2")
+    assert outcome.how == "sent" and len(provider.created) == 1
+
+
+def test_a_live_lease_elsewhere_defers_instead_of_sending(store: Store) -> None:
+    provider = FakeProvider()
+    with store.session() as session:
+        session.add(
+            OutboxItem(
+                tenant="demo",
+                connector="docusign",
+                action="create_envelope",
+                idempotency_key="demo:contract-7:abc123",
+                status="in_flight",
+                claimed_by="busy-worker",
+                claimed_until=datetime.now(UTC) + timedelta(minutes=5),
+            )
+        )
+    with pytest.raises(TransientError, match="in flight in another worker"):
+        _write(store, provider, worker="w2")
+    assert provider.created == []
+
+
+def test_a_data_error_marks_the_write_dead(store: Store) -> None:
+    def bad_send():
+        raise DataError("signer has no e-mail", field="signers[0].email")
+
+    with pytest.raises(DataError):
+        write_once(
+            store,
+            tenant="demo",
+            connector="docusign",
+            action="create_envelope",
+            key="k-bad",
+            payload={},
+            send=bad_send,
+            find=None,
+            worker="w",
+        )
+    with store.session() as session:
+        assert session.scalars(select(OutboxItem.status)).one() == "dead"
+
+
+def test_the_inbox_stores_an_event_once_and_counts_duplicates(store: Store) -> None:
+    first = store_event(store, tenant="demo", connector="clicksign", event_id="e1", body=b'{"a":1}')
+    second = store_event(store, tenant="demo", connector="clicksign", event_id="e1", body=b'{"a":1}')
+    other = store_event(store, tenant="demo", connector="docusign", event_id="e1", body=b"{}")
+    assert not first.duplicate and second.duplicate and not other.duplicate
+    with store.session() as session:
+        rows = session.scalars(select(InboxEvent).order_by(InboxEvent.id)).all()
+    assert [(r.connector, r.duplicates) for r in rows] == [("clicksign", 1), ("docusign", 0)]
+    assert rows[0].body == b'{"a":1}'
+
+
+def test_processed_events_are_kept_for_the_dedupe_window(store: Store) -> None:
+    stored = store_event(store, tenant="demo", connector="sienge", event_id="old", body=b"{}")
+    with store.session() as session:
+        session.execute(update(InboxEvent).values(status="done"))
+    assert purge_processed(store, now=datetime.now(UTC) + timedelta(days=29)) == 0
+    assert purge_processed(store, now=datetime.now(UTC) + timedelta(days=31)) == 1
+    assert stored.id is not None
+
+
+def test_dead_letters_keep_one_open_row_per_record(store: Store) -> None:
+    error = DataError("CPF check digits do not match", field="cpf", hint="fix the CPF in Sienge")
+    first = deadletters.put(
+        store, tenant="demo", flow="import", record_key="customer:9", error=error, payload={"id": 9}
+    )
+    again = deadletters.put(
+        store, tenant="demo", flow="import", record_key="customer:9", error=error, payload={"id": 9}
+    )
+    assert first == again
+    (row,) = deadletters.list_open(store, "demo")
+    assert (row.reason, row.field, row.hint, row.payload) == (
+        "CPF check digits do not match",
+        "cpf",
+        "fix the CPF in Sienge",
+        {"id": 9},
+    )
+    assert deadletters.resolve(store, "demo", "import", "customer:9") == 1
+    assert deadletters.list_open(store, "demo") == []
