@@ -40,6 +40,7 @@ _COMMANDS: list[str] = [
     "orchestration.cli.validate",
     "orchestration.cli.demo",
     "orchestration.cli.serve",
+    "orchestration.cli.ui",
 ]
 
 

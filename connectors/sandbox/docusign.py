@@ -1,0 +1,636 @@
+"""DocuSign eSignature v2.1 stand-in: envelopes, routing order, PDFs, Connect with HMAC.
+
+Faithful to PROVIDERS.md §3.1 and the Swagger definitions: every scalar is a JSON string as DocuSign
+sends it, a signer is invited only when every lower ``routingOrder`` has signed, ``combined`` and
+``certificate`` downloads are real PDFs, Connect posts JSON SIM messages signed with
+``X-DocuSign-Signature-1``, and the account budget (3,000 calls/hour) is reported in
+``X-RateLimit-*`` headers and enforced with 429.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from connectors.sandbox.base import JSON, ApiError, Denied, SandboxSystem, dumps, read_json
+from connectors.sandbox.config import SandboxConfig
+from connectors.sandbox.documents import combine_pdfs, is_pdf, page_count, text_pdf
+from connectors.sandbox.ratelimit import RateLimiter, Verdict
+from connectors.sandbox.signing import Evidence, check_action, resolve_signer
+from connectors.sandbox.webhooks import Delivery, Dispatcher
+
+EVENTS = ("envelope-sent", "envelope-delivered", "envelope-completed", "envelope-declined", "envelope-voided",
+          "recipient-sent", "recipient-delivered", "recipient-completed", "recipient-declined",
+          "recipient-autoresponded")
+SANDBOX_USER_ID = "00000000-0000-0000-0000-00000000u5e7"
+
+
+def stamp() -> str:
+    """DocuSign's timestamp form: UTC with 7 fractional digits."""
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond:06d}0Z"
+
+
+def _s(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _parse_dt(value: str) -> datetime:
+    """A DocuSign date or date-time (``2026-11-01``, ``2026-11-01T10:00:00Z``, 7-digit fractions)."""
+    text = value.strip().replace("Z", "+00:00")
+    if "." in text:
+        head, _, tail = text.partition(".")
+        digits = "".join(ch for ch in tail if ch.isdigit())
+        text = f"{head}.{digits[:6]}{tail[len(digits):]}"
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _jwt_claims(assertion: str) -> dict[str, Any] | None:
+    parts = assertion.split(".")
+    if len(parts) != 3 or not all(parts[:2]):
+        return None
+    try:
+        def decode(part: str) -> Any:
+            return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+        header, claims = decode(parts[0]), decode(parts[1])
+    except (ValueError, binascii.Error):
+        return None
+    if not isinstance(header, dict) or header.get("alg") != "RS256" or not isinstance(claims, dict):
+        return None
+    return claims
+
+
+class DocusignState:
+    def __init__(self) -> None:
+        self.envelopes: dict[str, dict[str, Any]] = {}
+        self.documents: dict[str, dict[str, bytes]] = {}  # envelopeId -> documentId -> bytes
+        self.document_meta: dict[str, list[dict[str, str]]] = {}
+        self.evidence: dict[str, dict[str, Evidence]] = {}  # envelopeId -> recipientId -> evidence
+        self.audit: dict[str, list[dict[str, str]]] = {}
+        self.connect: dict[str, dict[str, Any]] = {}
+        self.tokens: dict[str, float] = {}
+
+
+class DocusignSandbox(SandboxSystem):
+    name = "docusign"
+
+    def __init__(self, config: SandboxConfig, dispatcher: Dispatcher) -> None:
+        super().__init__(config, dispatcher)
+        self.state = DocusignState()
+        self.limiter = RateLimiter(config.docusign_rate_limit)
+        self.prefix = f"/restapi/v2.1/accounts/{config.docusign_account_id}"
+        self._next_connect = 10001
+
+    # ---- guard ------------------------------------------------------------------------------
+    def public_paths(self) -> tuple[str, ...]:
+        return ("/oauth/token",)
+
+    def error_body(self, status: int, message: str, *, field: str | None, code: str | None) -> Any:
+        default = {400: "INVALID_REQUEST_BODY", 401: "USER_AUTHENTICATION_FAILED", 403: "USER_LACKS_PERMISSIONS",
+                   404: "RESOURCE_NOT_FOUND", 409: "CONFLICT", 429: "HOURLY_APIINVOCATION_LIMIT_EXCEEDED"}
+        if code == "RATE_LIMITED":
+            code = None
+        return {"errorCode": code or default.get(status, "INTERNAL_SERVER_ERROR"), "message": message}
+
+    def authenticate(self, request: Request) -> Denied | Any:
+        header = request.headers.get("authorization", "")
+        if not header.startswith("Bearer "):
+            return Denied(401, "The access token is missing. Use Authorization: Bearer <token>.",
+                          "AUTHORIZATION_INVALID_TOKEN")
+        token = header[7:].strip()
+        expiry = self.state.tokens.get(token)
+        if token != self.config.docusign_static_token and (expiry is None or expiry < time.time()):
+            return Denied(401, "The access token provided is expired, revoked or malformed.",
+                          "AUTHORIZATION_INVALID_TOKEN")
+        path = request.url.path
+        if path.startswith("/restapi/v2.1/accounts/") and not path.startswith(self.prefix + "/") \
+                and path != self.prefix:
+            return Denied(400, "The specified account id is not valid for this user.", "INVALID_ACCOUNT_ID")
+        return token
+
+    def rate_key(self, request: Request, principal: Any) -> str | None:
+        return self.config.docusign_account_id
+
+    def rate_headers(self, verdict: Verdict) -> dict[str, str]:
+        return {"X-RateLimit-Limit": str(verdict.limit), "X-RateLimit-Remaining": str(verdict.remaining),
+                "X-RateLimit-Reset": str(int(verdict.reset_at))}
+
+    # ---- routes -----------------------------------------------------------------------------
+    def routes(self) -> list[BaseRoute]:
+        p = self.prefix
+        return [
+            Route("/oauth/token", self.oauth_token, methods=["POST"]),
+            Route("/oauth/userinfo", self.userinfo, methods=["GET"]),
+            Route(f"{p}/envelopes", self.create_envelope, methods=["POST"]),
+            Route(f"{p}/envelopes", self.list_envelopes, methods=["GET"]),
+            Route(f"{p}/envelopes/{{eid}}", self.get_envelope, methods=["GET"]),
+            Route(f"{p}/envelopes/{{eid}}", self.update_envelope, methods=["PUT"]),
+            Route(f"{p}/envelopes/{{eid}}/recipients", self.get_recipients, methods=["GET"]),
+            Route(f"{p}/envelopes/{{eid}}/custom_fields", self.get_custom_fields, methods=["GET"]),
+            Route(f"{p}/envelopes/{{eid}}/audit_events", self.get_audit, methods=["GET"]),
+            Route(f"{p}/envelopes/{{eid}}/documents", self.list_documents, methods=["GET"]),
+            Route(f"{p}/envelopes/{{eid}}/documents/{{did}}", self.get_document, methods=["GET"]),
+            Route(f"{p}/connect", self.create_connect, methods=["POST"]),
+            Route(f"{p}/connect", self.list_connect, methods=["GET"]),
+            Route(f"{p}/connect/{{cid}}", self.delete_connect, methods=["DELETE"]),
+        ]
+
+    def control_routes(self) -> list[BaseRoute]:
+        return [Route("/_sandbox/envelopes/{eid}/act", self._ctl_act, methods=["POST"])]
+
+    # ---- OAuth ------------------------------------------------------------------------------
+    async def oauth_token(self, request: Request) -> Response:
+        # urlencoded form, parsed by hand: Starlette's form parser needs an extra dependency.
+        parsed = parse_qs((await request.body()).decode("utf-8", "replace"))
+        form = {k: v[0] for k, v in parsed.items()}
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return JSON({"error": "unsupported_grant_type"}, 400)
+        claims = _jwt_claims(str(form.get("assertion") or ""))
+        if claims is None:
+            return JSON({"error": "invalid_grant", "error_description": "no_valid_keys_or_signatures"}, 400)
+        keys = self.config.docusign_integration_keys
+        if keys and claims.get("iss") not in keys:
+            return JSON({"error": "invalid_grant", "error_description": "client_no_registered"}, 400)
+        token = "dsat-" + uuid.uuid4().hex
+        self.state.tokens[token] = time.time() + 3600
+        return JSON({"access_token": token, "token_type": "Bearer", "expires_in": 3600})
+
+    async def userinfo(self, request: Request) -> Response:
+        return JSON({"sub": SANDBOX_USER_ID, "name": "Ponte Sandbox", "email": "integracao@ponte.example.com.br",
+                     "accounts": [{"account_id": self.config.docusign_account_id, "is_default": True,
+                                   "account_name": "Ponte Sandbox", "base_uri": self.origin}]})
+
+    # ---- envelopes --------------------------------------------------------------------------
+    def _envelope(self, eid: str) -> dict[str, Any]:
+        envelope = self.state.envelopes.get(eid)
+        if envelope is None:
+            raise ApiError(404, f"The envelope specified either does not exist or you have no rights to it: {eid}",
+                           code="ENVELOPE_DOES_NOT_EXIST")
+        return envelope
+
+    async def create_envelope(self, request: Request) -> Response:
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, "The request body is missing or improperly formatted.")
+        status = body.get("status", "created")
+        if status not in ("created", "sent"):
+            raise ApiError(400, f"Invalid envelope status {status!r}: use created or sent.",
+                           code="INVALID_ENVELOPE_STATUS")
+        eid = str(uuid.uuid4())
+        docs, metas = self._parse_documents(body.get("documents") or [])
+        recipients = body.get("recipients") or {}
+        signers = [self._parse_signer(s, docs, i) for i, s in enumerate(recipients.get("signers") or [])]
+        ids = [s["recipientId"] for s in signers]
+        if len(set(ids)) != len(ids):
+            raise ApiError(400, "Recipient ids must be unique within an envelope.", code="INVALID_RECIPIENT_ID")
+        carbon = [{"recipientId": _s(c.get("recipientId", 100 + i)), "email": c.get("email", ""),
+                   "name": c.get("name", ""), "routingOrder": _s(c.get("routingOrder", 1)), "status": "created"} for i, c in enumerate(recipients.get("carbonCopies") or [])]
+        if status == "sent":
+            if not docs:
+                raise ApiError(400, "The envelope is not complete: it has no documents.", code="ENVELOPE_IS_INCOMPLETE")
+            if not signers:
+                raise ApiError(400, "The envelope is not complete: it has no recipients.",
+                               code="ENVELOPE_IS_INCOMPLETE")
+            if not body.get("emailSubject"):
+                raise ApiError(400, "The email subject is required to send an envelope.",
+                               code="ENVELOPE_IS_INCOMPLETE")
+        custom = body.get("customFields") or {}
+        text_fields = [{"fieldId": str(i + 1), "name": _s(f.get("name", "")), "value": _s(f.get("value", "")),
+                        "show": _s(f.get("show", "false")), "required": _s(f.get("required", "false"))}
+                       for i, f in enumerate(custom.get("textCustomFields") or [])]
+        now = stamp()
+        uri = f"/envelopes/{eid}"
+        envelope: dict[str, Any] = {
+            "envelopeId": eid, "status": "created", "emailSubject": body.get("emailSubject", ""),
+            "emailBlurb": body.get("emailBlurb", ""), "createdDateTime": now, "lastModifiedDateTime": now,
+            "statusChangedDateTime": now, "envelopeUri": uri, "recipientsUri": f"{uri}/recipients",
+            "documentsUri": f"{uri}/documents", "documentsCombinedUri": f"{uri}/documents/combined",
+            "certificateUri": f"{uri}/documents/certificate", "customFieldsUri": f"{uri}/custom_fields",
+            "notificationUri": f"{uri}/notification", "attachmentsUri": f"{uri}/attachments",
+            "templatesUri": f"{uri}/templates", "signingLocation": "online", "enableWetSign": "true",
+            "allowMarkup": "false", "allowReassign": "true", "is21CFRPart11": "false",
+            "isSignatureProviderEnvelope": "false", "purgeState": "unpurged", "envelopeIdStamping": "true",
+            "autoNavigation": "true", "brandLock": "false", "useDisclosure": "false",
+            "customFields": {"textCustomFields": text_fields, "listCustomFields": []},
+            "recipients": {"signers": signers, "carbonCopies": carbon},
+        }
+        with self.lock:
+            self.state.envelopes[eid] = envelope
+            self.state.documents[eid] = docs
+            self.state.document_meta[eid] = metas
+            self.state.evidence[eid] = {}
+            self.state.audit[eid] = []
+            self._audit(eid, "Registered", "Envelope created", "created")
+            if status == "sent":
+                self._send(envelope)
+        return JSON({"envelopeId": eid, "uri": uri, "statusDateTime": envelope["statusChangedDateTime"],
+                     "status": envelope["status"]}, 201)
+
+    def _parse_documents(self, raw: list[Any]) -> tuple[dict[str, bytes], list[dict[str, str]]]:
+        docs: dict[str, bytes] = {}
+        metas = []
+        for index, doc in enumerate(raw):
+            if not isinstance(doc, dict) or not doc.get("documentId") or not doc.get("name"):
+                raise ApiError(400, f"documents[{index}] needs documentId and name.", code="INVALID_REQUEST_BODY")
+            did = _s(doc["documentId"])
+            if did in docs:
+                raise ApiError(400, f"Duplicate documentId {did}.", code="DUPLICATE_DOCUMENT_ID")
+            try:
+                content = base64.b64decode(doc.get("documentBase64") or "", validate=True)
+            except binascii.Error as exc:
+                raise ApiError(400, f"documents[{index}].documentBase64 is not valid base64.",
+                               code="INVALID_REQUEST_BODY") from exc
+            if not content:
+                raise ApiError(400, f"documents[{index}] has no content (documentBase64).",
+                               code="FORMAT_CONVERSION_ERROR")
+            extension = str(doc.get("fileExtension") or "pdf").lower()
+            if extension == "pdf" and not is_pdf(content):
+                raise ApiError(400, f"documents[{index}] is declared PDF but is not a PDF file.",
+                               code="FORMAT_CONVERSION_ERROR")
+            if not is_pdf(content):  # DocuSign converts other formats; the sandbox renders a stand-in
+                content = text_pdf(str(doc["name"]), [f"(converted from .{extension}, {len(content)} bytes)"])
+            docs[did] = content
+            metas.append({"documentId": did, "name": str(doc["name"]), "type": "content",
+                          "order": _s(doc.get("order", index + 1)), "pages": str(page_count(content)),
+                          "uri": "", "sizeBytes": str(len(content))})
+        return docs, metas
+
+    def _parse_signer(self, raw: Any, docs: dict[str, bytes], index: int) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise ApiError(400, f"recipients.signers[{index}] must be an object.")
+        email = str(raw.get("email") or "")
+        if "@" not in email or email.startswith("@") or email.endswith("@"):
+            raise ApiError(400, f"signers[{index}]: invalid email address {email!r}.",
+                           code="INVALID_EMAIL_ADDRESS_FOR_RECIPIENT")
+        if not str(raw.get("name") or "").strip():
+            raise ApiError(400, f"signers[{index}]: the recipient name is required.",
+                           code="INVALID_USERNAME_FOR_RECIPIENT")
+        if raw.get("recipientId") in (None, ""):
+            raise ApiError(400, f"signers[{index}]: recipientId is required.", code="INVALID_RECIPIENT_ID")
+        routing = raw.get("routingOrder", 1)
+        try:
+            if int(routing) < 1:
+                raise ValueError
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, f"signers[{index}]: routingOrder must be a positive integer.",
+                           code="INVALID_ROUTING_ORDER") from exc
+        tabs_in = raw.get("tabs") or {}
+        tabs: dict[str, list[dict[str, str]]] = {}
+        for kind, items in tabs_in.items():
+            out = []
+            for t_index, tab in enumerate(items or []):
+                tab = {k: _s(v) for k, v in tab.items()}
+                if "anchorString" not in tab:
+                    missing = [k for k in ("documentId", "pageNumber", "xPosition", "yPosition") if k not in tab]
+                    if missing:
+                        raise ApiError(400, f"signers[{index}].tabs.{kind}[{t_index}] needs {', '.join(missing)} "
+                                            "or an anchorString.", code="INVALID_TAB_POSITION")
+                if "documentId" in tab and tab["documentId"] not in docs:
+                    raise ApiError(400, f"signers[{index}].tabs.{kind}[{t_index}] refers to missing document "
+                                        f"{tab['documentId']}.", code="TAB_REFERS_TO_MISSING_DOCUMENT")
+                tab.setdefault("recipientId", _s(raw["recipientId"]))
+                tab.setdefault("tabId", str(uuid.uuid4()))
+                out.append(tab)
+            tabs[kind] = out
+        signer = {
+            "recipientId": _s(raw["recipientId"]), "recipientIdGuid": str(uuid.uuid4()),
+            "email": email, "name": str(raw["name"]), "routingOrder": _s(int(routing)),
+            "status": "created", "deliveryMethod": "email",
+            "creationReason": "sender", "requireIdLookup": "false", "tabs": tabs,
+            "totalTabCount": str(sum(len(v) for v in tabs.values())),
+        }
+        for key in ("roleName", "clientUserId", "note"):
+            if raw.get(key):
+                signer[key] = _s(raw[key])
+        return signer
+
+    # ---- routing ----------------------------------------------------------------------------
+    def _audit(self, eid: str, action: str, message: str, status: str, user: str = "Ponte Sandbox",
+               evidence: Evidence | None = None) -> None:
+        fields = {"logTime": stamp(), "Source": "API", "UserName": user, "Action": action,
+                  "Message": message, "EnvelopeStatus": status, "ClientIPAddress": "",
+                  "Information": "", "GeoLocation": ""}
+        if evidence is not None:
+            fields.update({"ClientIPAddress": evidence.ip, "Information": evidence.device,
+                           "GeoLocation": f"{evidence.latitude},{evidence.longitude}"})
+            fields["Source"] = "Web"
+        self.state.audit[eid].append(fields)
+
+    @staticmethod
+    def _current_order(envelope: dict[str, Any]) -> int | None:
+        pending = [int(s["routingOrder"]) for s in envelope["recipients"]["signers"]
+                   if s["status"] not in ("completed", "signed")]
+        return min(pending) if pending else None
+
+    def _send(self, envelope: dict[str, Any]) -> None:
+        now = stamp()
+        envelope.update({"status": "sent", "sentDateTime": now, "initialSentDateTime": now,
+                         "statusChangedDateTime": now, "lastModifiedDateTime": now})
+        self._audit(envelope["envelopeId"], "Sent Invitations", "Envelope sent", "sent")
+        self._notify(envelope, "envelope-sent")
+        self._invite_current(envelope)
+
+    def _invite_current(self, envelope: dict[str, Any]) -> None:
+        order = self._current_order(envelope)
+        if order is None:
+            return
+        for signer in envelope["recipients"]["signers"]:
+            if int(signer["routingOrder"]) == order and signer["status"] == "created":
+                signer["status"] = "sent"
+                signer["sentDateTime"] = stamp()
+                self._notify(envelope, "recipient-sent", signer)
+
+    def act(self, eid: str, role: str, action: str = "sign", evidence: Evidence | None = None) -> dict[str, Any]:
+        """Make the signer named ``role`` view, sign, refuse, or let the envelope expire."""
+        check_action(action)
+        with self.lock:
+            envelope = self._envelope(eid)
+            if action == "expire":
+                if envelope["status"] in ("completed", "declined", "voided"):
+                    raise ApiError(409, f"Envelope is already {envelope['status']}.", code="ENVELOPE_CANNOT_VOID")
+                self._void(envelope, "Envelope has expired.")
+                return self._summary(envelope)
+            signer = resolve_signer(envelope["recipients"]["signers"], role,
+                                    ("roleName", "email", "name", "recipientId"))
+            if envelope["status"] not in ("sent", "delivered"):
+                raise ApiError(409, f"Envelope is {envelope['status']}; the signer cannot act.",
+                               code="ENVELOPE_NOT_IN_PROCESS")
+            if signer["status"] not in ("sent", "delivered"):
+                raise ApiError(409, f"Signer {signer['name']} is {signer['status']}: not invited yet "
+                                    "(a lower routing order has not signed) or already done.",
+                               code="RECIPIENT_NOT_IN_SEQUENCE")
+            evidence = evidence or Evidence.default_for(eid, signer["recipientId"])
+            self.state.evidence[eid][signer["recipientId"]] = evidence
+            now = stamp()
+            if signer["status"] == "sent":  # opening the envelope always comes first
+                signer.update({"status": "delivered", "deliveredDateTime": now})
+                self._audit(eid, "Viewed", f"{signer['name']} viewed the envelope", envelope["status"],
+                            signer["name"], evidence)
+                self._notify(envelope, "recipient-delivered", signer)
+                if envelope["status"] == "sent":
+                    envelope.update({"status": "delivered", "deliveredDateTime": now, "statusChangedDateTime": now})
+                    self._notify(envelope, "envelope-delivered")
+            if action == "sign":
+                signer.update({"status": "completed", "signedDateTime": now})
+                self._audit(eid, "Signed", f"{signer['name']} signed the envelope", envelope["status"],
+                            signer["name"], evidence)
+                self._notify(envelope, "recipient-completed", signer)
+                if self._current_order(envelope) is None:
+                    envelope.update({"status": "completed", "completedDateTime": now, "statusChangedDateTime": now})
+                    self._audit(eid, "Completed", "Envelope completed", "completed")
+                    self._notify(envelope, "envelope-completed")
+                else:
+                    self._invite_current(envelope)
+            elif action == "refuse":
+                reason = evidence.reason or "Não concordo com os termos"
+                signer.update({"status": "declined", "declinedDateTime": now, "declinedReason": reason})
+                envelope.update({"status": "declined", "declinedDateTime": now, "statusChangedDateTime": now})
+                self._audit(eid, "Declined", f"{signer['name']} declined: {reason}", "declined",
+                            signer["name"], evidence)
+                self._notify(envelope, "recipient-declined", signer)
+                self._notify(envelope, "envelope-declined")
+            envelope["lastModifiedDateTime"] = now
+            return self._summary(envelope)
+
+    def _void(self, envelope: dict[str, Any], reason: str) -> None:
+        now = stamp()
+        envelope.update({"status": "voided", "voidedDateTime": now, "voidedReason": reason,
+                         "statusChangedDateTime": now, "lastModifiedDateTime": now})
+        self._audit(envelope["envelopeId"], "Voided", reason, "voided")
+        self._notify(envelope, "envelope-voided")
+
+    @staticmethod
+    def _summary(envelope: dict[str, Any]) -> dict[str, Any]:
+        return {"envelopeId": envelope["envelopeId"], "status": envelope["status"],
+                "recipients": [{"recipientId": s["recipientId"], "name": s["name"], "status": s["status"],
+                                "routingOrder": s["routingOrder"]} for s in envelope["recipients"]["signers"]]}
+
+    # ---- Connect ----------------------------------------------------------------------------
+    def _notify(self, envelope: dict[str, Any], event: str, recipient: dict[str, Any] | None = None) -> None:
+        configs = [c for c in self.state.connect.values() if not c["events"] or event in c["events"]]
+        if not configs:
+            return
+        summary = json.loads(json.dumps(self._render(envelope, include={"recipients", "custom_fields"})))
+        eid = envelope["envelopeId"]
+        for config in configs:
+            def build(attempt: int, cfg: dict[str, Any] = config, generated: str = stamp()) -> tuple[bytes, dict[str, str]]:
+                data: dict[str, Any] = {"accountId": self.config.docusign_account_id, "userId": SANDBOX_USER_ID,
+                                        "envelopeId": eid, "envelopeSummary": summary}
+                if recipient is not None:
+                    data["recipientId"] = recipient["recipientId"]
+                message = {"event": event, "apiVersion": "v2.1",
+                           "uri": f"/restapi/v2.1/accounts/{self.config.docusign_account_id}/envelopes/{eid}",
+                           "retryCount": attempt, "configurationId": int(cfg["connectId"]),
+                           "generatedDateTime": generated, "data": data}
+                body = dumps(message)
+                digest = hmac.new(self.config.docusign_connect_key.encode(), body, hashlib.sha256).digest()
+                return body, {"content-type": "application/json; charset=utf-8",
+                              "x-docusign-signature-1": base64.b64encode(digest).decode(),
+                              "x-authorization-digest": "HMACSHA256",
+                              "user-agent": "DocuSign Connect (sandbox)"}
+            event_id = f"{eid}:{event}:{recipient['recipientId'] if recipient else ''}:{len(self.state.audit[eid])}"
+            self.deliver(Delivery(system=self.name, event=event, event_id=event_id, url=config["urlToPublishTo"],
+                                  build=build, retry_delays=self.config.docusign_retry_delays))
+
+    async def create_connect(self, request: Request) -> Response:
+        body = await read_json(request)
+        url = body.get("urlToPublishTo") if isinstance(body, dict) else None
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ApiError(400, "urlToPublishTo is required and must be an http(s) URL.",
+                           code="INVALID_CONNECT_CONFIGURATION")
+        events = body.get("events") or []
+        unknown = [e for e in events if e not in EVENTS]
+        if unknown:
+            raise ApiError(400, f"Unknown Connect events: {unknown}.", code="INVALID_CONNECT_CONFIGURATION")
+        with self.lock:
+            cid = str(self._next_connect)
+            self._next_connect += 1
+            config = {"connectId": cid, "configurationType": "custom", "name": body.get("name") or f"ponte-{cid}",
+                      "urlToPublishTo": url, "allUsers": _s(body.get("allUsers", "true")), "events": events,
+                      "includeHMAC": "true", "deliveryMode": "SIM", "requiresAcknowledgement": "true",
+                      "eventData": {"version": "restv2.1", "format": "json",
+                                    "includeData": ["recipients", "custom_fields"]}}
+            self.state.connect[cid] = config
+        return JSON(config, 201)
+
+    async def list_connect(self, request: Request) -> Response:
+        with self.lock:
+            configs = list(self.state.connect.values())
+        return JSON({"configurations": configs, "totalRecords": str(len(configs))})
+
+    async def delete_connect(self, request: Request) -> Response:
+        with self.lock:
+            if self.state.connect.pop(request.path_params["cid"], None) is None:
+                raise ApiError(404, "Connect configuration not found.", code="INVALID_CONNECT_CONFIGURATION")
+        return Response(status_code=200)
+
+    # ---- reads ------------------------------------------------------------------------------
+    def _render(self, envelope: dict[str, Any], include: set[str]) -> dict[str, Any]:
+        out = {k: v for k, v in envelope.items() if k not in ("recipients", "customFields")}
+        if "recipients" in include:
+            out["recipients"] = self._recipients(envelope)
+        if "custom_fields" in include:
+            out["customFields"] = envelope["customFields"]
+        return out
+
+    @staticmethod
+    def _recipients(envelope: dict[str, Any]) -> dict[str, Any]:
+        signers = envelope["recipients"]["signers"]
+        carbon = envelope["recipients"]["carbonCopies"]
+        order = DocusignSandbox._current_order(envelope)
+        return {"signers": signers, "carbonCopies": carbon, "agents": [], "editors": [], "intermediaries": [],
+                "certifiedDeliveries": [], "inPersonSigners": [], "seals": [], "witnesses": [],
+                "recipientCount": str(len(signers) + len(carbon)),
+                "currentRoutingOrder": str(order if order is not None else
+                                           max((int(s["routingOrder"]) for s in signers), default=1))}
+
+    async def get_envelope(self, request: Request) -> Response:
+        include = set((request.query_params.get("include") or "").split(","))
+        with self.lock:
+            envelope = self._envelope(request.path_params["eid"])
+            return Response(dumps(self._render(envelope, include | {"custom_fields"} - {""})),
+                            media_type="application/json")
+
+    async def list_envelopes(self, request: Request) -> Response:
+        q = request.query_params
+        ids = [i for i in (q.get("envelope_ids") or "").split(",") if i]
+        from_date = q.get("from_date")
+        if not from_date and not ids and not q.get("transaction_ids"):
+            raise ApiError(400, "from_date, envelope_ids or transaction_ids is required.",
+                           code="INVALID_REQUEST_PARAMETER")
+        try:
+            since = _parse_dt(from_date) if from_date else None
+        except ValueError as exc:
+            raise ApiError(400, f"from_date {from_date!r} is not a valid date.", code="INVALID_REQUEST_PARAMETER") from exc
+        statuses = {s for s in (q.get("status") or "").split(",") if s and s != "any"}
+        custom = q.get("custom_field")
+        field_name, _, field_value = (custom or "").partition("=")
+        include = set((q.get("include") or "").split(","))
+        start = int(q.get("start_position") or 0)
+        count = min(int(q.get("count") or 100), 1000)
+        with self.lock:
+            rows = []
+            for envelope in self.state.envelopes.values():
+                if ids and envelope["envelopeId"] not in ids:
+                    continue
+                if since is not None and _parse_dt(envelope["createdDateTime"]) < since:
+                    continue
+                if statuses and envelope["status"] not in statuses:
+                    continue
+                if custom and not any(f["name"] == field_name and f["value"] == field_value
+                                      for f in envelope["customFields"]["textCustomFields"]):
+                    continue
+                rows.append(self._render(envelope, include))
+        page = rows[start : start + count]
+        body = {"resultSetSize": str(len(page)), "totalSetSize": str(len(rows)), "startPosition": str(start),
+                "endPosition": str(start + len(page) - 1 if page else start), "envelopes": page,
+                "nextUri": "", "previousUri": ""}
+        return JSON(body)
+
+    async def update_envelope(self, request: Request) -> Response:
+        body = await read_json(request)
+        eid = request.path_params["eid"]
+        with self.lock:
+            envelope = self._envelope(eid)
+            wanted = body.get("status") if isinstance(body, dict) else None
+            if wanted == "voided":
+                if envelope["status"] in ("completed", "declined", "voided"):
+                    raise ApiError(400, f"Only sent or delivered envelopes can be voided, not {envelope['status']}.",
+                                   code="ENVELOPE_CANNOT_VOID")
+                if not body.get("voidedReason"):
+                    raise ApiError(400, "voidedReason is required to void an envelope.", code="VOIDED_REASON_REQUIRED")
+                self._void(envelope, str(body["voidedReason"]))
+            elif wanted == "sent":
+                if envelope["status"] != "created":
+                    raise ApiError(400, "Only a draft envelope can be sent.", code="ENVELOPE_INVALID_STATUS")
+                if not self.state.documents[eid] or not envelope["recipients"]["signers"]:
+                    raise ApiError(400, "The envelope is not complete.", code="ENVELOPE_IS_INCOMPLETE")
+                self._send(envelope)
+            elif wanted is not None:
+                raise ApiError(400, f"Cannot change an envelope to {wanted!r}.", code="INVALID_ENVELOPE_STATUS")
+        return JSON({"envelopeId": eid})
+
+    async def get_recipients(self, request: Request) -> Response:
+        with self.lock:
+            envelope = self._envelope(request.path_params["eid"])
+            return Response(dumps(self._recipients(envelope)), media_type="application/json")
+
+    async def get_custom_fields(self, request: Request) -> Response:
+        with self.lock:
+            return JSON(self._envelope(request.path_params["eid"])["customFields"])
+
+    async def get_audit(self, request: Request) -> Response:
+        eid = request.path_params["eid"]
+        with self.lock:
+            self._envelope(eid)
+            events = [{"eventFields": [{"name": k, "value": v} for k, v in e.items()]} for e in self.state.audit[eid]]
+        return JSON({"auditEvents": events})
+
+    async def list_documents(self, request: Request) -> Response:
+        eid = request.path_params["eid"]
+        with self.lock:
+            self._envelope(eid)
+            metas = [{**m, "uri": f"/envelopes/{eid}/documents/{m['documentId']}"} for m in self.state.document_meta[eid]]
+        metas.append({"documentId": "certificate", "name": "Summary", "type": "summary",
+                      "uri": f"/envelopes/{eid}/documents/certificate", "order": "999", "pages": "1"})
+        return JSON({"envelopeId": eid, "envelopeDocuments": metas})
+
+    def certificate(self, eid: str) -> bytes:
+        """The certificate of completion: every signer, status and the evidence collected."""
+        envelope = self._envelope(eid)
+        lines = [f"Envelope: {eid}", f"Assunto: {envelope['emailSubject']}", f"Status: {envelope['status']}",
+                 f"Criado em: {envelope['createdDateTime']}", ""]
+        for signer in envelope["recipients"]["signers"]:
+            lines.append(f"Signatário {signer['recipientId']} (ordem {signer['routingOrder']}): {signer['name']} "
+                         f"<{signer['email']}> - {signer['status']} {signer.get('signedDateTime', '')}")
+            evidence = self.state.evidence[eid].get(signer["recipientId"])
+            if evidence is not None:
+                lines.append(f"   IP {evidence.ip} | dispositivo {evidence.device[:60]} | geolocalização "
+                             f"{evidence.latitude},{evidence.longitude} | selfie {evidence.selfie_ref} | "
+                             f"documento {evidence.document_photo_ref}")
+        lines += ["", "Documento gerado pelo sandbox do Ponte: não tem validade jurídica."]
+        return text_pdf("Certificado de conclusão (sandbox DocuSign)", lines)
+
+    async def get_document(self, request: Request) -> Response:
+        eid, did = request.path_params["eid"], request.path_params["did"]
+        with self.lock:
+            envelope = self._envelope(eid)
+            docs = self.state.documents[eid]
+            if did == "combined":
+                parts = [docs[m["documentId"]] for m in self.state.document_meta[eid]]
+                if request.query_params.get("certificate", "true").lower() != "false":
+                    parts.append(self.certificate(eid))
+                content, filename = combine_pdfs(parts), f"{envelope['emailSubject'] or eid}.pdf"
+            elif did == "certificate":
+                content, filename = self.certificate(eid), "Summary.pdf"
+            elif did in docs:
+                meta = next(m for m in self.state.document_meta[eid] if m["documentId"] == did)
+                content, filename = docs[did], meta["name"] if meta["name"].lower().endswith(".pdf") \
+                    else f"{meta['name']}.pdf"
+            else:
+                raise ApiError(404, f"Document {did} does not exist in envelope {eid}.", code="DOCUMENT_DOES_NOT_EXIST")
+        safe = filename.replace('"', "")
+        return Response(content, media_type="application/pdf",
+                        headers={"Content-Disposition": f'file; filename="{safe}"'})
+
+    # ---- control ----------------------------------------------------------------------------
+    async def _ctl_act(self, request: Request) -> Response:
+        body = await read_json(request)
+        evidence = Evidence.from_dict(body.get("evidence"))
+        return JSON(self.act(request.path_params["eid"], str(body.get("as", "")), body.get("action", "sign"),
+                             evidence))

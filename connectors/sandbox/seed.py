@@ -1,0 +1,344 @@
+"""Deterministic, realistic Brazilian seed data shared by the Sienge and CV CRM stand-ins.
+
+The same seed integer always yields the same people, developments, units and sales, so a failing test
+can be replayed and two engineers see the same records. Records are built directly in Sienge's field
+names (the stand-in serves them as they are); CV CRM gets the same developments and units, keyed by the
+Sienge ids in its ``*_int`` fields, as a CRM that was set up for the integration would have.
+
+Generation is linear and allocation-light so ``--customers 50000`` stays a few seconds.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from connectors.sandbox.documents import make_cnpj, make_cpf
+
+BRT = timezone(timedelta(hours=-3))
+#: The seed's "today": fixed so the data does not depend on when it was generated.
+REFERENCE = datetime(2026, 11, 1, 12, 0, 0, tzinfo=BRT)
+
+FIRST_F = ["Maria", "Ana", "Francisca", "Antônia", "Adriana", "Juliana", "Márcia", "Fernanda", "Patrícia",
+           "Aline", "Camila", "Beatriz", "Larissa", "Letícia", "Gabriela", "Luíza", "Mariana", "Renata"]
+FIRST_M = ["José", "João", "Antônio", "Francisco", "Carlos", "Paulo", "Pedro", "Lucas", "Luiz", "Marcos",
+           "Gabriel", "Rafael", "Daniel", "Marcelo", "Bruno", "Eduardo", "Felipe", "Rodrigo", "Thiago"]
+SURNAMES = ["Silva", "Santos", "Oliveira", "Souza", "Rodrigues", "Ferreira", "Alves", "Pereira", "Lima",
+            "Gomes", "Costa", "Ribeiro", "Martins", "Carvalho", "Almeida", "Lopes", "Soares", "Fernandes",
+            "Vieira", "Barbosa", "Rocha", "Dias", "Nascimento", "Andrade", "Moreira", "Nunes", "Marques",
+            "Machado", "Mendes", "Freitas", "Cardoso", "Ramos", "Gonçalves", "Santana", "Teixeira"]
+COMPANY_WORDS = ["Construtora", "Incorporadora", "Comércio", "Serviços", "Participações", "Engenharia",
+                 "Tecnologia", "Logística", "Alimentos", "Consultoria"]
+COMPANY_NAMES = ["Aurora", "Horizonte", "Atlântico", "Ipê", "Jacarandá", "Serra Azul", "Vale Verde",
+                 "Cruzeiro", "Araucária", "Bandeirantes", "Guarani", "Tupã", "Pampa", "Cerrado"]
+CITIES = [("Florianópolis", "SC", 4205407, "88"), ("São Paulo", "SP", 3550308, "01"),
+          ("Curitiba", "PR", 4106902, "80"), ("Porto Alegre", "RS", 4314902, "90"),
+          ("Belo Horizonte", "MG", 3106200, "30"), ("Joinville", "SC", 4209102, "89"),
+          ("Campinas", "SP", 3509502, "13"), ("Goiânia", "GO", 5208707, "74")]
+DDD = {"SC": "48", "SP": "11", "PR": "41", "RS": "51", "MG": "31", "GO": "62"}
+STREETS = ["Rua das Flores", "Avenida Beira-Mar", "Rua XV de Novembro", "Rua Sete de Setembro",
+           "Avenida Brasil", "Rua Tiradentes", "Rua Dom Pedro II", "Avenida Paulista", "Rua Bocaiúva"]
+NEIGHBORHOODS = ["Centro", "Trindade", "Jardim Botânico", "Batel", "Moinhos de Vento", "Savassi", "Itacorubi"]
+PROFESSIONS = ["Engenheiro(a)", "Professor(a)", "Advogado(a)", "Médico(a)", "Analista de sistemas",
+               "Comerciante", "Arquiteto(a)", "Contador(a)", "Enfermeiro(a)", "Autônomo(a)"]
+ENTERPRISE_NAMES = ["Residencial Jardim das Acácias", "Edifício Mirante do Mar", "Condomínio Parque das Águas",
+                    "Residencial Vila Nova", "Edifício Solar dos Ipês", "Condomínio Reserva da Serra",
+                    "Residencial Bosque Imperial", "Edifício Torre Atlântica", "Residencial Alto da Colina"]
+ASSISTANCE_ITEMS = ["Infiltração no banheiro social", "Trinca na parede da sala", "Porta do quarto empenada",
+                    "Vazamento na torneira da cozinha", "Tomada sem energia na suíte",
+                    "Descolamento de piso cerâmico", "Esquadria da sacada com folga"]
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+@dataclass
+class SeedData:
+    customers: list[dict[str, Any]] = field(default_factory=list)
+    enterprises: list[dict[str, Any]] = field(default_factory=list)
+    units: list[dict[str, Any]] = field(default_factory=list)
+    contracts: list[dict[str, Any]] = field(default_factory=list)
+    crm_assistencias: list[dict[str, Any]] = field(default_factory=list)
+
+
+Progress = Callable[[str, int, int], None]
+
+
+def _noop(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def _email(name: str, n: int, domain: str) -> str:
+    base = name.lower()
+    for a, b in (("á", "a"), ("à", "a"), ("â", "a"), ("ã", "a"), ("é", "e"), ("ê", "e"), ("í", "i"),
+                 ("ó", "o"), ("ô", "o"), ("õ", "o"), ("ú", "u"), ("ç", "c"), ("(", ""), (")", "")):
+        base = base.replace(a, b)
+    parts = base.split()
+    return f"{parts[0]}.{parts[-1]}{n}@{domain}"
+
+
+def generate(
+    *,
+    customers: int = 40,
+    seed: int = 7,
+    enterprises: int | None = None,
+    assistances: int = 3,
+    progress: Progress = _noop,
+) -> SeedData:
+    """Build the whole data set. Sizes: enterprises ~ customers/2000 (at least 3), contracts ~ half
+    the customers, units ~ 1.25 per contract spread over the enterprises."""
+    rng = random.Random(seed)
+    data = SeedData()
+    n_enterprises = enterprises or max(3, -(-customers // 2000))
+    span = (REFERENCE - datetime(2024, 1, 1, tzinfo=BRT)).total_seconds()
+
+    # ---- customers ---------------------------------------------------------------------------
+    domains = ["example.com.br", "example.com", "exemplo.net.br"]
+    step = max(1, customers // 100)
+    for i in range(customers):
+        cid = i + 1
+        city, uf, city_id, cep_prefix = CITIES[rng.randrange(len(CITIES))]
+        created = REFERENCE - timedelta(seconds=rng.random() * span)
+        modified = created + timedelta(seconds=rng.random() * (REFERENCE - created).total_seconds())
+        phone = f"{DDD[uf]}9{rng.randrange(10**8):08d}"
+        address = {
+            "type": "Residencial",
+            "streetName": STREETS[rng.randrange(len(STREETS))],
+            "number": str(rng.randrange(1, 3000)),
+            "complement": f"Apto {rng.randrange(101, 1500)}" if rng.random() < 0.5 else "",
+            "neighborhood": NEIGHBORHOODS[rng.randrange(len(NEIGHBORHOODS))],
+            "cityId": city_id,
+            "city": city,
+            "state": uf,
+            "zipCode": f"{cep_prefix}{rng.randrange(10**6):06d}",
+            "mail": True,
+        }
+        if rng.random() < 0.1:  # legal person; a third of them with the new alphanumeric CNPJ
+            name = f"{COMPANY_NAMES[rng.randrange(len(COMPANY_NAMES))]} " \
+                   f"{COMPANY_WORDS[rng.randrange(len(COMPANY_WORDS))]} Ltda"
+            record: dict[str, Any] = {
+                "id": cid,
+                "personType": "Jurídica",
+                "name": name,
+                "fantasyName": name.replace(" Ltda", ""),
+                "cnpj": make_cnpj(rng, alphanumeric=rng.random() < 0.34),
+                "email": _email(name, cid, "empresa.example.com.br"),
+                "establishmentDate": (created - timedelta(days=rng.randrange(365, 9000))).date().isoformat(),
+                "stateRegistrationNumber": f"{rng.randrange(10**9):09d}",
+                "contactName": f"{FIRST_F[rng.randrange(len(FIRST_F))]} {SURNAMES[rng.randrange(len(SURNAMES))]}",
+            }
+        else:
+            female = rng.random() < 0.5
+            first = (FIRST_F if female else FIRST_M)[rng.randrange(len(FIRST_F if female else FIRST_M))]
+            name = f"{first} {SURNAMES[rng.randrange(len(SURNAMES))]} {SURNAMES[rng.randrange(len(SURNAMES))]}"
+            married = rng.random() < 0.35
+            record = {
+                "id": cid,
+                "personType": "Física",
+                "name": name,
+                "cpf": make_cpf(rng),
+                "email": _email(name, cid, domains[rng.randrange(len(domains))]),
+                "birthDate": date(1950 + rng.randrange(55), 1 + rng.randrange(12), 1 + rng.randrange(28)).isoformat(),
+                "sex": "Feminino" if female else "Masculino",
+                "civilStatus": "Casado(a)" if married else ("Solteiro(a)" if rng.random() < 0.8 else "Divorciado(a)"),
+                "nationality": "Brasileira",
+                "numberIdentityCard": f"{rng.randrange(10**7):07d}",
+                "issuingBody": f"SSP/{uf}",
+                "profession": PROFESSIONS[rng.randrange(len(PROFESSIONS))],
+                "foreigner": "N",
+            }
+            if married:
+                s_female = not female
+                s_first = (FIRST_F if s_female else FIRST_M)[rng.randrange(len(FIRST_F))]
+                s_name = f"{s_first} {name.split()[-1]}"
+                record["matrimonialRegime"] = "Comunhão parcial de bens"
+                record["marriageDate"] = (created - timedelta(days=rng.randrange(100, 9000))).date().isoformat()
+                record["spouse"] = {
+                    "cpf": make_cpf(rng),
+                    "name": s_name,
+                    "email": _email(s_name, cid, domains[0]),
+                    "sex": "F" if s_female else "M",
+                    "birthDate": date(1950 + rng.randrange(55), 1 + rng.randrange(12), 1 + rng.randrange(28)).isoformat(),
+                    "cellphoneNumber": f"0{DDD[uf]}9{rng.randrange(10**8):08d}",
+                }
+        record.update(
+            {
+                "createdAt": iso(created),
+                "modifiedAt": iso(modified),
+                "clientType": "Cliente",
+                "mailingAddress": "R",
+                "phones": [{"number": phone, "main": True, "type": "Celular", "idd": "55", "note": ""}],
+                "addresses": [address],
+            }
+        )
+        data.customers.append(record)
+        if i % step == 0:
+            progress("customers", i, customers)
+    progress("customers", customers, customers)
+
+    # ---- enterprises and units ---------------------------------------------------------------
+    n_contracts = customers // 2
+    n_units = max(n_enterprises * 4, n_contracts + n_contracts // 4)
+    per_enterprise = -(-n_units // n_enterprises)
+    unit_id = 0
+    for e in range(n_enterprises):
+        eid = e + 1
+        city, uf, _, cep_prefix = CITIES[e % len(CITIES)]
+        base_name = ENTERPRISE_NAMES[e % len(ENTERPRISE_NAMES)]
+        name = base_name if e < len(ENTERPRISE_NAMES) else f"{base_name} {e // len(ENTERPRISE_NAMES) + 1}"
+        created = REFERENCE - timedelta(days=900 - e)
+        delivery = (REFERENCE + timedelta(days=rng.randrange(-400, 700))).date().isoformat()
+        street = STREETS[rng.randrange(len(STREETS))]
+        data.enterprises.append(
+            {
+                "id": eid,
+                "name": name,
+                "commercialName": name,
+                "cnpj": make_cnpj(rng, alphanumeric=e % 3 == 2),
+                "type": "1",
+                "adress": f"{street}, {100 + e}, {city} - {uf}",
+                "addressDetails": {"streetName": street, "number": str(100 + e), "complement": "",
+                                   "neighborhood": NEIGHBORHOODS[e % len(NEIGHBORHOODS)], "city": city,
+                                   "state": uf, "zipCode": f"{cep_prefix}{rng.randrange(10**6):06d}"},
+                "companyId": 1,
+                "companyName": "Ponte Incorporações S.A.",
+                "creationDate": created.date().isoformat(),
+                "modificationDate": (created + timedelta(days=30)).date().isoformat(),
+                "createdBy": "sandbox",
+                "modifiedBy": "sandbox",
+                "buildingTypeId": 1,
+                "buildingTypeDescription": "Residencial",
+                "buildingStatus": "IN_PROGRESS",
+                "buildingEnabledForIntegration": True,
+                "salesDetails": {"keysDelivery": delivery},
+            }
+        )
+        towers = max(1, per_enterprise // 48)
+        for u in range(per_enterprise):
+            if unit_id >= n_units:
+                break
+            unit_id += 1
+            tower = u % towers + 1
+            floor = (u // towers) // 4 + 1
+            name_u = f"Torre {tower} - Apto {floor}{(u // towers) % 4 + 1:02d}" if towers > 1 else \
+                f"Apto {floor}{u % 4 + 1:02d}"
+            data.units.append(
+                {
+                    "id": unit_id,
+                    "enterpriseId": eid,
+                    "name": name_u,
+                    "propertyType": "Apartamento",
+                    "commercialStock": "D",
+                    "floor": str(floor),
+                    "privateArea": round(45 + rng.random() * 90, 2),
+                    "commonArea": round(10 + rng.random() * 30, 2),
+                    "deliveryDate": delivery,
+                    "terrainValue": round(20000 + rng.random() * 80000, 2),
+                    "groupings": [{"groupingDescription": "Torre", "valueGroupingDescription": str(tower)}],
+                    "childUnits": [],
+                    "specialValues": [],
+                    "links": [],
+                }
+            )
+    progress("units", len(data.units), len(data.units))
+
+    # ---- sales contracts ---------------------------------------------------------------------
+    unit_order = list(range(len(data.units)))
+    rng.shuffle(unit_order)
+    buyers = list(range(customers))
+    rng.shuffle(buyers)
+    enterprise_by_id = {e["id"]: e for e in data.enterprises}
+    b = 0
+    for k in range(min(n_contracts, len(data.units))):
+        unit = data.units[unit_order[k]]
+        enterprise = enterprise_by_id[unit["enterpriseId"]]
+        if b >= len(buyers):
+            break
+        main = data.customers[buyers[b]]
+        b += 1
+        parties = [main]
+        if rng.random() < 0.3 and b < len(buyers):
+            parties.append(data.customers[buyers[b]])
+            b += 1
+        contract_date = REFERENCE - timedelta(days=rng.randrange(1, 700))
+        roll = rng.random()
+        situation = "2" if roll < 0.7 else "1" if roll < 0.8 else "0" if roll < 0.9 else "3"
+        value = round(250000 + rng.random() * 900000, 2)
+        share = round(100 / len(parties), 2)
+        contract: dict[str, Any] = {
+            "id": k + 1,
+            "companyId": 1,
+            "companyName": "Ponte Incorporações S.A.",
+            "enterpriseId": enterprise["id"],
+            "enterpriseName": enterprise["name"],
+            "receivableBillId": 5000 + k + 1,
+            "number": f"{enterprise['id']:03d}/{k + 1:06d}",
+            "situation": situation,
+            "contractDate": contract_date.date().isoformat(),
+            "issueDate": (contract_date + timedelta(days=3)).date().isoformat() if situation in "23" else None,
+            "expectedDeliveryDate": unit["deliveryDate"],
+            "value": value,
+            "totalSellingValue": value,
+            "correctionType": "INCC",
+            "createdAt": iso(contract_date),
+            "modifiedAt": iso(contract_date + timedelta(days=rng.randrange(0, 30))),
+            "salesContractCustomers": [
+                {"id": p["id"], "name": p["name"], "main": idx == 0, "spouse": False,
+                 "participationPercentage": share}
+                for idx, p in enumerate(parties)
+            ],
+            "salesContractUnits": [
+                {"id": unit["id"], "main": True, "name": unit["name"], "participationPercentage": 100}
+            ],
+            "paymentConditions": [
+                {"conditionTypeId": "PM", "conditionTypeName": "Parcelas mensais", "installmentsNumber": 120,
+                 "totalValue": value, "outstandingBalance": round(value * rng.random(), 2)}
+            ],
+            "brokers": [],
+            "links": [],
+        }
+        if situation == "3":
+            cancel = contract_date + timedelta(days=rng.randrange(30, 200))
+            contract["cancellationDate"] = cancel.date().isoformat()
+            contract["cancellationReason"] = "Distrato a pedido do cliente"
+            contract["modifiedAt"] = iso(cancel)
+        else:
+            unit["commercialStock"] = "V"
+            unit["contractId"] = contract["id"]
+            unit["contractNumber"] = contract["number"]
+        if contract["issueDate"] is None:
+            del contract["issueDate"]
+        data.contracts.append(contract)
+    progress("contracts", len(data.contracts), len(data.contracts))
+
+    # ---- assistances opened in the CRM --------------------------------------------------------
+    live = [c for c in data.contracts if c["situation"] == "2"]
+    for a in range(min(assistances, len(live))):
+        contract = live[a]
+        customer = data.customers[contract["salesContractCustomers"][0]["id"] - 1]
+        items = []
+        for j in range(1 + a % 3):
+            item = {"iditem": 100 * (a + 1) + j, "descricao": ASSISTANCE_ITEMS[(a + j) % len(ASSISTANCE_ITEMS)],
+                    "situacao": "Aberto"}
+            if not (a == 0 and j == 0):  # the first item lacks the minimum days Sienge requires
+                item["prazo_minimo_dias"] = 5 + 5 * j
+            items.append(item)
+        data.crm_assistencias.append(
+            {
+                "idassistencia": a + 1,
+                "idatendimento": 9000 + a + 1,
+                "protocolo_atendimento": f"AT-2026-{a + 1:05d}",
+                "documento": customer.get("cpf") or customer.get("cnpj"),
+                "contract_id": contract["id"],
+                "unit_id": contract["salesContractUnits"][0]["id"],
+                "enterprise_id": contract["enterpriseId"],
+                "descricao": f"Solicitação de assistência técnica: {items[0]['descricao'].lower()}",
+                "itens": items,
+                "aberta_em": iso(REFERENCE - timedelta(days=3 - a % 3)),
+            }
+        )
+    return data
