@@ -38,6 +38,9 @@ class Attachment(CanonicalModel):
     content_type: str = "application/octet-stream"
     url: str | None = None
     sha256: str | None = None
+    content_base64: str | None = Field(
+        None, description="The file itself, when a pipeline downloaded it for a system that needs the bytes"
+    )
 
 
 class Assistance(CanonicalModel):
@@ -47,6 +50,7 @@ class Assistance(CanonicalModel):
     enterprise_source_id: str | None = None
     unit_source_id: str | None = None
     customer_document: TaxId | None = None
+    customer_source_id: str | None = Field(None, description="Sienge customer id (Sienge needs it)")
     description: str = ""
     opened_at: datetime | None = None
     status: AssistanceStatus = AssistanceStatus.open

@@ -1,0 +1,599 @@
+"""The runtime that executes any HTTP connector spec: reads, writes, downloads and webhooks.
+
+One :class:`Connector` per tenant and connector. It owns an httpx client (pooled connections, the
+spec's timeouts), the auth strategy, the rate limiter and the retry policy; it counts every request it
+sends (``api_calls``) so pipelines can report the budget they used.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from connectors.runtime.auth import AuthContext, AuthStrategy, build_auth, dig
+from connectors.runtime.errors import (
+    AmbiguousWriteError,
+    ConnectionFailed,
+    HttpAuthError,
+    HttpConflictError,
+    HttpError,
+    HttpRateLimitedError,
+    UnexpectedStatusError,
+    from_response,
+    from_transport,
+)
+from connectors.runtime.paginators import paginator_for
+from connectors.runtime.ratelimit import InMemoryRateBudget, Limiter, RateBudget, buckets_for
+from connectors.runtime.retry import is_retryable, retrying
+from connectors.runtime.webhooks import WebhookDelivery, answer_challenge, verify_delivery
+from connectors.spec import models as m
+from connectors.spec.loader import load_spec
+from connectors.spec.templates import render, render_string
+from ponte.errors import ConfigurationError, DataError, PonteError
+from ponte.logging import get_logger
+from ponte.redaction import register_secret
+
+log = get_logger("connectors.runtime")
+# httpx logs every request at INFO with its full URL (query keys included); Ponte logs its own line at
+# DEBUG through the masking logger instead.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+_PROCESS_BUDGET = InMemoryRateBudget()
+
+
+@dataclass
+class ActionResult:
+    """The outcome of an action. ``existing`` is True when a lookup found the object instead of a create."""
+
+    action: str
+    status: int
+    data: Any = None
+    id: str | None = None
+    existing: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+    content: bytes | None = None
+
+
+@dataclass
+class CheckResult:
+    stream: str
+    ok: bool
+    detail: str
+
+
+def resolve_values(spec: m.HttpConnectorSpec | m.SmtpConnectorSpec, given: Mapping[str, str]) -> dict[str, str]:
+    """Declared defaults overlaid with the tenant's values."""
+    values = {k: str(v) for k, v in given.items()}
+    pending = {n: d.default for n, d in spec.values.items() if d.default is not None and n not in values}
+    for _ in range(len(pending) + 1):  # defaults may use other values ({values.domain})
+        for name, default in list(pending.items()):
+            try:
+                values[name] = str(render(default, {"values": values}))
+                del pending[name]
+            except DataError:
+                continue
+    return values
+
+
+def _url_quote(value: str, ref: Any) -> str:
+    """Record and parameter values are quoted into one path segment; tenant values (a configured
+    path such as ``/technical-assistances``) are taken as written."""
+    return value if ref.namespace == "values" else quote(value, safe="")
+
+
+class Connector:
+    """A spec bound to one tenant's values and secrets, ready to talk to the outside system."""
+
+    def __init__(
+        self,
+        spec: m.HttpConnectorSpec,
+        *,
+        values: Mapping[str, str],
+        secrets: Mapping[str, str],
+        tenant: str = "default",
+        budget: RateBudget | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], Any] = time.sleep,
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.tenant = tenant
+        self.values = resolve_values(spec, values)
+        self.secrets = dict(secrets)
+        for secret in self.secrets.values():
+            register_secret(secret)
+        self.api_calls = 0
+        self._sleep = sleep
+        self.base_url = str(self._render_config(spec.base_url, "base_url", quote_values=False)).rstrip("/")
+        headers = {k: str(v) for k, v in self._render_config(spec.headers, "headers").items()}
+        t = spec.timeouts
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+            headers=headers,
+            transport=transport,
+            follow_redirects=True,
+        )
+        self.limiter = Limiter(
+            budget or _PROCESS_BUDGET, buckets_for(spec.rate_limit, f"{tenant}:{spec.name}"), sleep=sleep
+        )
+        self._auth_specs: dict[str | None, Any] = {None: spec.auth, **spec.auths}
+        self._auths: dict[str | None, AuthStrategy] = {}
+
+    def _auth(self, name: str | None) -> AuthStrategy:
+        """The strategy for the default auth or a named one, built on first use."""
+        if name not in self._auths:
+            self._auths[name] = build_auth(
+                self._auth_specs[name],
+                AuthContext(
+                    values=self.values,
+                    secrets=self.secrets,
+                    send=self._send_auth_request,
+                    cache_key=f"{self.tenant}:{self.name}:auth:{name or 'default'}",
+                ),
+            )
+        return self._auths[name]
+
+    # ------------------------------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(
+        cls,
+        spec: m.HttpConnectorSpec | str | Path,
+        values: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Connector:
+        """Bind a spec (object, name or path) to tenant values and secrets."""
+        loaded = load_spec(spec) if isinstance(spec, str | Path) else spec
+        if not isinstance(loaded, m.HttpConnectorSpec):
+            raise ConfigurationError(f"spec {loaded.name!r} is not an HTTP connector (use open_connector)")
+        return cls(loaded, values=values or {}, secrets=secrets or {}, **kwargs)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Connector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------------------------------- rendering
+
+    def _render_config(self, template: Any, where: str, quote_values: bool = False) -> Any:
+        try:
+            return render(template, {"values": self.values, "secrets": self.secrets})
+        except DataError as exc:
+            raise ConfigurationError(
+                f"connector {self.name}: {where} needs {exc.field}, which the tenant does not set",
+                tenant=self.tenant,
+                hint="add it to the tenant's connector values",
+            ) from None
+
+    def _url(self, path_template: str, context: Mapping[str, Any]) -> str:
+        path = str(render_string(path_template, context, quote=_url_quote))
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    @staticmethod
+    def _query(params: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in params.items():
+            if isinstance(value, bool):
+                out[key] = "true" if value else "false"
+            elif isinstance(value, datetime):
+                out[key] = value.isoformat()
+            else:
+                out[key] = value
+        return out
+
+    # -------------------------------------------------------------------------------------- the wire
+
+    def _send_auth_request(self, request: httpx.Request) -> httpx.Response:
+        """Login/token calls: rate-limited, counted and retried like any call, but not authenticated."""
+        for attempt in retrying(self.spec.retry, sleep=self._sleep):
+            with attempt:
+                return self._transmit(request, authenticate=False, raise_for_status=False)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _transmit(
+        self, request: httpx.Request, *, authenticate: bool = True, raise_for_status: bool = True,
+        ok: list[int] | None = None, auth: str | None = None,
+    ) -> httpx.Response:
+        """One request on the wire (plus one re-login after a 401 for token strategies)."""
+        strategy = self._auth(auth) if authenticate else None
+        for refreshed in (False, True):
+            if strategy is not None:
+                strategy.apply(request)
+            self.limiter.acquire()
+            self.api_calls += 1
+            started = time.monotonic()
+            try:
+                response = self._http.send(request)
+            except httpx.TransportError as exc:
+                raise from_transport(exc, request, source=self.name).context(tenant=self.tenant) from None
+            log.debug("%s %s %s -> %s in %.0f ms", self.name, request.method, request.url.path,
+                      response.status_code, (time.monotonic() - started) * 1000)
+            if response.status_code == 401 and strategy is not None and not refreshed and strategy.invalidate():
+                response.close()
+                continue
+            break
+        if raise_for_status and (response.status_code >= 400 or (ok and response.status_code not in ok)):
+            response.read()
+            raise from_response(response, source=self.name).context(tenant=self.tenant)
+        return response
+
+    def _request(
+        self,
+        request_factory: Callable[[], httpx.Request],
+        *,
+        ok: list[int] | None = None,
+        safe_to_repeat: bool = True,
+        lookup: Callable[[], ActionResult | None] | None = None,
+        auth: str | None = None,
+    ) -> httpx.Response | ActionResult:
+        """Send with retries. A write that is not safe to repeat is sent again only when the first try
+        provably never reached the server, the server refused it (429), or ``lookup`` found nothing."""
+        ambiguous: list[PonteError] = []
+
+        def should_retry(exc: BaseException) -> bool:
+            if not is_retryable(exc, self.spec.retry):
+                return False
+            if safe_to_repeat or isinstance(exc, HttpRateLimitedError):
+                return True
+            if isinstance(exc, ConnectionFailed) and not exc.reached_server:
+                return True
+            if lookup is None:
+                return False
+            ambiguous.append(exc)  # type: ignore[arg-type]
+            return True
+
+        def before_sleep(state: Any) -> None:
+            exc = state.outcome.exception()
+            log.info("%s: retrying after %s (attempt %d)", self.name, type(exc).__name__, state.attempt_number)
+
+        try:
+            for attempt in retrying(self.spec.retry, should_retry=should_retry, sleep=self._sleep,
+                                    before_sleep=before_sleep):
+                with attempt:
+                    if ambiguous and lookup is not None:
+                        found = lookup()
+                        if found is not None:
+                            log.info("%s: the earlier attempt had created the object; not creating again", self.name)
+                            return found
+                    return self._transmit(request_factory(), ok=ok, auth=auth)
+        except HttpError as exc:
+            if not safe_to_repeat and lookup is None and is_retryable(exc, self.spec.retry) and not (
+                isinstance(exc, HttpRateLimitedError)
+                or (isinstance(exc, ConnectionFailed) and not exc.reached_server)
+            ):
+                raise AmbiguousWriteError(
+                    f"{exc.message}; the create may have reached the server, and the action has no "
+                    "find_existing lookup, so it was not sent again",
+                    request=exc.request,
+                    status=exc.status,
+                    source=self.name,
+                    tenant=self.tenant,
+                    hint="check at the provider whether the object exists, then replay or discard",
+                ) from exc
+            raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _json(self, response: httpx.Response) -> Any:
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise UnexpectedStatusError(
+                f"{response.request.method} {response.request.url.path} answered non-JSON",
+                status=response.status_code,
+                source=self.name,
+            ) from None
+
+    # ------------------------------------------------------------------------------------------- reads
+
+    def stream(self, name: str) -> m.Stream:
+        try:
+            return self.spec.streams[name]
+        except KeyError:
+            raise ConfigurationError(
+                f"connector {self.name} has no stream {name!r}",
+                hint=f"streams: {', '.join(self.spec.streams) or 'none'}",
+            ) from None
+
+    def read(
+        self,
+        stream: str,
+        *,
+        since: datetime | None = None,
+        params: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Records of a stream, page by page (memory stays flat); child streams read per parent."""
+        spec = self.stream(stream)
+        produced = 0
+        if spec.parent is None:
+            parents: Iterator[dict[str, Any] | None] = iter([None])
+        else:
+            parents = self.read(spec.parent.stream, since=None, params=params)
+        for parent in parents:
+            remaining = None if limit is None else limit - produced
+            for record in self._read_pages(spec, parent, since, dict(params or {}), remaining):
+                yield record
+                produced += 1
+                if limit is not None and produced >= limit:
+                    return
+
+    def _read_pages(
+        self, spec: m.Stream, parent: dict[str, Any] | None, since: datetime | None,
+        params: dict[str, Any], wanted: int | None,
+    ) -> Iterator[dict[str, Any]]:
+        context = {"values": self.values, "params": params, "parent": parent or {}}
+        url = self._url(spec.path, context)
+        query = self._query(render(spec.params, context))
+        headers = {k: str(v) for k, v in render(spec.headers, context).items()}
+        if since is not None and spec.incremental is not None:
+            query[spec.incremental.param] = _format_since(since, spec.incremental)
+        paginator = paginator_for(spec.pagination or self.spec.pagination, wanted)
+        query = paginator.first(query)
+        next_url: str | None = None
+        while True:
+            target, target_query = (next_url, None) if next_url else (url, query)
+
+            def factory(target: str = target, target_query: Any = target_query) -> httpx.Request:
+                return self._http.build_request("GET", target, params=target_query, headers=headers)
+
+            try:
+                response = self._request(factory, auth=spec.auth)
+            except HttpError as exc:
+                if exc.status in spec.empty_on:
+                    return
+                raise
+            assert isinstance(response, httpx.Response)
+            data = self._json(response)
+            records = dig(data, spec.records) if spec.records else data
+            if records is None:
+                records = []
+            if isinstance(records, dict):
+                records = [records]
+            for record in records:
+                if parent is not None and spec.parent is not None:
+                    record = {**record, **{k: dig(parent, p) for k, p in spec.parent.include.items()}}
+                yield record
+            step = paginator.next(response, data, len(records), query)
+            if step is None:
+                return
+            if step.url:
+                next_url = step.url
+            else:
+                query = step.params or {}
+
+    def read_one(self, stream: str, id: str | int) -> dict[str, Any]:
+        """One object by id through the stream's ``by_id``."""
+        spec = self.stream(stream)
+        if spec.by_id is None:
+            raise ConfigurationError(f"stream {stream} has no by_id read", hint="add by_id to the spec")
+        by_id = spec.by_id
+        url = self._url(by_id.path, {"values": self.values, "params": {"id": id}, "parent": {}})
+        response = self._request(lambda: self._http.build_request("GET", url), auth=spec.auth)
+        assert isinstance(response, httpx.Response)
+        data = dig(self._json(response), by_id.records)
+        if not isinstance(data, dict):
+            raise UnexpectedStatusError(f"{stream} {id}: the answer holds no object", source=self.name)
+        return data
+
+    # ------------------------------------------------------------------------------------------ writes
+
+    def action(self, name: str) -> m.Action:
+        try:
+            return self.spec.actions[name]
+        except KeyError:
+            raise ConfigurationError(
+                f"connector {self.name} has no action {name!r}",
+                hint=f"actions: {', '.join(self.spec.actions) or 'none'}",
+            ) from None
+
+    @staticmethod
+    def _meta(idempotency_key: str | None) -> dict[str, Any]:
+        meta: dict[str, Any] = {"lookup_from_date": (datetime.now(UTC) - timedelta(days=30)).strftime("%Y-%m-%d")}
+        if idempotency_key:
+            meta["idempotency_key"] = idempotency_key
+        return meta
+
+    def _build(self, action: m.Action, record: Mapping[str, Any], idempotency_key: str | None) -> httpx.Request:
+        context = {"values": self.values, "secrets": self.secrets, "record": record,
+                   "meta": self._meta(idempotency_key)}
+        url = self._url(action.path, context)
+        query = self._query(render(action.params, context))
+        headers = {k: str(v) for k, v in render(action.headers, context).items()}
+        if idempotency_key and action.idempotency_header:
+            headers[action.idempotency_header] = idempotency_key
+        kwargs: dict[str, Any] = {}
+        body = action.body
+        if isinstance(body, m.JsonBody):
+            kwargs["json"] = render(body.template, context)
+        elif isinstance(body, m.JsonApiBody):
+            data: dict[str, Any] = {"type": body.resource}
+            if body.id is not None:
+                data["id"] = str(render(body.id, context))
+            data["attributes"] = render(body.attributes, context)
+            if body.relationships:
+                data["relationships"] = {
+                    k: {"data": {"type": r.type, "id": str(render(r.id, context))}}
+                    for k, r in body.relationships.items()
+                }
+            kwargs["content"] = json.dumps({"data": data}).encode()
+            headers.setdefault("Content-Type", "application/vnd.api+json")
+            headers.setdefault("Accept", "application/vnd.api+json")
+        elif isinstance(body, m.FormBody):
+            kwargs["data"] = {k: str(v) for k, v in render(body.fields, context).items()}
+        elif isinstance(body, m.MultipartBody):
+            kwargs["data"] = {k: str(v) for k, v in render(body.fields, context).items()}
+            files = []
+            for part in body.files:
+                content = render(part.content, context)
+                if part.encoding == "base64":
+                    try:
+                        content = base64.b64decode(content, validate=True)
+                    except (ValueError, TypeError):
+                        raise DataError("file content is not valid base64", field=str(part.content)) from None
+                elif isinstance(content, str):
+                    content = content.encode()
+                files.append((part.field, (str(render(part.filename, context)), content, part.content_type)))
+            kwargs["files"] = files
+        return self._http.build_request(action.method, url, params=query, headers=headers, **kwargs)
+
+    def find_existing(
+        self, action: str, record: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> ActionResult | None:
+        """Look the object up by our external key (as the action's ``find_existing`` says)."""
+        spec = self.action(action)
+        found = spec.find_existing
+        if found is None:
+            return None
+        context = {"values": self.values, "record": record, "meta": self._meta(idempotency_key)}
+        params = render(found.params, context)
+        expected = {k: str(v) for k, v in render(found.match, context).items()}
+        if found.stream:
+            candidates: Iterator[dict[str, Any]] = self.read(found.stream, params=params, limit=100)
+        else:
+            url = self._url(found.path, context)
+            response = self._request(
+                lambda: self._http.build_request("GET", url, params=self._query(params)), auth=spec.auth
+            )
+            assert isinstance(response, httpx.Response)
+            data = dig(self._json(response), found.records)
+            candidates = iter(data if isinstance(data, list) else [data] if isinstance(data, dict) else [])
+        for candidate in candidates:
+            if all(str(dig(candidate, path)) == value for path, value in expected.items()):
+                ident = dig(candidate, spec.result.id_path) if spec.result.id_path else None
+                return ActionResult(action, 200, candidate, None if ident is None else str(ident), existing=True)
+        return None
+
+    def call(
+        self,
+        action: str,
+        record: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        lookup_first: bool = False,
+    ) -> ActionResult:
+        """Run an action with ``record`` as its template input.
+
+        ``lookup_first`` (for an outbox item that may have been sent before) looks the object up by
+        our external key and returns it instead of creating it again.
+        """
+        spec = self.action(action)
+        record = dict(record or {})
+        lookup = (
+            (lambda: self.find_existing(action, record, idempotency_key=idempotency_key))
+            if spec.find_existing else None
+        )
+        if lookup_first and lookup is not None:
+            found = lookup()
+            if found is not None:
+                return found
+        safe = spec.is_idempotent or bool(idempotency_key and spec.idempotency_header)
+        try:
+            outcome = self._request(lambda: self._build(spec, record, idempotency_key), ok=spec.expect,
+                                    safe_to_repeat=safe, lookup=None if safe else lookup, auth=spec.auth)
+        except HttpConflictError:
+            # "already exists" (e.g. CV CRM's 409 on a known idreserva_int): return the object we made
+            found = lookup() if lookup is not None else None
+            if found is None:
+                raise
+            return found
+        if isinstance(outcome, ActionResult):
+            return outcome
+        response = outcome
+        headers = dict(response.headers)
+        if spec.response == "binary":
+            return ActionResult(action, response.status_code, None, None, headers=headers, content=response.content)
+        data = self._json(response) if spec.response == "json" else None
+        body = dig(data, spec.result.records) if spec.result.records else data
+        ident = dig(body, spec.result.id_path) if spec.result.id_path else None
+        return ActionResult(action, response.status_code, body, None if ident is None else str(ident), headers=headers)
+
+    def download(self, action: str, **params: Any) -> bytes:
+        """The bytes of a binary action (a signed PDF, a certificate)."""
+        spec = self.action(action)
+        if spec.response != "binary":
+            raise ConfigurationError(f"action {action} is not a download (response: binary)")
+        content = self.call(action, params).content
+        return content or b""
+
+    # ---------------------------------------------------------------------------------------- webhooks
+
+    def webhook(self, name: str) -> m.Webhook:
+        try:
+            return self.spec.webhooks[name]
+        except KeyError:
+            raise ConfigurationError(
+                f"connector {self.name} has no webhook {name!r}",
+                hint=f"webhooks: {', '.join(self.spec.webhooks) or 'none'}",
+            ) from None
+
+    def verify_webhook(
+        self,
+        name: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        params: Mapping[str, str] | None = None,
+        now: datetime | None = None,
+    ) -> WebhookDelivery:
+        """Authenticate a delivery (raises a WebhookAuthError subclass) and read its event fields."""
+        try:
+            return verify_delivery(name, self.webhook(name), values=self.values, secrets=self.secrets,
+                                   headers=headers, body=body, params=params, now=now)
+        except PonteError as exc:
+            raise exc.context(tenant=self.tenant, source=f"{self.name} webhook {name}") from None
+
+    def webhook_challenge(self, name: str, params: Mapping[str, str]) -> str:
+        return answer_challenge(self.webhook(name), values=self.values, secrets=self.secrets, params=params)
+
+    def register_webhook(self, name: str, url: str, **record: Any) -> ActionResult:
+        """Subscribe ``url`` at the system with the webhook's events (its ``registration`` action)."""
+        hook = self.webhook(name)
+        if hook.registration is None:
+            raise ConfigurationError(f"webhook {name} is registered by hand at the provider (no registration)")
+        events = [str(render(e, {"values": self.values})) for e in hook.events]
+        base = self._render_config(hook.registration.record, f"webhooks.{name}.registration")
+        return self.call(hook.registration.action, {"url": url, "events": events, **base, **record})
+
+    # ------------------------------------------------------------------------------------------- check
+
+    def check(self) -> list[CheckResult]:
+        """Read one record of each check stream: proves auth and grants, says what works."""
+        reads = [(c, {}) if isinstance(c, str) else (c.stream, c.params) for c in self.spec.check] or [
+            (n, {}) for n, s in self.spec.streams.items() if s.parent is None
+        ]
+        results = []
+        for name, params in reads:
+            try:
+                got = list(self.read(name, params=params, limit=1))
+                results.append(CheckResult(name, True, f"ok ({len(got)} record{'s' if len(got) != 1 else ''} read)"))
+            except HttpAuthError as exc:
+                results.append(CheckResult(name, False, f"{exc.kind}: HTTP {exc.status} ({exc.hint})"))
+            except PonteError as exc:
+                results.append(CheckResult(name, False, f"{exc.kind}: {exc.message}"))
+        return results
+
+
+def _format_since(since: datetime, inc: m.Incremental) -> str:
+    start = since - timedelta(seconds=inc.lookback_seconds)
+    if inc.format == "epoch":
+        return str(int(start.timestamp()))
+    return start.strftime(inc.format)

@@ -1,0 +1,279 @@
+"""Authenticating webhook deliveries and reading their event id, type and time.
+
+Verification runs on the raw body exactly as received (re-serialised JSON would not match a signature)
+and compares in constant time. Each failure raises a specific :class:`WebhookAuthError` subclass, so the
+gateway can answer 401 and count forgeries apart from misconfigured senders; an authentic but unreadable
+delivery raises :class:`MalformedDeliveryError` (a DataError).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors.runtime.auth import dig
+from connectors.runtime.errors import (
+    MalformedDeliveryError,
+    MissingSignatureError,
+    SignatureMismatchError,
+    StaleDeliveryError,
+)
+from connectors.spec import models as m
+from connectors.spec.templates import render
+from ponte.errors import ConfigurationError, DataError
+from ponte.redaction import register_secret
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """An authenticated delivery: what pipelines need to dedupe, route and re-read."""
+
+    webhook: str
+    event_id: str
+    event_type: str
+    event_time: datetime | None
+    subject_id: str | None
+    payload: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _lower(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
+def _secret(template: str, values: Mapping[str, str], secrets: Mapping[str, str], what: str) -> str:
+    try:
+        value = str(render(template, {"values": values, "secrets": secrets}))
+    except DataError:
+        raise ConfigurationError(
+            f"webhook {what}: the secret {template} is not configured for this tenant",
+            hint="add it to the tenant's connector credentials",
+        ) from None
+    register_secret(value)
+    return value
+
+
+def _digest(algorithm: str, key: bytes, message: bytes) -> bytes:
+    return hmac.new(key, message, getattr(hashlib, algorithm)).digest()
+
+
+def _encode(raw: bytes, encoding: str) -> str:
+    return raw.hex() if encoding == "hex" else base64.b64encode(raw).decode()
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def _parse_json(body: bytes, name: str) -> Any:
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        try:  # form-encoded deliveries (D4Sign) are still readable
+            from urllib.parse import parse_qsl
+
+            pairs = parse_qsl(body.decode("utf-8"), strict_parsing=True)
+            return dict(pairs)
+        except (UnicodeDecodeError, ValueError):
+            raise MalformedDeliveryError(f"webhook {name}: the body is neither JSON nor a form") from None
+
+
+def check_hmac(spec: m.HmacVerify, secret: str, headers: Mapping[str, str], body: bytes, payload: Any) -> None:
+    present = [headers[h.lower()] for h in spec.headers if h.lower() in headers]
+    if not present:
+        raise MissingSignatureError(f"no signature header ({', '.join(spec.headers)})")
+    if spec.over_field:
+        value = dig(payload, spec.over_field)
+        if value is None:
+            raise SignatureMismatchError(f"the signed field {spec.over_field} is missing")
+        message = str(value).encode()
+    else:
+        message = body
+    expected = spec.prefix + _encode(_digest(spec.algorithm, secret.encode(), message), spec.encoding)
+    for candidate in present:
+        candidate = candidate.strip()
+        if spec.encoding == "hex":
+            candidate = candidate.lower() if not spec.prefix else spec.prefix + candidate[len(spec.prefix):].lower()
+        if _same(candidate, expected):
+            return
+    raise SignatureMismatchError("signature does not match (wrong secret or altered body)")
+
+
+def check_standard(
+    spec: m.StandardWebhooksVerify, secret: str, headers: Mapping[str, str], body: bytes, now: datetime
+) -> None:
+    msg_id, stamp, signatures = (headers.get(h) for h in ("webhook-id", "webhook-timestamp", "webhook-signature"))
+    if not (msg_id and stamp and signatures):
+        raise MissingSignatureError("webhook-id, webhook-timestamp and webhook-signature are required")
+    try:
+        sent = int(stamp)
+    except ValueError:
+        raise SignatureMismatchError("webhook-timestamp is not a number") from None
+    if abs(now.timestamp() - sent) > spec.tolerance_seconds:
+        raise StaleDeliveryError(f"timestamp is {int(now.timestamp() - sent)} s away from now "
+                                 f"(tolerance {spec.tolerance_seconds} s)")
+    key_text = secret.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(key_text, validate=True)
+    except ValueError:
+        raise ConfigurationError("the Standard Webhooks secret is not whsec_<base64>") from None
+    expected = base64.b64encode(_digest("sha256", key, f"{msg_id}.{stamp}.".encode() + body)).decode()
+    for item in signatures.split():
+        version, _, value = item.partition(",")
+        if version == "v1" and _same(value, expected):
+            return
+    raise SignatureMismatchError("no v1 signature matches (wrong secret or altered body)")
+
+
+def authenticate(
+    name: str,
+    spec: m.Webhook,
+    *,
+    values: Mapping[str, str],
+    secrets: Mapping[str, str],
+    headers: Mapping[str, str],
+    body: bytes,
+    params: Mapping[str, str],
+    payload: Any,
+    now: datetime,
+) -> None:
+    verify = spec.verify
+    secret = _secret(getattr(verify, "secret", None) or getattr(verify, "token", None)
+                     or getattr(verify, "value", ""), values, secrets, name)
+    if isinstance(verify, m.HmacVerify):
+        check_hmac(verify, secret, headers, body, payload)
+    elif isinstance(verify, m.BearerVerify):
+        got = headers.get(verify.header.lower())
+        if not got:
+            raise MissingSignatureError(f"no {verify.header} header")
+        expected = f"{verify.scheme} {secret}".strip()
+        if not _same(got.strip(), expected):
+            raise SignatureMismatchError(f"{verify.header} does not carry the expected token")
+    elif isinstance(verify, m.HeaderSecretVerify):
+        got = headers.get(verify.header.lower())
+        if not got:
+            raise MissingSignatureError(f"no {verify.header} header")
+        if not _same(got, secret):
+            raise SignatureMismatchError(f"{verify.header} does not match")
+    elif isinstance(verify, m.UrlSecretVerify):
+        got = params.get(verify.param)
+        if not got:
+            raise MissingSignatureError(f"the URL has no {verify.param}")
+        if not _same(got, secret):
+            raise SignatureMismatchError(f"the URL's {verify.param} does not match")
+    elif isinstance(verify, m.StandardWebhooksVerify):
+        check_standard(verify, secret, headers, body, now)
+
+
+def locate(loc: m.Locator, headers: Mapping[str, str], body: bytes, payload: Any,
+           params: Mapping[str, str]) -> Any:
+    if loc.header is not None:
+        return headers.get(loc.header.lower())
+    if loc.body is not None:
+        return dig(payload, loc.body)
+    if loc.query is not None:
+        return params.get(loc.query)
+    if loc.constant is not None:
+        return loc.constant
+    if loc.composite is not None:
+        parts = [dig(payload, p) for p in loc.composite]
+        return None if any(p is None for p in parts) else ":".join(str(p) for p in parts)
+    return hashlib.sha256(body).hexdigest()
+
+
+def parse_time(value: Any, fmt: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        if fmt == "epoch":
+            return datetime.fromtimestamp(float(value), UTC)
+        if fmt == "epoch_ms":
+            return datetime.fromtimestamp(float(value) / 1000, UTC)
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        if fmt == "text":
+            return None
+        raise MalformedDeliveryError(f"event time {value!r} is not a valid {fmt} time") from None
+
+
+def verify_delivery(
+    name: str,
+    spec: m.Webhook,
+    *,
+    values: Mapping[str, str],
+    secrets: Mapping[str, str],
+    headers: Mapping[str, str],
+    body: bytes,
+    params: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> WebhookDelivery:
+    """Authenticate a delivery and extract its event id, type, time and subject."""
+    now = now or datetime.now(UTC)
+    params = dict(params or {})
+    lowered = _lower(headers)
+    try:
+        payload = _parse_json(body, name)
+        parse_error: MalformedDeliveryError | None = None
+    except MalformedDeliveryError as exc:
+        payload, parse_error = None, exc
+    authenticate(name, spec, values=values, secrets=secrets, headers=lowered, body=body, params=params,
+                 payload=payload, now=now)
+    if parse_error:
+        raise parse_error
+    event_id = locate(spec.event_id, lowered, body, payload, params)
+    event_type = locate(spec.event_type, lowered, body, payload, params)
+    if event_id in (None, ""):
+        raise MalformedDeliveryError(f"webhook {name}: no event id where the spec says ({_describe(spec.event_id)})")
+    if event_type in (None, ""):
+        raise MalformedDeliveryError(f"webhook {name}: no event type where the spec says ({_describe(spec.event_type)})")
+    event_time = None
+    if spec.event_time is not None:
+        event_time = parse_time(locate(spec.event_time, lowered, body, payload, params), spec.event_time.format)
+    subject = locate(spec.subject_id, lowered, body, payload, params) if spec.subject_id else None
+    return WebhookDelivery(
+        webhook=name,
+        event_id=str(event_id),
+        event_type=str(event_type),
+        event_time=event_time,
+        subject_id=None if subject is None else str(subject),
+        payload=payload,
+        headers={k: v for k, v in lowered.items() if not _is_secret_header(k)},
+    )
+
+
+def _is_secret_header(name: str) -> bool:
+    return any(s in name for s in ("authorization", "signature", "hmac", "token", "cookie"))
+
+
+def _describe(loc: m.Locator) -> str:
+    for key in ("header", "body", "query", "constant", "composite"):
+        if getattr(loc, key) is not None:
+            return f"{key} {getattr(loc, key)}"
+    return "hash of the body"
+
+
+def answer_challenge(
+    spec: m.Webhook, *, values: Mapping[str, str], secrets: Mapping[str, str], params: Mapping[str, str]
+) -> str:
+    """The text to echo for a subscription handshake (WhatsApp ``hub.challenge``), or raise."""
+    if spec.challenge is None:
+        raise ConfigurationError("this webhook has no subscription handshake")
+    ch = spec.challenge
+    if params.get(ch.mode_param) != ch.mode:
+        raise MissingSignatureError(f"{ch.mode_param} is not {ch.mode}")
+    token = _secret(ch.token, values, secrets, "challenge")
+    if not _same(params.get(ch.token_param, ""), token):
+        raise SignatureMismatchError(f"{ch.token_param} does not match")
+    challenge = params.get(ch.challenge_param)
+    if not challenge:
+        raise MalformedDeliveryError(f"no {ch.challenge_param}")
+    return challenge

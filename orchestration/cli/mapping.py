@@ -1,0 +1,147 @@
+"""`ponte mapping`: try a mapping on a sample, explain it, list them.
+
+Integration engineers iterate on mappings here before anything runs against a real system: ``test``
+runs the compiled mapping on a sample payload (with the id map, tenant and params a pipeline would
+inject, from ``<sample>.context.json``) and prints the target record or the errors, each naming the
+mapping file, line, field and record.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from mappings import list_mappings, load_mapping
+from mappings.samples import context_path, load_context, read_json
+from orchestration.cli.console import EXIT_USER_ERROR, console, err_console, friendly_errors
+from ponte.errors import PonteError
+from ponte.redaction import redact
+
+app = typer.Typer(
+    help="Schema mappings: try one on a sample payload, explain its fields, list them.",
+    no_args_is_help=True,
+)
+
+
+def _error(exc: PonteError | str) -> None:
+    """Print an error masked and escaped: mapping paths such as ``phones[type=Celular]`` look like markup."""
+    err_console.print(f"[bold red]error[/]: {escape(redact(str(exc)))}", markup=True, soft_wrap=True)
+
+
+def _load(mapping: str) -> Any:
+    try:
+        return load_mapping(mapping)
+    except PonteError as exc:
+        _error(exc)
+        raise typer.Exit(EXIT_USER_ERROR) from None
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json", exclude_none=True)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+@app.command("test")
+@friendly_errors
+def test_cmd(
+    mapping: str = typer.Argument(..., help="Mapping name (sienge/customer_to_person) or a .yaml path."),
+    sample: Path = typer.Option(..., "--sample", "-s", help="Source payload (JSON object, or a list of them)."),
+    context: Path = typer.Option(
+        None, "--context", "-c", help="Context file (default: <sample>.context.json when it exists)."
+    ),
+    tenant: str = typer.Option(None, "--tenant", "-t", help="Tenant id or file, overriding the context's."),
+    validate: bool = typer.Option(True, help="Validate the output against the target schema."),
+) -> None:
+    """Run MAPPING on a sample and print the output record, or the errors.
+
+    Exit code 0 when every record mapped, 1 when a record failed (each failure printed with its
+    file:line, field and record), 2 for a broken mapping or an unreadable sample.
+    """
+    compiled = _load(mapping)
+    try:
+        payload = read_json(sample, "sample")
+        ctx = load_context(context or context_path(sample), tenant)
+    except PonteError as exc:
+        _error(exc)
+        raise typer.Exit(EXIT_USER_ERROR) from None
+    records = payload if isinstance(payload, list) else [payload]
+    outputs: list[Any] = []
+    failures = 0
+    for record in records:
+        try:
+            out = compiled.run(record, ctx) if validate else compiled.apply(record, ctx)
+        except PonteError as exc:
+            failures += 1
+            _error(exc)
+            continue
+        outputs.append(_plain(out))
+    if outputs:
+        shown = outputs if isinstance(payload, list) else outputs[0]
+        console.print_json(json.dumps(shown, ensure_ascii=False, default=str))
+        if shown is None:
+            err_console.print("(the mapping's filters skipped this record)")
+    if failures:
+        err_console.print(f"{failures} of {len(records)} record(s) failed")
+        raise typer.Exit(1)
+
+
+@app.command("explain")
+@friendly_errors
+def explain_cmd(
+    mapping: str = typer.Argument(..., help="Mapping name or a .yaml path."),
+) -> None:
+    """Print a table of target field <- source, transforms, condition and owner."""
+    compiled = _load(mapping)
+    console.print(
+        f"[bold]{escape(compiled.name)}[/] v{compiled.version}: {compiled.source} -> {compiled.target}"
+        + (" (one record per item)" if compiled.is_split else "")
+    )
+    if compiled.spec.description:
+        console.print(escape(compiled.spec.description))
+    table = Table(show_header=True, header_style="bold")
+    for column in ("line", "target", "← source", "transforms", "when", "owner"):
+        table.add_column(column, overflow="fold")
+    for row in compiled.explain():
+        table.add_row(*(escape(cell) for cell in (str(row.line or ""), row.target, row.source, row.transforms,
+                                                  row.condition, row.owner)))
+    console.print(table)
+    if compiled.spec.ownership and compiled.spec.ownership.fields:
+        others = ", ".join(f"{k} ({v})" for k, v in compiled.spec.ownership.fields.items())
+        console.print(f"owned by other systems (kept on merge): {others}")
+
+
+@app.command("list")
+@friendly_errors
+def list_cmd() -> None:
+    """List every mapping with its source, target, version and whether it compiles."""
+    table = Table(show_header=True, header_style="bold")
+    for column in ("mapping", "source", "target", "version", "status"):
+        table.add_column(column)
+    for name in list_mappings():
+        try:
+            compiled = load_mapping(name)
+        except PonteError as exc:
+            table.add_row(name, "", "", "", f"[red]✗ {escape(redact(str(exc)))}[/]")
+            continue
+        table.add_row(name, compiled.source, compiled.target, str(compiled.version), "[green]✓[/]")
+    console.print(table)
+
+
+@app.command("check")
+@friendly_errors
+def check_cmd(mapping: str = typer.Argument(..., help="Mapping name or a .yaml path.")) -> None:
+    """Load and compile one mapping; print what is wrong with it (file:line, field, fix)."""
+    compiled = _load(mapping)
+    console.print(f"[green]✓[/] {compiled.path}: {compiled.source} -> {compiled.target}, "
+                  f"{len(compiled.fields)} field(s)")
+
+
+__all__ = ["app"]

@@ -1,0 +1,177 @@
+"""The webhook gateway, an ASGI app (Starlette).
+
+For each delivery: authenticate it by the connector's webhook spec, store the raw body and headers in
+the inbox in one transaction, and only then answer 2xx. Processing is someone else's job (the back-sync
+sensor or ``ponte sync``), so the gateway answers in milliseconds and stays stateless: any number of
+instances can share one PostgreSQL inbox, and duplicates collapse on the inbox's unique event id.
+
+Answers: 200 stored (or duplicate), 401 forged / unsigned, 400 malformed, 404 unknown route, 503 only
+when the store itself is down (the sender should retry). Never a 5xx for bad input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from connectors.runtime.errors import WebhookAuthError
+from orchestration.gateway.openapi import openapi_document
+from pipelines.connections import ConnectorCache
+from pipelines.store.db import Store
+from pipelines.store.inbox import store_event
+from ponte.errors import AuthError, ConfigurationError, DataError, PonteError
+from ponte.logging import get_logger
+from schemas.tenant import TenantConfig
+
+log = get_logger("gateway")
+
+#: headers worth keeping with the body (signatures are kept so a delivery can be re-verified later)
+MAX_BODY_BYTES = 5 * 1024 * 1024
+
+
+def _problem(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+class Gateway:
+    def __init__(
+        self,
+        store: Store,
+        tenants: dict[str, TenantConfig],
+        connectors: ConnectorCache | None = None,
+        on_stored: Callable[[int], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.tenants = tenants
+        # verification makes no HTTP calls, so these connectors need no shared rate budget
+        self.connectors = connectors or ConnectorCache()
+        self.on_stored = on_stored
+        self.stats = {"stored": 0, "duplicates": 0, "rejected": 0, "malformed": 0}
+
+    def _resolve(self, request: Request) -> tuple[TenantConfig, str, str] | Response:
+        tenant_id = request.path_params["tenant"]
+        key = request.path_params["connector"]
+        webhook = request.path_params["webhook"]
+        tenant = self.tenants.get(tenant_id)
+        if tenant is None or key not in tenant.connectors:
+            return _problem(404, "unknown webhook route")
+        return tenant, key, webhook
+
+    def _receive(
+        self,
+        tenant: TenantConfig,
+        key: str,
+        webhook: str,
+        headers: dict[str, str],
+        body: bytes,
+        params: dict[str, str],
+    ) -> Response:
+        try:
+            connector = self.connectors.get(tenant, key)
+            delivery = connector.verify_webhook(webhook, headers, body, params)
+        except (WebhookAuthError, AuthError) as exc:
+            self.stats["rejected"] += 1
+            log.warning("rejected delivery on %s/%s/%s: %s", tenant.id, key, webhook, exc.message)
+            return _problem(401, "delivery not authenticated")
+        except DataError as exc:
+            self.stats["malformed"] += 1
+            return _problem(400, f"malformed delivery: {exc.message}")
+        except ConfigurationError as exc:
+            if "has no webhook" in exc.message:
+                return _problem(404, "unknown webhook route")
+            log.error("gateway misconfigured for %s/%s: %s", tenant.id, key, exc)
+            return _problem(503, "webhook receiver is misconfigured; the sender should retry later")
+        stored = store_event(
+            self.store,
+            tenant=tenant.id,
+            connector=key,
+            event_id=delivery.event_id,
+            event_type=delivery.event_type,
+            event_time=delivery.event_time,
+            headers={**delivery.headers, "x-ponte-webhook": webhook},
+            body=body,
+        )
+        if stored.duplicate:
+            self.stats["duplicates"] += 1
+        else:
+            self.stats["stored"] += 1
+            if self.on_stored and stored.id is not None:
+                self.on_stored(stored.id)
+        return JSONResponse({"stored": True, "duplicate": stored.duplicate, "event_id": delivery.event_id})
+
+    async def deliver(self, request: Request) -> Response:
+        resolved = self._resolve(request)
+        if isinstance(resolved, Response):
+            return resolved
+        tenant, key, webhook = resolved
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return _problem(413, "delivery too large")
+        params = dict(request.query_params)
+        if "secret" in request.path_params:
+            params["secret"] = request.path_params["secret"]
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            return await run_in_threadpool(self._receive, tenant, key, webhook, headers, body, params)
+        except PonteError as exc:
+            log.error("webhook %s/%s/%s not stored: %s", tenant.id, key, webhook, exc)
+            return _problem(503, "not stored; retry later")
+        except Exception as exc:  # the store is down: the sender must retry, we must not ack
+            log.error("webhook %s/%s/%s not stored: %s", tenant.id, key, webhook, type(exc).__name__)
+            return _problem(503, "not stored; retry later")
+
+    async def challenge(self, request: Request) -> Response:
+        """Subscription handshakes (WhatsApp's hub.challenge)."""
+        resolved = self._resolve(request)
+        if isinstance(resolved, Response):
+            return resolved
+        tenant, key, webhook = resolved
+        try:
+            connector = self.connectors.get(tenant, key)
+            answer = connector.webhook_challenge(webhook, dict(request.query_params))
+        except (AuthError, DataError, ConfigurationError):
+            return _problem(403, "verification failed")
+        return PlainTextResponse(answer)
+
+    async def health(self, _request: Request) -> Response:
+        def ping() -> None:
+            with self.store.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+
+        try:
+            await run_in_threadpool(ping)
+        except Exception:
+            return _problem(503, "state store unreachable")
+        return JSONResponse({"status": "ok", "tenants": sorted(self.tenants), **self.stats})
+
+    async def openapi(self, _request: Request) -> Response:
+        return JSONResponse(openapi_document(self.tenants))
+
+
+def create_app(
+    store: Store,
+    tenants: dict[str, TenantConfig],
+    *,
+    connectors: ConnectorCache | None = None,
+    extra_routes: list[Route] | None = None,
+    on_stored: Callable[[int], None] | None = None,
+) -> Starlette:
+    gateway = Gateway(store, tenants, connectors, on_stored)
+    path = "/webhooks/{tenant}/{connector}/{webhook}"
+    routes = [
+        Route("/health", gateway.health, methods=["GET"]),
+        Route("/openapi.json", gateway.openapi, methods=["GET"]),
+        Route(path, gateway.deliver, methods=["POST"]),
+        Route(path + "/{secret}", gateway.deliver, methods=["POST"]),
+        Route(path, gateway.challenge, methods=["GET"]),
+        *(extra_routes or []),
+    ]
+    app = Starlette(routes=routes)
+    app.state.gateway = gateway
+    return app

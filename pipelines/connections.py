@@ -1,0 +1,59 @@
+"""Opening a tenant's connectors: spec + tenant values + secrets from the environment + shared budget.
+
+Pipelines and the gateway go through here so every connector of a tenant shares one rate budget in the
+state store (several processes respect one limit) and secrets are resolved in one place.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from connectors.runtime.client import Connector
+from connectors.runtime.ratelimit import RateBudget
+from pipelines.store.db import Store
+from ponte.errors import ConfigurationError
+from schemas.tenant import TenantConfig
+
+
+def shared_budget(store: Store | None) -> RateBudget | None:
+    if store is None:
+        return None
+    from pipelines.store.rate_budget import SqlRateBudget
+
+    return SqlRateBudget(store)
+
+
+def open_connector(tenant: TenantConfig, key: str, *, store: Store | None = None, **kwargs: Any) -> Connector:
+    """The connector ``key`` of ``tenant`` (e.g. "sienge"), ready to call."""
+    config = tenant.connector(key)
+    secrets = config.resolve_credentials(tenant.id)
+    if "budget" not in kwargs:
+        kwargs["budget"] = shared_budget(store)
+    try:
+        return Connector.open(config.spec, values=config.values, secrets=secrets, tenant=tenant.id, **kwargs)
+    except ConfigurationError as exc:
+        raise exc.context(tenant=tenant.id) from None
+
+
+class ConnectorCache:
+    """One connector per (tenant, key) for long-lived processes (gateway, sensors)."""
+
+    def __init__(self, store: Store | None = None) -> None:
+        self._store = store
+        self._items: dict[tuple[str, str], Connector] = {}
+        self._lock = threading.Lock()
+
+    def get(self, tenant: TenantConfig, key: str) -> Connector:
+        with self._lock:
+            item = self._items.get((tenant.id, key))
+            if item is None:
+                item = open_connector(tenant, key, store=self._store)
+                self._items[(tenant.id, key)] = item
+            return item
+
+    def close(self) -> None:
+        with self._lock:
+            for item in self._items.values():
+                item.close()
+            self._items.clear()

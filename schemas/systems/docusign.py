@@ -1,0 +1,130 @@
+"""DocuSign eSignature v2.1 payloads: the envelope definition Ponte sends and the Connect events it
+receives (JSON SIM). Names follow DocuSign's OpenAPI definitions (``envelopeDefinition``, ``signer``,
+``signHere``) and ``connect.schema-v2.json``; DocuSign sends numbers as strings in many places."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from schemas.systems.base import Payload, RequestBody
+
+
+class DsDocument(RequestBody):
+    documentBase64: str
+    name: str
+    fileExtension: str = "pdf"
+    documentId: str
+
+
+class DsSignHere(RequestBody):
+    anchorString: str | None = None
+    anchorXOffset: str | None = None
+    anchorYOffset: str | None = None
+    anchorUnits: Literal["pixels", "inches", "mms", "cms"] | None = None
+    anchorIgnoreIfNotPresent: str | None = None
+    documentId: str | None = None
+    pageNumber: str | None = None
+    xPosition: str | None = None
+    yPosition: str | None = None
+    tabLabel: str | None = None
+
+
+class DsTabs(RequestBody):
+    signHereTabs: list[DsSignHere] = Field(default_factory=list)
+
+
+class DsSigner(RequestBody):
+    email: str
+    name: str
+    recipientId: str
+    routingOrder: str
+    roleName: str | None = None
+    clientUserId: str | None = None
+    tabs: DsTabs | None = None
+
+
+class DsRecipients(RequestBody):
+    signers: list[DsSigner] = Field(min_length=1)
+
+
+class DsTextCustomField(RequestBody):
+    name: str
+    value: str
+    show: str = "false"
+
+
+class DsCustomFields(RequestBody):
+    textCustomFields: list[DsTextCustomField] = Field(default_factory=list)
+
+
+class DsExpirations(RequestBody):
+    expireEnabled: str = "true"
+    expireAfter: str
+    expireWarn: str | None = None
+
+
+class DsNotification(RequestBody):
+    useAccountDefaults: str = "false"
+    expirations: DsExpirations | None = None
+
+
+class DocusignEnvelopeDefinition(RequestBody):
+    """``POST /restapi/v2.1/accounts/{accountId}/envelopes``."""
+
+    emailSubject: str = Field(max_length=100)
+    emailBlurb: str | None = None
+    documents: list[DsDocument] = Field(min_length=1)
+    recipients: DsRecipients
+    customFields: DsCustomFields | None = None
+    notification: DsNotification | None = None
+    status: Literal["sent", "created"] = "sent"
+
+
+class DsConnectRecipient(Payload):
+    recipientId: str
+    email: str | None = None
+    name: str | None = None
+    status: str | None = None
+    routingOrder: str | None = None
+    roleName: str | None = None
+    signedDateTime: str | None = None
+    deliveredDateTime: str | None = None
+    declinedReason: str | None = None
+
+
+class DsConnectRecipients(Payload):
+    signers: list[DsConnectRecipient] = Field(default_factory=list)
+    certifiedDeliveries: list[DsConnectRecipient] = Field(default_factory=list)
+    carbonCopies: list[DsConnectRecipient] = Field(default_factory=list)
+
+
+class DsEnvelopeSummary(Payload):
+    envelopeId: str | None = None
+    status: str | None = None
+    emailSubject: str | None = None
+    statusChangedDateTime: str | None = None
+    completedDateTime: str | None = None
+    recipients: DsConnectRecipients | None = None
+    customFields: Any = None
+
+
+class DsConnectData(Payload):
+    accountId: str | None = None
+    userId: str | None = None
+    envelopeId: str
+    recipientId: str | None = None
+    envelopeSummary: DsEnvelopeSummary | None = None
+
+
+class DocusignConnectEvent(Payload):
+    """A Connect (webhook) message, JSON SIM format."""
+
+    event: str = Field(description="envelope-sent, recipient-completed, ...")
+    uri: str | None = None
+    retryCount: int | None = None
+    configurationId: int | None = None
+    apiVersion: str | None = None
+    generatedDateTime: str
+    data: DsConnectData

@@ -1,0 +1,156 @@
+"""Each paginator against a loopback API holding 450 records; reads are lazy, page by page."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.connectors.conftest import make_spec, open_connector
+from tests.connectors.loopback import Loopback, Received, Reply
+
+RECORDS = [{"id": i} for i in range(1, 451)]
+
+
+def offset_api(req: Received) -> Reply:
+    limit, offset = int(req.query["limit"]), int(req.query["offset"])
+    if limit > 200:
+        return Reply(400, {"developerMessage": "limit max 200"})
+    return Reply(200, {"resultSetMetadata": {"count": len(RECORDS), "offset": offset, "limit": limit},
+                       "results": RECORDS[offset:offset + limit]})
+
+
+def spec(pagination: dict) -> object:
+    return make_spec({"streams": {"items": {"path": "/items", "records": "results", "pagination": pagination}}})
+
+
+def test_offset_with_total_stops_at_the_total(server: Loopback) -> None:
+    server.route("GET", "/items", offset_api)
+    with open_connector(spec({"type": "offset", "page_size": 200, "max_page_size": 200,
+                              "total_path": "resultSetMetadata.count"}), server) as conn:
+        assert [r["id"] for r in conn.read("items")] == list(range(1, 451))
+    assert [h.query["offset"] for h in server.hits()] == ["0", "200", "400"]
+
+
+def test_offset_without_total_stops_on_a_short_page(server: Loopback) -> None:
+    server.route("GET", "/items", offset_api)
+    with open_connector(spec({"type": "offset", "page_size": 150}), server) as conn:
+        assert len(list(conn.read("items"))) == 450
+    assert len(server.hits()) == 4  # 150, 150, 150, then an empty page
+
+
+def test_page_size_is_capped_by_the_api_maximum(server: Loopback) -> None:
+    server.route("GET", "/items", offset_api)
+    with open_connector(spec({"type": "offset", "max_page_size": 200}), server) as conn:
+        assert len(list(conn.read("items", limit=1000))) == 450
+    assert {h.query["limit"] for h in server.hits()} == {"200"}
+
+
+def test_a_limit_shrinks_the_page_size(server: Loopback) -> None:
+    server.route("GET", "/items", offset_api)
+    with open_connector(spec({"type": "offset", "page_size": 200}), server) as conn:
+        assert len(list(conn.read("items", limit=5))) == 5
+    assert [h.query["limit"] for h in server.hits()] == ["5"]
+
+
+def test_page_number(server: Loopback) -> None:
+    def api(req: Received) -> Reply:
+        page, size = int(req.query["page"]), int(req.query["per_page"])
+        return Reply(200, {"results": RECORDS[(page - 1) * size: page * size]})
+
+    server.route("GET", "/items", api)
+    with open_connector(spec({"type": "page_number", "size_param": "per_page", "page_size": 100}), server) as conn:
+        assert len(list(conn.read("items"))) == 450
+    assert [h.query["page"] for h in server.hits()] == ["1", "2", "3", "4", "5"]
+
+
+def test_cursor(server: Loopback) -> None:
+    def api(req: Received) -> Reply:
+        start = int(req.query.get("after", 0))
+        page = RECORDS[start:start + 200]
+        nxt = str(start + 200) if start + 200 < len(RECORDS) else None
+        return Reply(200, {"results": page, "paging": {"next": nxt}})
+
+    server.route("GET", "/items", api)
+    with open_connector(spec({"type": "cursor", "cursor_path": "paging.next", "cursor_param": "after"}), server) as conn:
+        assert len(list(conn.read("items"))) == 450
+    assert len(server.hits()) == 3
+
+
+def test_next_url_in_body(server: Loopback) -> None:
+    def api(req: Received) -> Reply:
+        n = int(req.query.get("page[number]", 1))
+        nxt = f"/items?page[number]={n + 1}" if n < 3 else None
+        return Reply(200, {"results": RECORDS[(n - 1) * 150: n * 150], "links": {"next": nxt}})
+
+    server.route("GET", "/items", api)
+    with open_connector(spec({"type": "next_url"}), server) as conn:
+        assert len(list(conn.read("items"))) == 450
+
+
+def test_link_header(server: Loopback) -> None:
+    def api(req: Received) -> Reply:
+        n = int(req.query.get("page", 1))
+        headers = {"Link": f'<{server.url}/items?page={n + 1}>; rel="next", <{server.url}/items?page=1>; rel="first"'} if n < 3 else {}
+        return Reply(200, {"results": RECORDS[(n - 1) * 150: n * 150]}, headers)
+
+    server.route("GET", "/items", api)
+    with open_connector(spec({"type": "link_header"}), server) as conn:
+        assert len(list(conn.read("items"))) == 450
+    assert len(server.hits()) == 3
+
+
+def test_no_pagination_reads_one_page(server: Loopback) -> None:
+    server.route("GET", "/items", Reply(200, {"results": RECORDS[:10]}))
+    with open_connector(spec("none"), server) as conn:  # string shorthand
+        assert len(list(conn.read("items"))) == 10
+
+
+def test_reads_are_streamed_page_by_page(server: Loopback) -> None:
+    server.route("GET", "/items", offset_api)
+    with open_connector(spec({"type": "offset", "page_size": 100, "total_path": "resultSetMetadata.count"}), server) as conn:
+        records = conn.read("items")
+        assert server.hits() == []  # nothing is fetched before the first record is asked for
+        first = next(records)
+        assert first == {"id": 1} and len(server.hits()) == 1
+        for _ in range(99):
+            next(records)
+        assert len(server.hits()) == 1
+        next(records)
+        assert len(server.hits()) == 2
+
+
+def test_incremental_sends_the_cursor_minus_the_lookback(server: Loopback) -> None:
+    server.route("GET", "/customers", Reply(200, {"results": []}))
+    s = make_spec({"streams": {"customers": {
+        "path": "/customers", "records": "results",
+        "incremental": {"param": "modifiedAfter", "cursor_field": "modifiedAt", "format": "%Y-%m-%d",
+                        "lookback_seconds": 86400}}}})
+    with open_connector(s, server) as conn:
+        list(conn.read("customers", since=datetime(2026, 3, 1, 0, 30, tzinfo=UTC)))
+    assert server.hits()[0].query["modifiedAfter"] == "2026-02-28"
+
+
+def test_child_stream_is_read_once_per_parent_with_parent_fields(server: Loopback) -> None:
+    server.route("GET", "/enterprises", Reply(200, {"results": [{"id": 1}, {"id": 2}]}))
+    server.route("GET", "/units", lambda req: Reply(200, {"results": [
+        {"id": int(req.query["enterpriseId"]) * 10 + i} for i in range(2)]}))
+    s = make_spec({"streams": {
+        "enterprises": {"path": "/enterprises", "records": "results"},
+        "units": {"path": "/units", "records": "results", "params": {"enterpriseId": "{parent.id}"},
+                  "parent": {"stream": "enterprises", "include": {"enterpriseId": "id"}}}}})
+    with open_connector(s, server) as conn:
+        units = list(conn.read("units"))
+    assert units == [{"id": 10, "enterpriseId": 1}, {"id": 11, "enterpriseId": 1},
+                     {"id": 20, "enterpriseId": 2}, {"id": 21, "enterpriseId": 2}]
+
+
+@pytest.mark.parametrize("header,expected", [
+    ('<https://a/x?page=2>; rel="next"', {"next": "https://a/x?page=2"}),
+    ('<https://a/1>; rel="prev first", <https://a/3>;rel=next', {"prev": "https://a/1", "first": "https://a/1", "next": "https://a/3"}),
+    ("", {}),
+])
+def test_link_header_parser(header: str, expected: dict) -> None:
+    from connectors.runtime.paginators import parse_link_header
+
+    assert parse_link_header(header) == expected
