@@ -31,6 +31,7 @@ def claim(
     lease_seconds: float = 300,
     tenant: str | None = None,
     connector: str | None = None,
+    event_type_prefixes: tuple[str, ...] | None = None,
 ) -> list[int]:
     """Lease up to ``limit`` ready items (or items whose lease expired) to ``worker``; return their ids."""
     now = utcnow()
@@ -44,6 +45,9 @@ def claim(
         query = query.where(model.tenant == tenant)
     if connector:
         query = query.where(model.connector == connector)
+    if event_type_prefixes is not None and model is InboxEvent:
+        # several flows share one connector's inbox (Sienge hooks feed import and assistance)
+        query = query.where(or_(*(InboxEvent.event_type.startswith(p) for p in event_type_prefixes)))
     query = query.order_by(model.id).limit(limit)
     if store.is_postgres:
         query = query.with_for_update(skip_locked=True)

@@ -1,0 +1,1 @@
+"""Dagster wiring of the customer/sale import (assets, checks, schedules, sensor)."""

@@ -1,0 +1,30 @@
+"""One schedule per tenant, at the tenant's own cron (options.import_cron, default every 15 minutes)."""
+
+from __future__ import annotations
+
+from dagster import RunRequest, ScheduleDefinition, ScheduleEvaluationContext, schedule
+
+from schemas.tenant import list_tenants
+
+
+def import_schedules(job_name: str) -> list[ScheduleDefinition]:
+    schedules = []
+    for tenant in list_tenants():
+
+        def _evaluate(context: ScheduleEvaluationContext, tenant_id: str = tenant.id) -> RunRequest:
+            return RunRequest(
+                run_key=f"import-{tenant_id}-{context.scheduled_execution_time:%Y%m%dT%H%M}",
+                partition_key=tenant_id,
+                tags={"ponte/tenant": tenant_id, "ponte/trigger": "schedule"},
+            )
+
+        schedules.append(
+            schedule(
+                name=f"import_{tenant.id.replace('-', '_')}",
+                cron_schedule=tenant.options.import_cron,
+                job_name=job_name,
+                execution_timezone="America/Sao_Paulo",
+                description=f"Incremental Sienge → CV CRM import for tenant {tenant.id}",
+            )(_evaluate)
+        )
+    return schedules

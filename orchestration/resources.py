@@ -1,0 +1,44 @@
+"""Typed Dagster resources: the state store, tenant files and connectors.
+
+Resources hold configuration only; every run opens what it needs, so the same definitions run in-process,
+in a celery worker or a Kubernetes pod.
+"""
+
+from __future__ import annotations
+
+from dagster import ConfigurableResource
+from pydantic import PrivateAttr
+
+from connectors.runtime.client import Connector
+from pipelines.connections import open_connector
+from pipelines.store import Store, open_store
+from schemas.tenant import TenantConfig, list_tenants, load_tenant
+
+
+class StoreResource(ConfigurableResource):
+    """The state store. Empty URL: PONTE_DATABASE_URL or the SQLite file under .ponte/."""
+
+    database_url: str = ""
+    _store: Store | None = PrivateAttr(default=None)
+
+    def get(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.database_url or None)
+        return self._store
+
+
+class TenantsResource(ConfigurableResource):
+    """Tenant files (tenants/*.yaml unless PONTE_TENANTS_DIR says otherwise)."""
+
+    def load(self, tenant_id: str) -> TenantConfig:
+        return load_tenant(tenant_id)
+
+    def all(self) -> list[TenantConfig]:
+        return list_tenants()
+
+
+class ConnectorsResource(ConfigurableResource):
+    """Opens a tenant's connectors with the shared rate budget of the state store."""
+
+    def open(self, tenant: TenantConfig, key: str, store: Store) -> Connector:
+        return open_connector(tenant, key, store=store)

@@ -1,0 +1,351 @@
+"""The import flow, plain Python: read Sienge incrementally, map, skip unchanged, upsert into CV CRM.
+
+Order matters: enterprises → units → customers (spouse first) → sales, so a sale always finds its
+buyers and units. Per record: map to canonical (validated), map to the CRM payload, hash it; an equal
+hash in the id map means nothing changed and nothing is written. A bad record becomes a dead letter
+with its reason and the batch goes on.
+
+The cursor of each stream advances only when the stream was read to the end, in the same transaction
+as the last id-map rows, so a crash means re-reading (and skipping by hash), never missing a record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from connectors.runtime.client import Connector
+from pipelines.imports.report import EntityCounts, ImportReport
+from pipelines.imports.translate import Translator
+from pipelines.store import deadletters
+from pipelines.store.db import Store
+from pipelines.store.models import IdMap
+from pipelines.store.repos import audit, get_cursor, get_xref, put_xref, set_cursor, xrefs_for
+from ponte.errors import DataError, NotFoundError, PonteError
+from ponte.logging import get_logger
+from schemas.tenant import TenantConfig
+
+log = get_logger("import")
+FLOW = "import"
+SOURCE, TARGET = "sienge", "cvcrm"
+BATCH = 200
+#: the id map's entity names (mappings look people up as "person")
+XREF = {"enterprise": "enterprise", "unit": "unit", "customer": "person", "sale": "sale"}
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass
+class ImportRequest:
+    """What to import: incremental (default), everything, since a date, or given Sienge ids."""
+
+    full: bool = False
+    since: date | None = None
+    #: entity -> Sienge ids (e.g. {"customer": ["42"]}); other entities are not read
+    ids: dict[str, list[str]] = field(default_factory=dict)
+    plan: bool = False
+    run_id: str | None = None
+    entities: tuple[str, ...] = ("enterprise", "unit", "customer", "sale")
+
+
+def content_hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class _Decision:
+    record_id: str
+    kind: str  # created | updated | unchanged | cancelled
+    payload: dict[str, Any]
+    hash: str
+    target_id: str | None = None
+
+
+class ImportRun:
+    def __init__(
+        self,
+        store: Store,
+        tenant: TenantConfig,
+        sienge: Connector,
+        cvcrm: Connector,
+        request: ImportRequest,
+        progress: Progress | None = None,
+        translator: Translator | None = None,
+    ) -> None:
+        self.store = store
+        self.tenant = tenant
+        self.sienge = sienge
+        self.cvcrm = cvcrm
+        self.request = request
+        self.progress = progress or (lambda _entity, _n: None)
+        self.report = ImportReport(tenant=tenant.id, plan=request.plan)
+        self.translate = translator or Translator(tenant, self._lookup)
+        self._known: dict[str, dict[str, IdMap]] = {}
+
+    # ----------------------------------------------------------------------------------- reading
+
+    def _since(self, stream: str) -> datetime | None:
+        if self.request.full:
+            return None
+        if self.request.since:
+            return datetime.combine(self.request.since, datetime.min.time(), tzinfo=UTC)
+        with self.store.session() as session:
+            value = get_cursor(session, self.tenant.id, SOURCE, stream)
+        if not value:
+            return None
+        return datetime.fromisoformat(value) - timedelta(minutes=self.tenant.options.lookback_minutes)
+
+    def _records(self, entity: str, stream: str) -> Iterator[dict[str, Any]]:
+        wanted = self.request.ids.get(entity)
+        if self.request.ids and wanted is None:
+            return
+        if wanted is not None:
+            for record_id in wanted:
+                try:
+                    yield self.sienge.read_one(stream, record_id)
+                except NotFoundError as exc:
+                    self._dead(entity, record_id, exc, {"id": record_id})
+            return
+        yield from self.sienge.read(stream, since=self._since(stream))
+
+    # ----------------------------------------------------------------------------------- lookups
+
+    def _known_for(self, entity: str) -> dict[str, IdMap]:
+        """The id map of one entity, loaded once per run (one query, not one per record)."""
+        entity = XREF.get(entity, entity)
+        if entity not in self._known:
+            with self.store.session() as session:
+                self._known[entity] = xrefs_for(session, self.tenant.id, entity, SOURCE, TARGET)
+        return self._known[entity]
+
+    def _lookup(self, entity: str, source_system: str, source_id: str, target_system: str) -> str | None:
+        if (source_system, target_system) == (SOURCE, TARGET):
+            row = self._known_for(entity).get(str(source_id))
+        else:
+            with self.store.session() as session:
+                row = get_xref(session, self.tenant.id, entity, source_system, str(source_id), target_system)
+        return row.target_id if row else None
+
+    # ----------------------------------------------------------------------------------- failures
+
+    def _dead(self, entity: str, record_id: str, error: PonteError, payload: dict[str, Any]) -> None:
+        counts = self.report.entities[entity]
+        counts.failed += 1
+        error.context(tenant=self.tenant.id, record=f"{entity} {record_id}")
+        log.warning("import %s %s failed: %s", entity, record_id, error)
+        if self.request.plan:
+            return
+        deadletters.put(
+            self.store,
+            tenant=self.tenant.id,
+            flow=FLOW,
+            record_key=f"{entity}:{record_id}",
+            error=error,
+            payload=payload,
+            mapping_version=self.translate.version(entity),
+            run_id=self.request.run_id,
+        )
+        counts.dead_lettered += 1
+
+    # ----------------------------------------------------------------------------------- stages
+
+    def run(self) -> ImportReport:
+        stages = {
+            "enterprise": ("enterprises", self._reference),
+            "unit": ("units", self._reference),
+            "customer": ("customers", self._customers),
+            "sale": ("sales_contracts", self._sales),
+        }
+        for entity, (stream, handler) in stages.items():
+            if entity not in self.request.entities:
+                continue
+            handler(entity, stream)
+        self.report.api_calls = {"sienge": self.sienge.api_calls, "cvcrm": self.cvcrm.api_calls}
+        return self.report
+
+    def _batches(self, entity: str, stream: str) -> Iterator[list[dict[str, Any]]]:
+        batch: list[dict[str, Any]] = []
+        for raw in self._records(entity, stream):
+            batch.append(raw)
+            if len(batch) >= BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _commit(
+        self,
+        entity: str,
+        stream: str,
+        decisions: Iterable[_Decision],
+        cursor: str | None,
+        final: bool,
+    ) -> None:
+        """Record what was written, and on the stream's last batch, advance its cursor, in one transaction."""
+        if self.request.plan:
+            return
+        with self.store.session() as session:
+            for decision in decisions:
+                if decision.kind == "unchanged":
+                    continue
+                self._known_for(entity)[decision.record_id] = put_xref(
+                    session,
+                    self.tenant.id,
+                    XREF[entity],
+                    SOURCE,
+                    decision.record_id,
+                    TARGET,
+                    decision.target_id,
+                    decision.hash,
+                    self.translate.version(entity),
+                )
+                audit(
+                    session,
+                    tenant=self.tenant.id,
+                    flow=FLOW,
+                    action=decision.kind,
+                    entity=entity,
+                    entity_id=decision.target_id or decision.record_id,
+                    source_record=f"sienge:{entity}:{decision.record_id}",
+                    mapping_version=self.translate.version(entity),
+                    run_id=self.request.run_id,
+                )
+            if final and cursor and not self.request.ids:
+                set_cursor(session, self.tenant.id, SOURCE, stream, cursor)
+                self.report.cursors[stream] = cursor
+
+    def _stage(
+        self,
+        entity: str,
+        stream: str,
+        decide: Callable[[dict[str, Any], dict[str, Any]], _Decision | None],
+    ) -> None:
+        counts: EntityCounts = self.report.entities[entity]
+        cursor: str | None = None
+        known = self._known_for(entity)
+        batches = self._batches(entity, stream)
+        pending: list[_Decision] = []
+        for batch in batches:
+            if pending:
+                self._commit(entity, stream, pending, cursor, final=False)
+            pending = []
+            for raw in batch:
+                counts.read += 1
+                record_id = str(raw.get("id"))
+                modified = raw.get("modifiedAt") or raw.get("modificationDate")
+                if modified and (cursor is None or str(modified) > cursor):
+                    cursor = str(modified)
+                try:
+                    decision = decide(raw, known)
+                except PonteError as exc:
+                    self._dead(entity, record_id, exc, raw)
+                    continue
+                if decision is None:
+                    continue
+                counts.note(decision.kind, record_id, self.request.plan)
+                pending.append(decision)
+                if decision.kind != "unchanged" and not self.request.plan:
+                    deadletters.resolve(self.store, self.tenant.id, FLOW, f"{entity}:{record_id}")
+            self.progress(entity, len(batch))
+        self._commit(entity, stream, pending, _cursor_value(cursor), final=True)
+
+    # ------------------------------------------------------------------------------ per entity
+
+    def _reference(self, entity: str, stream: str) -> None:
+        """Enterprises and units: validated and kept as reference data; CV links them by Sienge id."""
+
+        def decide(raw: dict[str, Any], known: dict[str, Any]) -> _Decision:
+            record = self.translate.reference(entity, raw)
+            digest = content_hash(record)
+            record_id = str(raw["id"])
+            previous = known.get(record_id)
+            kind = (
+                "unchanged"
+                if previous and previous.content_hash == digest
+                else ("updated" if previous else "created")
+            )
+            return _Decision(record_id, kind, record, digest, target_id=record_id)
+
+        self._stage(entity, stream, decide)
+
+    def _customers(self, entity: str, stream: str) -> None:
+        def decide(raw: dict[str, Any], known: dict[str, Any]) -> _Decision:
+            _person, payloads = self.translate.customer(raw)
+            record_id = str(raw["id"])
+            digest = content_hash(payloads)
+            previous = known.get(record_id)
+            if previous and previous.content_hash == digest:
+                return _Decision(record_id, "unchanged", payloads[-1], digest, previous.target_id)
+            kind = "updated" if previous else "created"
+            target_id = previous.target_id if previous else None
+            if not self.request.plan:
+                for payload in payloads:  # the spouse first, then the customer
+                    result = self.cvcrm.call("upsert_cliente", payload)
+                    target_id = result.id or target_id
+            return _Decision(record_id, kind, payloads[-1], digest, target_id)
+
+        self._stage(entity, stream, decide)
+
+    def _sales(self, entity: str, stream: str) -> None:
+        def decide(raw: dict[str, Any], known: dict[str, Any]) -> _Decision:
+            sale, payload = self.translate.sale(raw)
+            record_id = str(raw["id"])
+            digest = content_hash(payload)
+            previous = known.get(record_id)
+            cancelled = sale.status.value == "cancelled"
+            if previous and previous.content_hash == digest:
+                return _Decision(record_id, "unchanged", payload, digest, previous.target_id)
+            if cancelled and not previous:
+                # never reserved in the CRM: create it so the CRM shows the cancelled sale, then cancel
+                kind = "cancelled"
+            elif cancelled:
+                kind = "cancelled"
+            else:
+                kind = "updated" if previous else "created"
+            target_id = previous.target_id if previous else None
+            if self.request.plan:
+                return _Decision(record_id, kind, payload, digest, target_id)
+            if target_id is None:
+                result = self.cvcrm.call(
+                    "create_reserva", payload, idempotency_key=f"{self.tenant.id}:sale:{record_id}"
+                )
+                target_id = result.id
+            elif not cancelled:
+                self.cvcrm.call("update_reserva", {**payload, "idreserva": target_id})
+            if cancelled:
+                self.cvcrm.call(
+                    "cancel_reserva",
+                    {"idreserva": target_id, "motivo": sale.cancellation_reason or "Cancelado no Sienge"},
+                )
+            return _Decision(record_id, kind, payload, digest, target_id)
+
+        self._stage(entity, stream, decide)
+
+
+def _cursor_value(cursor: str | None) -> str | None:
+    """Cursors are stored as ISO datetimes; Sienge sends dates or datetimes."""
+    if not cursor:
+        return None
+    try:
+        parsed = datetime.fromisoformat(cursor.replace("Z", "+00:00"))
+    except ValueError:
+        raise DataError(f"unreadable modification time {cursor!r} from Sienge") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.isoformat()
+
+
+def run_import(
+    store: Store,
+    tenant: TenantConfig,
+    sienge: Connector,
+    cvcrm: Connector,
+    request: ImportRequest | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Import one tenant; returns the counts. Safe to run again at any time (it skips what is unchanged)."""
+    return ImportRun(store, tenant, sienge, cvcrm, request or ImportRequest(), progress).run()

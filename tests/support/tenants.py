@@ -1,0 +1,35 @@
+"""The demo tenant pointed at a running sandbox (ephemeral ports), with option overrides for a test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from schemas.tenant import TenantConfig
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def sandbox_tenant(sandbox: Any, tenant_id: str = "demo", **overrides: Any) -> TenantConfig:
+    """tenants/demo.yaml with every connector's base URL (and SMTP host/port) set to ``sandbox``.
+
+    ``overrides`` are merged into the YAML data, e.g. ``options={"signing_provider": "clicksign"}``.
+    """
+    data = yaml.safe_load((REPO / "tenants" / "demo.yaml").read_text(encoding="utf-8"))
+    data["id"] = tenant_id
+    for key, connector in data["connectors"].items():
+        if key == "smtp":
+            connector["values"]["host"] = sandbox.smtp.host
+            connector["values"]["port"] = str(sandbox.smtp.port)
+        elif key in sandbox.urls:
+            connector["values"]["base_url"] = sandbox.urls[key]
+    return TenantConfig.model_validate(_merge(data, overrides))
