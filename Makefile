@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export PONTE_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: setup services test demo lint schemas bench ui chaos clean
+.PHONY: setup services test demo lint schemas bench ui chaos clean topology
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ schemas: setup
 
 bench: setup services
 	$(PY) -m bench
+
+# the production topology on this machine: PostgreSQL storage, celery workers on Redis, two gateways
+topology: setup services
+	$(PY) -m pytest tests/deploy -q
 
 ui: setup
 	$(VENV)/bin/ponte ui

@@ -11,6 +11,10 @@ from typing import Any
 
 from connectors.runtime.client import Connector
 from connectors.runtime.ratelimit import RateBudget
+from connectors.smtp import SmtpConnector
+from connectors.spec import SmtpConnectorSpec
+from connectors.spec.loader import load_spec
+from connectors.spec.models import HttpConnectorSpec, RateLimit
 from pipelines.store.db import Store
 from ponte.errors import ConfigurationError
 from schemas.tenant import TenantConfig
@@ -31,7 +35,24 @@ def open_connector(tenant: TenantConfig, key: str, *, store: Store | None = None
     if "budget" not in kwargs:
         kwargs["budget"] = shared_budget(store)
     try:
-        return Connector.open(config.spec, values=config.values, secrets=secrets, tenant=tenant.id, **kwargs)
+        spec = load_spec(config.spec)
+        if config.rate_limit and isinstance(spec, HttpConnectorSpec):
+            spec = spec.model_copy(update={"rate_limit": RateLimit(**config.rate_limit)})
+        return Connector.open(spec, values=config.values, secrets=secrets, tenant=tenant.id, **kwargs)
+    except ConfigurationError as exc:
+        raise exc.context(tenant=tenant.id) from None
+
+
+def open_smtp(tenant: TenantConfig, key: str = "smtp", *, store: Store | None = None) -> SmtpConnector:
+    """The SMTP connector ``key`` of ``tenant`` (SMTP specs are their own kind, not HTTP)."""
+    config = tenant.connector(key)
+    spec = load_spec(config.spec)
+    if not isinstance(spec, SmtpConnectorSpec):
+        raise ConfigurationError(f"connector {key!r} (spec {config.spec}) is not an SMTP connector", tenant=tenant.id)
+    # optional login secrets the tenant leaves out are empty (no AUTH), not the renderer's MISSING marker
+    secrets = {"username": "", "password": "", **config.resolve_credentials(tenant.id)}
+    try:
+        return SmtpConnector(spec, values=config.values, secrets=secrets, tenant=tenant.id, budget=shared_budget(store))
     except ConfigurationError as exc:
         raise exc.context(tenant=tenant.id) from None
 

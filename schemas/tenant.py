@@ -59,6 +59,21 @@ class TenantConnector(ConfigModel):
         default_factory=dict, description="Secrets, each read from an environment variable."
     )
 
+    rate_limit: dict[Literal["per_second", "per_minute", "per_hour", "per_day"], float] | None = Field(
+        None,
+        description=(
+            "Overrides the spec's request budget for this tenant (e.g. the Sienge daily quota of the "
+            "package the developer bought: {per_day: 30000})."
+        ),
+    )
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _positive_limits(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value and any(v <= 0 for v in value.values()):
+            raise ValueError("rate limits must be positive numbers")
+        return value
+
     @field_validator("credentials", mode="before")
     @classmethod
     def _no_literal_secrets(cls, value: Any) -> Any:

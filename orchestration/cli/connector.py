@@ -44,7 +44,9 @@ def _open(tenant_name: str, connector_name: str, shared_budget: bool):  # type: 
 def check(
     tenant: str = typer.Argument(..., help="Tenant id (tenants/<id>.yaml) or path"),
     connector: str = typer.Argument(..., help="Connector key in the tenant file, e.g. sienge"),
-    shared_budget: bool = typer.Option(False, help="Count calls against the shared budget in the state store"),
+    shared_budget: bool = typer.Option(
+        False, help="Count calls against the shared budget in the state store"
+    ),
 ) -> None:
     """Authenticate and read one record of each stream: says what works and what is refused."""
     conn = _open(tenant, connector, shared_budget)
@@ -74,7 +76,9 @@ def read(
     limit: int = typer.Option(10, "--limit", "-n", min=1, help="Stop after this many records"),
     param: list[str] = typer.Option([], "--param", "-p", help="Stream parameter NAME=VALUE (repeatable)"),
     since: datetime | None = typer.Option(None, help="Incremental lower bound (ISO date/time)"),
-    shared_budget: bool = typer.Option(False, help="Count calls against the shared budget in the state store"),
+    shared_budget: bool = typer.Option(
+        False, help="Count calls against the shared budget in the state store"
+    ),
 ) -> None:
     """Dry read: print a stream's records as JSON lines (personal data masked). Writes nothing."""
     params: dict[str, str] = {}
@@ -90,7 +94,9 @@ def read(
     count = 0
     with conn:
         for record in conn.read(stream, since=since, params=params, limit=limit):
-            console.print(redact(json.dumps(record, ensure_ascii=False, default=str)), markup=False, soft_wrap=True)
+            console.print(
+                redact(json.dumps(record, ensure_ascii=False, default=str)), markup=False, soft_wrap=True
+            )
             count += 1
     console.print(f"[dim]{count} record(s), {conn.api_calls} API call(s)[/]")
 
@@ -130,7 +136,9 @@ def list_specs() -> None:
             table.add_row(name, "[red]invalid[/]", redact(str(exc))[:80], "", "")
             continue
         if isinstance(spec, HttpConnectorSpec):
-            table.add_row(name, "http", ", ".join(spec.streams), ", ".join(spec.actions), ", ".join(spec.webhooks))
+            table.add_row(
+                name, "http", ", ".join(spec.streams), ", ".join(spec.actions), ", ".join(spec.webhooks)
+            )
         else:
             table.add_row(name, spec.kind, "", "send", "")
     console.print(table)

@@ -53,7 +53,9 @@ def _plain(value: Any) -> Any:
 @friendly_errors
 def test_cmd(
     mapping: str = typer.Argument(..., help="Mapping name (sienge/customer_to_person) or a .yaml path."),
-    sample: Path = typer.Option(..., "--sample", "-s", help="Source payload (JSON object, or a list of them)."),
+    sample: Path = typer.Option(
+        ..., "--sample", "-s", help="Source payload (JSON object, or a list of them)."
+    ),
     context: Path = typer.Option(
         None, "--context", "-c", help="Context file (default: <sample>.context.json when it exists)."
     ),
@@ -110,8 +112,19 @@ def explain_cmd(
     for column in ("line", "target", "← source", "transforms", "when", "owner"):
         table.add_column(column, overflow="fold")
     for row in compiled.explain():
-        table.add_row(*(escape(cell) for cell in (str(row.line or ""), row.target, row.source, row.transforms,
-                                                  row.condition, row.owner)))
+        table.add_row(
+            *(
+                escape(cell)
+                for cell in (
+                    str(row.line or ""),
+                    row.target,
+                    row.source,
+                    row.transforms,
+                    row.condition,
+                    row.owner,
+                )
+            )
+        )
     console.print(table)
     if compiled.spec.ownership and compiled.spec.ownership.fields:
         others = ", ".join(f"{k} ({v})" for k, v in compiled.spec.ownership.fields.items())
@@ -140,8 +153,10 @@ def list_cmd() -> None:
 def check_cmd(mapping: str = typer.Argument(..., help="Mapping name or a .yaml path.")) -> None:
     """Load and compile one mapping; print what is wrong with it (file:line, field, fix)."""
     compiled = _load(mapping)
-    console.print(f"[green]✓[/] {compiled.path}: {compiled.source} -> {compiled.target}, "
-                  f"{len(compiled.fields)} field(s)")
+    console.print(
+        f"[green]✓[/] {compiled.path}: {compiled.source} -> {compiled.target}, "
+        f"{len(compiled.fields)} field(s)"
+    )
 
 
 __all__ = ["app"]

@@ -43,23 +43,34 @@ def up(
     customers: int = typer.Option(40, "--customers", "-n", min=0, help="How many Sienge customers to seed."),
     seed: int = typer.Option(7, "--seed", help="Seed of the generated data: same seed, same records."),
     port_base: int = typer.Option(
-        DEFAULT_PORT_BASE, "--port-base", help="First port: sienge, cvcrm, docusign, clicksign, whatsapp, smtp, sink."
+        DEFAULT_PORT_BASE,
+        "--port-base",
+        help="First port: sienge, cvcrm, docusign, clicksign, whatsapp, smtp, sink.",
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (keep loopback)."),
     faults: list[str] = typer.Option(
-        [], "--faults", "-f",
+        [],
+        "--faults",
+        "-f",
         help="Fault injection, system.key=value (repeatable), e.g. sienge.errors=500:0.1+503:0.05, "
-             "docusign.latency_ms=200, cvcrm.fail_next=429+500, clicksign.webhook_duplicate_rate=0.3.",
+        "docusign.latency_ms=200, cvcrm.fail_next=429+500, clicksign.webhook_duplicate_rate=0.3.",
     ),
     rate_limits: bool = typer.Option(
-        True, "--rate-limits/--no-rate-limits", help="Enforce the real budgets (Sienge/CV CRM 200/min, DocuSign 3000/h)."
+        True,
+        "--rate-limits/--no-rate-limits",
+        help="Enforce the real budgets (Sienge/CV CRM 200/min, DocuSign 3000/h).",
     ),
 ) -> None:
     """Start every stand-in and keep them running until Ctrl-C."""
     from connectors.sandbox import start_sandbox
 
-    with Progress(TextColumn("[bold]seeding[/] {task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total}"), console=console, transient=True) as progress:
+    with Progress(
+        TextColumn("[bold]seeding[/] {task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        console=console,
+        transient=True,
+    ) as progress:
         tasks: dict[str, Any] = {}
 
         def report(stage: str, done: int, total: int) -> None:
@@ -67,17 +78,30 @@ def up(
                 tasks[stage] = progress.add_task(stage, total=max(total, 1))
             progress.update(tasks[stage], completed=done, total=max(total, 1))
 
-        sandbox = start_sandbox(customers=customers, seed=seed, faults=faults or None, rate_limits=rate_limits,
-                                port_base=port_base, host=host, progress=report)
+        sandbox = start_sandbox(
+            customers=customers,
+            seed=seed,
+            faults=faults or None,
+            rate_limits=rate_limits,
+            port_base=port_base,
+            host=host,
+            progress=report,
+        )
     try:
         console.print(f"[bold]Ponte sandbox[/] (seed {seed}, {customers} customers)")
         creds = sandbox.credentials()
         for name in ("sienge", "cvcrm", "docusign", "clicksign", "whatsapp", "smtp"):
             console.print(f"  [bold]{name:<9}[/] {sandbox.api[name]}", soft_wrap=True)
-            console.print("            " + ", ".join(f"{k}={v}" for k, v in creds[name].items()), soft_wrap=True)
-        console.print(f"  [bold]{'sink':<9}[/] {sandbox.urls['sink']}/hooks/<name>  (webhook receiver)", soft_wrap=True)
-        console.print("Control API: <system origin>/_sandbox/... (faults, deliveries, signers); "
-                      "Ctrl-C stops everything.")
+            console.print(
+                "            " + ", ".join(f"{k}={v}" for k, v in creds[name].items()), soft_wrap=True
+            )
+        console.print(
+            f"  [bold]{'sink':<9}[/] {sandbox.urls['sink']}/hooks/<name>  (webhook receiver)", soft_wrap=True
+        )
+        console.print(
+            "Control API: <system origin>/_sandbox/... (faults, deliveries, signers); "
+            "Ctrl-C stops everything."
+        )
         threading.Event().wait()
     except KeyboardInterrupt:
         console.print("stopping the sandbox")
@@ -90,17 +114,25 @@ def up(
 def sign(
     envelope: str = typer.Argument(..., help="Envelope id at the sandbox provider."),
     as_role: str = typer.Option(
-        ..., "--as", help="The signer: role name (cliente, conjuge, testemunha), e-mail, name, id or 1-based position."
+        ...,
+        "--as",
+        help="The signer: role name (cliente, conjuge, testemunha), e-mail, name, id or 1-based position.",
     ),
     action: str = typer.Option("sign", "--action", help="sign | view | refuse | expire"),
-    provider: str | None = typer.Option(None, "--provider", help="docusign | clicksign (found by id if omitted)."),
+    provider: str | None = typer.Option(
+        None, "--provider", help="docusign | clicksign (found by id if omitted)."
+    ),
     reason: str | None = typer.Option(None, "--reason", help="Refusal reason."),
     ip: str | None = typer.Option(None, "--ip", help="Evidence: the signer's IP address."),
     url: str | None = typer.Option(
-        None, "--url", envvar="PONTE_SANDBOX_URL",
+        None,
+        "--url",
+        envvar="PONTE_SANDBOX_URL",
         help="Origin of the provider's sandbox (default http://127.0.0.1:<port-base + offset>).",
     ),
-    port_base: int = typer.Option(DEFAULT_PORT_BASE, "--port-base", help="Port base the sandbox was started with."),
+    port_base: int = typer.Option(
+        DEFAULT_PORT_BASE, "--port-base", help="Port base the sandbox was started with."
+    ),
 ) -> None:
     """Make a sandbox signer sign, view, refuse or let the envelope expire (fires the real webhooks)."""
     if action not in ("sign", "view", "refuse", "expire"):
@@ -114,7 +146,9 @@ def sign(
         assert candidate is not None
         origin = url if url else _control_url(candidate, url if provider or not url else None, port_base)
         try:
-            last = httpx.post(f"{origin.rstrip('/')}/_sandbox/envelopes/{envelope}/act", json=body, timeout=10)
+            last = httpx.post(
+                f"{origin.rstrip('/')}/_sandbox/envelopes/{envelope}/act", json=body, timeout=10
+            )
         except httpx.HTTPError as exc:
             fail(f"cannot reach the sandbox at {origin}: {exc} (is `ponte sandbox up` running?)")
         if last.status_code != 404 or provider:
@@ -131,9 +165,15 @@ def sign(
 @app.command()
 @friendly_errors
 def faults(
-    specs: list[str] = typer.Argument(..., help="system.key=value items (see `up --help`); `system.clear=1` heals."),
-    url: str | None = typer.Option(None, "--url", envvar="PONTE_SANDBOX_URL", help="Origin of one system's sandbox."),
-    port_base: int = typer.Option(DEFAULT_PORT_BASE, "--port-base", help="Port base the sandbox was started with."),
+    specs: list[str] = typer.Argument(
+        ..., help="system.key=value items (see `up --help`); `system.clear=1` heals."
+    ),
+    url: str | None = typer.Option(
+        None, "--url", envvar="PONTE_SANDBOX_URL", help="Origin of one system's sandbox."
+    ),
+    port_base: int = typer.Option(
+        DEFAULT_PORT_BASE, "--port-base", help="Port base the sandbox was started with."
+    ),
 ) -> None:
     """Change fault injection of a running sandbox now."""
     from connectors.sandbox.faults import parse_fault_spec

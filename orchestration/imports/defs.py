@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+from dagster import AssetSelection, Definitions, define_asset_job
 
+from orchestration.executors import executor_from_environment
 from orchestration.imports.assets import crm_customers_and_sales, id_map_consistent
 from orchestration.imports.schedules import import_schedules
 from orchestration.imports.sensors import sienge_webhook_sensor
-from orchestration.partitions import tenant_partitions
 
 import_job = define_asset_job(
     "customer_sale_import",
     selection=AssetSelection.assets(crm_customers_and_sales),
-    partitions_def=tenant_partitions,
     description="Sienge developments, units, customers and sales into CV CRM, for one tenant.",
-    executor_def=in_process_executor,
+    # in-process by default (fast sensors on one machine); PONTE_EXECUTOR=celery for workers
+    executor_def=executor_from_environment(),
 )
 
 DEFS = Definitions(

@@ -11,6 +11,7 @@ as the last id-map rows, so a crash means re-reading (and skipping by hash), nev
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
@@ -23,9 +24,8 @@ from pipelines.imports.report import EntityCounts, ImportReport
 from pipelines.imports.translate import Translator
 from pipelines.store import deadletters
 from pipelines.store.db import Store
-from pipelines.store.models import IdMap
-from pipelines.store.repos import audit, get_cursor, get_xref, put_xref, set_cursor, xrefs_for
-from ponte.errors import DataError, NotFoundError, PonteError
+from pipelines.store.repos import XrefRow, audit, get_cursor, get_xref, set_cursor, upsert_xrefs, xrefs_by_ids
+from ponte.errors import ConflictError, DataError, NotFoundError, PonteError, TransientError
 from ponte.logging import get_logger
 from schemas.tenant import TenantConfig
 
@@ -33,10 +33,15 @@ log = get_logger("import")
 FLOW = "import"
 SOURCE, TARGET = "sienge", "cvcrm"
 BATCH = 200
+LOOKUP_CACHE = 20_000
 #: the id map's entity names (mappings look people up as "person")
 XREF = {"enterprise": "enterprise", "unit": "unit", "customer": "person", "sale": "sale"}
 
 Progress = Callable[[str, int], None]
+
+
+class DeferredError(TransientError):
+    """A record waits for another one that failed transiently in the same run."""
 
 
 @dataclass
@@ -84,7 +89,11 @@ class ImportRun:
         self.progress = progress or (lambda _entity, _n: None)
         self.report = ImportReport(tenant=tenant.id, plan=request.plan)
         self.translate = translator or Translator(tenant, self._lookup)
-        self._known: dict[str, dict[str, IdMap]] = {}
+        #: id-map rows of the batch being processed, and a bounded cache for mapping lookups
+        self._batch: dict[str, XrefRow] = {}
+        self._lookups: dict[tuple[str, str], str | None] = {}
+        #: records that failed transiently this run, per id-map entity: they are retried, not dead-lettered
+        self._deferred: dict[str, set[str]] = {}
 
     # ----------------------------------------------------------------------------------- reading
 
@@ -114,21 +123,24 @@ class ImportRun:
 
     # ----------------------------------------------------------------------------------- lookups
 
-    def _known_for(self, entity: str) -> dict[str, IdMap]:
-        """The id map of one entity, loaded once per run (one query, not one per record)."""
-        entity = XREF.get(entity, entity)
-        if entity not in self._known:
-            with self.store.session() as session:
-                self._known[entity] = xrefs_for(session, self.tenant.id, entity, SOURCE, TARGET)
-        return self._known[entity]
-
     def _lookup(self, entity: str, source_system: str, source_id: str, target_system: str) -> str | None:
+        """Id-map lookups for mappings (e.g. a sale's buyer → CRM person), cached within bounds."""
+        key = (entity, str(source_id))
+        if str(source_id) in self._deferred.get(entity, ()):
+            raise DeferredError(
+                f"{entity} {source_id} failed transiently earlier in this run; this record waits for it",
+                hint="nothing to do: the next run retries both",
+            )
+        if key in self._lookups and (source_system, target_system) == (SOURCE, TARGET):
+            return self._lookups[key]
+        with self.store.session() as session:
+            row = get_xref(session, self.tenant.id, entity, source_system, str(source_id), target_system)
+        target = row.target_id if row else None
         if (source_system, target_system) == (SOURCE, TARGET):
-            row = self._known_for(entity).get(str(source_id))
-        else:
-            with self.store.session() as session:
-                row = get_xref(session, self.tenant.id, entity, source_system, str(source_id), target_system)
-        return row.target_id if row else None
+            if len(self._lookups) > LOOKUP_CACHE:
+                self._lookups.clear()
+            self._lookups[key] = target
+        return target
 
     # ----------------------------------------------------------------------------------- failures
 
@@ -188,21 +200,28 @@ class ImportRun:
         """Record what was written, and on the stream's last batch, advance its cursor, in one transaction."""
         if self.request.plan:
             return
+        version = self.translate.version(entity)
+        changed = [d for d in decisions if d.kind != "unchanged"]
         with self.store.session() as session:
-            for decision in decisions:
-                if decision.kind == "unchanged":
-                    continue
-                self._known_for(entity)[decision.record_id] = put_xref(
-                    session,
-                    self.tenant.id,
-                    XREF[entity],
-                    SOURCE,
-                    decision.record_id,
-                    TARGET,
-                    decision.target_id,
-                    decision.hash,
-                    self.translate.version(entity),
-                )
+            upsert_xrefs(
+                session,
+                [
+                    {
+                        "tenant": self.tenant.id,
+                        "entity": XREF[entity],
+                        "source_system": SOURCE,
+                        "source_id": d.record_id,
+                        "target_system": TARGET,
+                        "target_id": d.target_id,
+                        "content_hash": d.hash,
+                        "mapping_version": version,
+                    }
+                    for d in changed
+                ],
+            )
+            for decision in changed:
+                if decision.target_id is not None:
+                    self._lookups[(XREF[entity], decision.record_id)] = decision.target_id
                 audit(
                     session,
                     tenant=self.tenant.id,
@@ -211,7 +230,7 @@ class ImportRun:
                     entity=entity,
                     entity_id=decision.target_id or decision.record_id,
                     source_record=f"sienge:{entity}:{decision.record_id}",
-                    mapping_version=self.translate.version(entity),
+                    mapping_version=version,
                     run_id=self.request.run_id,
                 )
             if final and cursor and not self.request.ids:
@@ -226,13 +245,22 @@ class ImportRun:
     ) -> None:
         counts: EntityCounts = self.report.entities[entity]
         cursor: str | None = None
-        known = self._known_for(entity)
+        open_letters = {
+            d.record_key
+            for d in deadletters.list_open(self.store, self.tenant.id, FLOW)
+            if d.record_key.startswith(f"{entity}:")
+        }
         batches = self._batches(entity, stream)
         pending: list[_Decision] = []
+        complete = True
         for batch in batches:
             if pending:
                 self._commit(entity, stream, pending, cursor, final=False)
             pending = []
+            with self.store.session() as session:
+                known = xrefs_by_ids(
+                    session, self.tenant.id, XREF[entity], SOURCE, TARGET, [str(r.get("id")) for r in batch]
+                )
             for raw in batch:
                 counts.read += 1
                 record_id = str(raw.get("id"))
@@ -241,6 +269,13 @@ class ImportRun:
                     cursor = str(modified)
                 try:
                     decision = decide(raw, known)
+                except TransientError as exc:
+                    # only delayed, not bad: count it, keep the cursor where it was, retry next run
+                    counts.failed += 1
+                    complete = False
+                    self._deferred.setdefault(XREF[entity], set()).add(record_id)
+                    log.warning("import %s %s deferred: %s", entity, record_id, exc)
+                    continue
                 except PonteError as exc:
                     self._dead(entity, record_id, exc, raw)
                     continue
@@ -248,10 +283,10 @@ class ImportRun:
                     continue
                 counts.note(decision.kind, record_id, self.request.plan)
                 pending.append(decision)
-                if decision.kind != "unchanged" and not self.request.plan:
+                if f"{entity}:{record_id}" in open_letters and not self.request.plan:
                     deadletters.resolve(self.store, self.tenant.id, FLOW, f"{entity}:{record_id}")
             self.progress(entity, len(batch))
-        self._commit(entity, stream, pending, _cursor_value(cursor), final=True)
+        self._commit(entity, stream, pending, _cursor_value(cursor) if complete else None, final=True)
 
     # ------------------------------------------------------------------------------ per entity
 
@@ -264,9 +299,7 @@ class ImportRun:
             record_id = str(raw["id"])
             previous = known.get(record_id)
             kind = (
-                "unchanged"
-                if previous and previous.content_hash == digest
-                else ("updated" if previous else "created")
+                "unchanged" if previous and previous[1] == digest else ("updated" if previous else "created")
             )
             return _Decision(record_id, kind, record, digest, target_id=record_id)
 
@@ -278,10 +311,10 @@ class ImportRun:
             record_id = str(raw["id"])
             digest = content_hash(payloads)
             previous = known.get(record_id)
-            if previous and previous.content_hash == digest:
-                return _Decision(record_id, "unchanged", payloads[-1], digest, previous.target_id)
+            if previous and previous[1] == digest:
+                return _Decision(record_id, "unchanged", payloads[-1], digest, previous[0])
             kind = "updated" if previous else "created"
-            target_id = previous.target_id if previous else None
+            target_id = previous[0] if previous else None
             if not self.request.plan:
                 for payload in payloads:  # the spouse first, then the customer
                     result = self.cvcrm.call("upsert_cliente", payload)
@@ -297,8 +330,8 @@ class ImportRun:
             digest = content_hash(payload)
             previous = known.get(record_id)
             cancelled = sale.status.value == "cancelled"
-            if previous and previous.content_hash == digest:
-                return _Decision(record_id, "unchanged", payload, digest, previous.target_id)
+            if previous and previous[1] == digest:
+                return _Decision(record_id, "unchanged", payload, digest, previous[0])
             if cancelled and not previous:
                 # never reserved in the CRM: create it so the CRM shows the cancelled sale, then cancel
                 kind = "cancelled"
@@ -306,7 +339,7 @@ class ImportRun:
                 kind = "cancelled"
             else:
                 kind = "updated" if previous else "created"
-            target_id = previous.target_id if previous else None
+            target_id = previous[0] if previous else None
             if self.request.plan:
                 return _Decision(record_id, kind, payload, digest, target_id)
             if target_id is None:
@@ -317,10 +350,12 @@ class ImportRun:
             elif not cancelled:
                 self.cvcrm.call("update_reserva", {**payload, "idreserva": target_id})
             if cancelled:
-                self.cvcrm.call(
-                    "cancel_reserva",
-                    {"idreserva": target_id, "motivo": sale.cancellation_reason or "Cancelado no Sienge"},
-                )
+                # a 409 means already cancelled (an earlier run got this far): the goal state holds
+                with contextlib.suppress(ConflictError):
+                    self.cvcrm.call(
+                        "cancel_reserva",
+                        {"idreserva": target_id, "motivo": sale.cancellation_reason or "Cancelado no Sienge"},
+                    )
             return _Decision(record_id, kind, payload, digest, target_id)
 
         self._stage(entity, stream, decide)

@@ -125,3 +125,48 @@ def ensure_tenant(session: Session, tenant_id: str, name: str, config_hash: str)
         session.add(Tenant(id=tenant_id, name=name, config_hash=config_hash))
     elif row.config_hash != config_hash or row.name != name:
         row.name, row.config_hash = name, config_hash
+
+
+XrefRow = tuple[str | None, str | None]  # (target_id, content_hash)
+
+
+def xrefs_by_ids(
+    session: Session, tenant: str, entity: str, source_system: str, target_system: str, source_ids: list[str]
+) -> dict[str, XrefRow]:
+    """Id-map rows for one batch of source ids, as light tuples (memory stays flat however big the run)."""
+    if not source_ids:
+        return {}
+    rows = session.execute(
+        select(IdMap.source_id, IdMap.target_id, IdMap.content_hash).where(
+            IdMap.tenant == tenant,
+            IdMap.entity == entity,
+            IdMap.source_system == source_system,
+            IdMap.target_system == target_system,
+            IdMap.source_id.in_(source_ids),
+        )
+    )
+    return {source_id: (target_id, content_hash) for source_id, target_id, content_hash in rows}
+
+
+def upsert_xrefs(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert or update many id-map rows in one statement (dicts with IdMap column names)."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    now = utcnow()
+    values = [{**row, "last_synced_at": now} for row in rows]
+    statement = insert(IdMap).values(values)
+    statement = statement.on_conflict_do_update(
+        index_elements=["tenant", "entity", "source_system", "source_id", "target_system"],
+        set_={
+            "target_id": statement.excluded.target_id,
+            "content_hash": statement.excluded.content_hash,
+            "mapping_version": statement.excluded.mapping_version,
+            "last_synced_at": statement.excluded.last_synced_at,
+        },
+    )
+    session.execute(statement)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
@@ -15,10 +13,8 @@ from .conftest import SIENGE_AUTH
 
 @pytest.mark.slow
 def test_fifty_thousand_customers_page_fully() -> None:
-    started = time.monotonic()
+    # how long seeding and paging take is measured by `make bench`, not asserted (machines are noisy)
     with start_sandbox(customers=50_000, seed=3) as sb:
-        seeded = time.monotonic() - started
-        assert seeded < 10, f"seeding took {seeded:.1f}s"
         ids: set[int] = set()
         requests = 0
         with httpx.Client(base_url=sb.api["sienge"], auth=SIENGE_AUTH, timeout=30) as client:
@@ -46,4 +42,3 @@ def test_fifty_thousand_customers_page_fully() -> None:
             by_doc = client.get("/customers", params={"cpf" if target.get("cpf") else "cnpj": document}).json()
             assert [c["id"] for c in by_doc["results"]] == [31_337]
             assert normalize_document(by_doc["results"][0].get("cpf") or by_doc["results"][0]["cnpj"]) == document
-    assert time.monotonic() - started < 20

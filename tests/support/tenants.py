@@ -19,10 +19,17 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def sandbox_tenant(sandbox: Any, tenant_id: str = "demo", **overrides: Any) -> TenantConfig:
+#: for a sandbox started with rate_limits=False: let the connectors go as fast as they can
+UNTHROTTLED = {"per_second": 10_000}
+
+
+def sandbox_tenant(
+    sandbox: Any, tenant_id: str = "demo", *, unthrottled: bool = False, **overrides: Any
+) -> TenantConfig:
     """tenants/demo.yaml with every connector's base URL (and SMTP host/port) set to ``sandbox``.
 
-    ``overrides`` are merged into the YAML data, e.g. ``options={"signing_provider": "clicksign"}``.
+    ``unthrottled`` lifts the connectors' own pacing (use with a sandbox started with
+    ``rate_limits=False``); ``overrides`` are merged into the YAML data, e.g. ``options={"signing_provider": "clicksign"}``.
     """
     data = yaml.safe_load((REPO / "tenants" / "demo.yaml").read_text(encoding="utf-8"))
     data["id"] = tenant_id
@@ -32,4 +39,6 @@ def sandbox_tenant(sandbox: Any, tenant_id: str = "demo", **overrides: Any) -> T
             connector["values"]["port"] = str(sandbox.smtp.port)
         elif key in sandbox.urls:
             connector["values"]["base_url"] = sandbox.urls[key]
+            if unthrottled:
+                connector["rate_limit"] = dict(UNTHROTTLED)
     return TenantConfig.model_validate(_merge(data, overrides))
