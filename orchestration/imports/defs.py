@@ -21,6 +21,6 @@ DEFS = Definitions(
     assets=[crm_customers_and_sales],
     asset_checks=[id_map_consistent],
     jobs=[import_job],
-    schedules=import_schedules(import_job.name),
+    schedules=import_schedules(import_job),
     sensors=[sienge_webhook_sensor(import_job.name)],
 )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dagster import RunRequest, ScheduleDefinition, ScheduleEvaluationContext, schedule
 
 from schemas.tenant import list_tenants
 
 
-def import_schedules(job_name: str) -> list[ScheduleDefinition]:
+def import_schedules(job: Any) -> list[ScheduleDefinition]:
+    """``job`` is the import's asset job (Dagster's unresolved asset-job type is not public)."""
     schedules = []
     for tenant in list_tenants():
 
@@ -22,7 +25,7 @@ def import_schedules(job_name: str) -> list[ScheduleDefinition]:
             schedule(
                 name=f"import_{tenant.id.replace('-', '_')}",
                 cron_schedule=tenant.options.import_cron,
-                job_name=job_name,
+                job=job,
                 execution_timezone="America/Sao_Paulo",
                 description=f"Incremental Sienge → CV CRM import for tenant {tenant.id}",
             )(_evaluate)
