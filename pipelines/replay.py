@@ -6,6 +6,7 @@ content, and a record that fails again keeps one open dead letter with the new r
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,7 +45,22 @@ def register_replayer(flow: str, replayer: Callable[[Store, DeadLetter, str | No
     REPLAYERS[flow] = replayer
 
 
+#: flows that register their replayer when imported
+FLOW_PACKAGES = ("pipelines.assistance", "pipelines.dispatch", "pipelines.backsync")
+
+
+def _load_flow_replayers() -> None:
+    for package in FLOW_PACKAGES:
+        try:
+            importlib.import_module(package)
+        except ModuleNotFoundError as exc:
+            if exc.name != package:
+                raise
+
+
 def replay(store: Store, letter: DeadLetter, run_id: str | None = None) -> ReplayOutcome:
+    if letter.flow not in REPLAYERS:
+        _load_flow_replayers()
     replayer = REPLAYERS.get(letter.flow)
     if replayer is None:
         raise ConfigurationError(f"no replay for flow {letter.flow!r}", hint=f"flows: {', '.join(REPLAYERS)}")

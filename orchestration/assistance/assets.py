@@ -1,0 +1,116 @@
+"""The assistance sync as a tenant-partitioned asset whose drift check reports what webhooks missed.
+
+No ``from __future__ import annotations`` here: Dagster reads the Config parameter's annotation at
+definition time.
+"""
+
+from typing import Literal
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Backoff,
+    Config,
+    Jitter,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    asset,
+)
+from pydantic import Field
+
+from orchestration.partitions import tenant_partitions
+from orchestration.resources import ConnectorsResource, StoreResource, TenantsResource
+from pipelines.assistance.flow import AssistanceRequest, run_assistance
+from pipelines.assistance.report import AssistanceReport
+
+#: only what the HTTP layer gave up on is retried at the step level
+STEP_RETRY = RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+DRIFT_CHECK = "assistance_drift"
+
+
+class AssistanceConfig(Config):
+    """webhooks: process stored CV CRM / Sienge hooks (the sensor); reconcile: compare, repair, report."""
+
+    mode: Literal["webhooks", "poll", "reconcile"] = Field(
+        "webhooks", description="reconcile is what the nightly schedule runs"
+    )
+    plan: bool = Field(False, description="Dry run: report what would change, write nothing")
+
+    def request(self, run_id: str) -> AssistanceRequest:
+        return AssistanceRequest(
+            events=True,
+            poll=self.mode == "poll",
+            reconcile=self.mode == "reconcile",
+            plan=self.plan,
+            run_id=run_id,
+        )
+
+
+def drift_check_result(report: AssistanceReport) -> AssetCheckResult:
+    """Drift as an asset-check result: counts and ids as metadata; any drift is a warning.
+
+    The run already repaired what it could; the check says how far the two sides had drifted (what
+    webhooks missed), and which requests could not be repaired or sent.
+    """
+    drift = report.drift
+    if drift is None:
+        return AssetCheckResult(
+            check_name=DRIFT_CHECK,
+            passed=True,
+            metadata={"reconciled": False, "note": "not a reconciliation run: no comparison made"},
+        )
+    metadata: dict[str, object] = {"reconciled": True, "drift_total": drift.total, "plan": report.plan}
+    for kind, count in drift.counts().items():
+        metadata[f"{kind}_count"] = count
+    metadata["drift_ids"] = MetadataValue.json(drift.ids())
+    metadata["status_details"] = MetadataValue.json(drift.details)
+    metadata["blocked"] = MetadataValue.json(drift.blocked)
+    metadata["unrepaired"] = MetadataValue.json(drift.unrepaired)
+    return AssetCheckResult(
+        check_name=DRIFT_CHECK,
+        passed=drift.total == 0 and not drift.unrepaired,
+        severity=AssetCheckSeverity.WARN,
+        metadata=metadata,
+    )
+
+
+@asset(
+    name="assistance_sync",
+    group_name="technical_assistance",
+    partitions_def=tenant_partitions,
+    retry_policy=STEP_RETRY,
+    description="Technical-assistance requests agreed between CV CRM and Sienge (per tenant).",
+    kinds={"python"},
+    check_specs=[
+        AssetCheckSpec(
+            DRIFT_CHECK,
+            asset="assistance_sync",
+            description="CRM and Sienge agree on every assistance (drift found by reconciliation).",
+        )
+    ],
+)
+def assistance_sync(
+    context: AssetExecutionContext,
+    config: AssistanceConfig,
+    store: StoreResource,
+    tenants: TenantsResource,
+    connectors: ConnectorsResource,
+) -> MaterializeResult:
+    tenant = tenants.load(context.partition_key)
+    state = store.get()
+    sienge = connectors.open(tenant, "sienge", state)
+    cvcrm = connectors.open(tenant, "cvcrm", state)
+    try:
+        report = run_assistance(state, tenant, sienge, cvcrm, config.request(context.run.run_id))
+    finally:
+        sienge.close()
+        cvcrm.close()
+    context.log.info(
+        f"assistance {tenant.id} ({config.mode}): created {len(report.created)}, updated "
+        f"{len(report.updated)}, failed {len(report.failed)}"
+        + (f", drift {report.drift.total}" if report.drift is not None else "")
+    )
+    return MaterializeResult(metadata=report.as_metadata(), check_results=[drift_check_result(report)])

@@ -1,0 +1,25 @@
+"""The assistance flow's Dagster definitions: asset (+ drift check), job, nightly schedules, sensor."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+
+from orchestration.assistance.assets import assistance_sync
+from orchestration.assistance.schedules import reconcile_schedules
+from orchestration.assistance.sensors import assistance_webhook_sensor
+from orchestration.partitions import tenant_partitions
+
+assistance_job = define_asset_job(
+    "assistance_sync_job",
+    selection=AssetSelection.assets(assistance_sync),
+    partitions_def=tenant_partitions,
+    description="CV CRM ↔ Sienge technical assistance for one tenant (webhooks, poll or reconciliation).",
+    executor_def=in_process_executor,
+)
+
+DEFS = Definitions(
+    assets=[assistance_sync],
+    jobs=[assistance_job],
+    schedules=reconcile_schedules(assistance_job.name),
+    sensors=[assistance_webhook_sensor(assistance_job.name)],
+)
