@@ -27,3 +27,5 @@ def show(tenant: str = typer.Argument(..., help="Tenant id or path to its YAML f
     """Show one tenant's validated configuration (credentials shown by variable name only)."""
     config = load_tenant(tenant)
     console.print_json(config.model_dump_json(exclude_none=True))
+
+__import__("orchestration.cli.tenant_verify", fromlist=["register"]).register(app)

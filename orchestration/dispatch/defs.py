@@ -1,0 +1,52 @@
+"""The dispatch flow's Dagster definitions: asset, job and one polling schedule per tenant."""
+
+from __future__ import annotations
+
+from dagster import (
+    AssetSelection,
+    Definitions,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    define_asset_job,
+    in_process_executor,
+    schedule,
+)
+
+import pipelines.dispatch  # noqa: F401  (registers the "dispatch" dead-letter replayer)
+from orchestration.dispatch.assets import signing_envelopes
+from schemas.tenant import list_tenants
+
+DISPATCH_CRON = "*/10 * * * *"
+
+dispatch_job = define_asset_job(
+    "envelope_dispatch",
+    selection=AssetSelection.assets(signing_envelopes),
+    description="Contracts ready to sign in CV CRM → envelopes at DocuSign/Clicksign, for one tenant.",
+    executor_def=in_process_executor,
+)
+
+
+def dispatch_schedules() -> list[ScheduleDefinition]:
+    """Poll each tenant's CRM for ready contracts (the CRM's webhooks are hints; the poll is the truth)."""
+    schedules = []
+    for tenant in list_tenants():
+
+        def _evaluate(context: ScheduleEvaluationContext, tenant_id: str = tenant.id) -> RunRequest:
+            return RunRequest(
+                run_key=f"dispatch-{tenant_id}-{context.scheduled_execution_time:%Y%m%dT%H%M}",
+                partition_key=tenant_id,
+                tags={"ponte/tenant": tenant_id, "ponte/trigger": "schedule"},
+            )
+
+        schedules.append(schedule(
+            name=f"dispatch_{tenant.id.replace('-', '_')}",
+            cron_schedule=DISPATCH_CRON,
+            job=dispatch_job,
+            execution_timezone="America/Sao_Paulo",
+            description=f"Send ready contracts of tenant {tenant.id} for signature",
+        )(_evaluate))
+    return schedules
+
+
+DEFS = Definitions(assets=[signing_envelopes], jobs=[dispatch_job], schedules=dispatch_schedules())

@@ -1,0 +1,163 @@
+"""The PDF a contract is signed on: the CRM's own PDF, or a template Ponte fills, plus optional terms.
+
+The document's SHA-256 is part of the envelope's idempotency key, so the same bytes never become two
+envelopes and a changed contract (a new version) is a new envelope.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pypdf import PdfReader, PdfWriter
+
+from connectors.runtime.client import Connector
+from connectors.spec.models import HttpConnectorSpec
+from pipelines.documents.render import RenderedDocument, render_contract
+from ponte.errors import DataError
+from schemas.canonical.signing import Contract
+from schemas.tenant import TenantConfig
+
+Terms = Literal["none", "with_contract", "alone"]
+TERMS_TEMPLATE = "termo_de_ciencia"
+
+
+@dataclass(frozen=True)
+class Document:
+    name: str
+    content: bytes
+    pages: int
+    page_size: tuple[float, float]
+    source: str  # crm_pdf | template
+
+    @property
+    def sha256(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(self.content).hexdigest()
+
+
+def _measure(content: bytes, record: str) -> tuple[int, tuple[float, float]]:
+    try:
+        reader = PdfReader(io.BytesIO(content))
+        first = reader.pages[0]
+        return len(reader.pages), (float(first.mediabox.width), float(first.mediabox.height))
+    except Exception as exc:  # pypdf raises many types for a broken file
+        raise DataError(
+            f"the contract's PDF is not readable ({type(exc).__name__})",
+            record=record,
+            hint="regenerate the contract PDF in the CRM",
+        ) from exc
+
+
+def _download_connector(cvcrm: Connector, link: str) -> Connector:
+    """The tenant's CV CRM connector with one extra binary action that GETs the contract's link.
+
+    The link is absolute (the CRM's file host), so it goes in as a tenant value, which the runtime takes
+    as written; auth, retries and the rate budget are the connector's own.
+    """
+    data = cvcrm.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data["values"]["contract_link"] = {"description": "The contract PDF's URL (set per download)"}
+    data["actions"]["download_contract_pdf"] = {
+        "method": "GET",
+        "path": "{values.contract_link}",
+        "response": "binary",
+        "expect": [200],
+    }
+    spec = HttpConnectorSpec.model_validate(data)
+    return Connector(
+        spec,
+        values={**cvcrm.values, "contract_link": link},
+        secrets=cvcrm.secrets,
+        tenant=cvcrm.tenant,
+        budget=cvcrm.limiter.budget,
+    )
+
+
+def download_crm_pdf(cvcrm: Connector, record: dict[str, Any]) -> bytes:
+    link = str(record.get("link") or "").strip()
+    if not link:
+        raise DataError(
+            "the contract has no PDF in the CRM (no link)",
+            record=f"contract {record.get('idreservacontrato')}",
+            field="link",
+            hint="generate the contract in CV CRM, or dispatch it with a template",
+        )
+    with _download_connector(cvcrm, link) as conn:
+        content = conn.download("download_contract_pdf")
+        cvcrm.api_calls += conn.api_calls
+    return content
+
+
+def _money(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def template_variables(record: dict[str, Any], contract: Contract, tenant: TenantConfig) -> dict[str, str]:
+    """What a template can use: the mapping's variables, facts of the sale, and the CRM's own values.
+
+    Only values the CRM actually has are given; a template asking for anything else fails with the
+    variable's name (never a blank in a contract someone signs).
+    """
+    v: dict[str, str] = {"empresa_nome": tenant.name}
+    v.update({k: str(x) for k, x in contract.variables.items() if x not in (None, "")})
+    people = {str(p.get("papel", "")).lower(): p for p in record.get("pessoas") or []}
+    spouse = v.get("conjuge_nome") or (people.get("conjuge") or people.get("cônjuge") or {}).get("nome")
+    v["conjuge_clausula"] = f", e seu cônjuge {spouse}" if spouse else ""
+    facts = {
+        "unidade_nome": record.get("unidade"),
+        "empreendimento_nome": record.get("empreendimento"),
+        "valor_total": v.get("valor"),
+        "data_contrato": record.get("data_venda"),
+    }
+    v.update({k: str(x) for k, x in facts.items() if x not in (None, "")})
+    if v.get("parcela") and v.get("prazo_meses"):
+        v.setdefault("condicoes_pagamento", f"{v['prazo_meses']} parcelas mensais de R$ {v['parcela']}.")
+    extra = record.get("variaveis")
+    if isinstance(extra, dict):
+        v.update({str(k): str(x) for k, x in extra.items() if x not in (None, "")})
+    return v
+
+
+def _merge(parts: list[bytes]) -> bytes:
+    writer = PdfWriter()
+    for part in parts:
+        writer.append(io.BytesIO(part))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def contract_document(
+    record: dict[str, Any],
+    contract: Contract,
+    tenant: TenantConfig,
+    cvcrm: Connector | None,
+    *,
+    template: str | None = None,
+    terms: Terms = "none",
+) -> Document:
+    """The PDF to send. ``template`` forces Ponte's rendering; ``terms`` adds or sends the terms alone."""
+    record_key = f"contract {contract.source_id}"
+    variables = template_variables(record, contract, tenant)
+    name = template or contract.template
+    if terms == "alone":
+        rendered = render_contract(TERMS_TEMPLATE, variables, title=f"Termo de ciência - {contract.title}",
+                                   record=record_key)
+        content, source = rendered.content, "template"
+        doc_name = rendered.name
+    else:
+        if name:
+            rendered: RenderedDocument = render_contract(name, variables, title=contract.title, record=record_key)
+            content, source = rendered.content, "template"
+        else:
+            if cvcrm is None:
+                raise DataError("the CRM's PDF is needed but no CV CRM connector was given", record=record_key)
+            content, source = download_crm_pdf(cvcrm, record), "crm_pdf"
+        doc_name = f"{contract.title}.pdf"
+        if terms == "with_contract":
+            extra = render_contract(TERMS_TEMPLATE, variables, title="Termo de ciência", record=record_key)
+            content = _merge([content, extra.content])
+    pages, size = _measure(content, record_key)
+    return Document(name=doc_name, content=content, pages=pages, page_size=size, source=source)

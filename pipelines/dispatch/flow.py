@@ -1,0 +1,416 @@
+"""Envelope dispatch, plain Python: a CRM contract becomes one envelope at the signing provider.
+
+Per contract: map the CRM record to a canonical contract; get its PDF (the CRM's, or a template Ponte
+fills); check every signer can be reached (CPF/CNPJ, e-mail, phone) and place the signatures; then,
+unless planning, send it exactly once through the outbox and record the envelope, its signers, one
+package-ledger entry and an audit row in one transaction. A bad contract is dead-lettered with its
+reason and the batch goes on; a tenant-wide stop (no verified manager, package used up or expired)
+stops the run with that error, because sending anything else would break the same rule.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from connectors.smtp import Email
+from mappings import MappingContext, load_mapping
+from pipelines.dispatch import package as packages
+from pipelines.dispatch.connections import ConnectorSet
+from pipelines.dispatch.documents import Document, Terms, contract_document
+from pipelines.dispatch.notify import notify_next_signers
+from pipelines.dispatch.providers import CrashHook, Created, send_clicksign, send_docusign
+from pipelines.dispatch.signers import check_people, initial_status
+from pipelines.dispatch.source import ContractRef, load_contract, ready_contracts
+from pipelines.dispatch.verify import require_verified_manager
+from pipelines.documents.placement import place
+from pipelines.outbox import write_once
+from pipelines.store import deadletters
+from pipelines.store.db import Store
+from pipelines.store.models import Envelope, EnvelopeSigner, utcnow
+from pipelines.store.repos import audit
+from ponte.errors import ConfigurationError, DataError, NotFoundError, PonteError
+from ponte.logging import get_logger
+from schemas.canonical.signing import Contract
+from schemas.canonical.signing import Envelope as CanonicalEnvelope
+from schemas.tenant import TenantConfig
+
+log = get_logger("dispatch")
+FLOW = "dispatch"
+MAPPING_VERSION_NAMES = ("cvcrm/contrato_to_contract", "cvcrm/contrato_to_envelope")
+#: envelope statuses that mean "this contract is already out for signature or signed"
+ACTIVE = frozenset({"sent", "delivered", "completed"})
+
+Progress = Callable[[str, str], None]
+
+
+@dataclass
+class DispatchRequest:
+    """What to dispatch: given contracts (``801`` or ``3001:801``), or every ready one (poll)."""
+
+    contracts: list[str] = field(default_factory=list)
+    all_ready: bool = False
+    reservations: list[str] = field(default_factory=list)
+    plan: bool = False
+    #: force Ponte's template rendering (e.g. "compra_e_venda") instead of the CRM's PDF
+    template: str | None = None
+    terms: Terms = "none"
+    run_id: str | None = None
+    #: how long a worker's claim on an envelope's creation lasts; after a crash, another worker takes
+    #: over (looking the envelope up at the provider first) once it expires
+    lease_seconds: float = 120
+
+
+@dataclass
+class ContractOutcome:
+    contract_id: str
+    #: sent | found (existed at the provider) | already_sent | would_send | skipped | dead_lettered
+    result: str
+    envelope_id: int | None = None
+    provider_envelope_id: str | None = None
+    reason: str | None = None
+    signers: list[dict[str, Any]] = field(default_factory=list)
+    positions: int = 0
+    document_sha256: str | None = None
+
+
+@dataclass
+class DispatchReport:
+    tenant: str
+    plan: bool
+    outcomes: list[ContractOutcome] = field(default_factory=list)
+    package: dict[str, Any] = field(default_factory=dict)
+    stopped: str | None = None
+    api_calls: dict[str, int] = field(default_factory=dict)
+
+    def count(self, result: str) -> int:
+        return sum(1 for o in self.outcomes if o.result == result)
+
+    def as_metadata(self) -> dict[str, Any]:
+        keys = ("sent", "found", "already_sent", "would_send", "skipped", "dead_lettered")
+        meta: dict[str, Any] = {k: self.count(k) for k in keys}
+        meta["package_used"] = self.package.get("used", 0)
+        meta["package_remaining"] = str(self.package.get("remaining", ""))
+        if self.stopped:
+            meta["stopped"] = self.stopped
+        return meta
+
+
+def _crash_hook() -> CrashHook:
+    """Test seam for the crash test: PONTE_DISPATCH_CRASH_AT=<point> kills the process right there."""
+    point = os.environ.get("PONTE_DISPATCH_CRASH_AT")
+    if not point:
+        return lambda _where: None
+
+    def crash(where: str) -> None:
+        if where == point:
+            os._exit(137)
+
+    return crash
+
+
+class DispatchRun:
+    def __init__(
+        self, store: Store, tenant: TenantConfig, connectors: ConnectorSet, request: DispatchRequest,
+        progress: Progress | None = None,
+    ) -> None:
+        self.store = store
+        self.tenant = tenant
+        self.connectors = connectors
+        self.request = request
+        self.progress = progress or (lambda _cid, _result: None)
+        self.report = DispatchReport(tenant=tenant.id, plan=request.plan)
+        self.ctx = MappingContext(tenant=tenant)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.crash = _crash_hook()
+        # short on purpose (the audit column is 50 characters): contrato_to_contract@1+contrato_to_envelope@1
+        self.mapping_version = "+".join(f"{n.split('/')[-1]}@{load_mapping(n).version}"
+                                        for n in MAPPING_VERSION_NAMES)
+
+    # ---------------------------------------------------------------------------------- building
+
+    def build(self, record: dict[str, Any]) -> tuple[Contract, Document, CanonicalEnvelope] | None:
+        """The envelope for one CRM record, fully checked; None when the contract needs no signing."""
+        record_key = f"contract {record.get('idreservacontrato')}"
+        contract = load_mapping("cvcrm/contrato_to_contract").run(record, self.ctx)
+        if contract is None:
+            return None
+        provider = self.tenant.options.signing_provider
+        problems = check_people(record.get("pessoas") or [], self.tenant.options, self.tenant.connector(provider).spec)
+        if problems:
+            raise DataError(
+                "; ".join(p.message for p in problems),
+                record=record_key,
+                field=problems[0].field,
+                hint="complete the person's data in CV CRM, then `ponte deadletter replay`",
+                details={"problems": [p.__dict__ for p in problems]},
+            )
+        document = contract_document(record, contract, self.tenant, self._cvcrm_or_none(),
+                                     template=self.request.template, terms=self.request.terms)
+        raw = dict(load_mapping("cvcrm/contrato_to_envelope").apply(
+            record, self.ctx.with_params(document_sha256=document.sha256)))
+        raw["document_name"] = document.name
+        signers = sorted(raw.get("signers") or [], key=lambda s: (s["routing_order"], s["role"]))
+        if not signers:
+            raise DataError("the contract has nobody in the tenant's signer chain", record=record_key,
+                            field="pessoas", hint="add the buyer (titular) to the reservation in CV CRM")
+        first = signers[0]["routing_order"]
+        if first != 1:  # a chain whose first slot is absent still starts at order 1 for the provider
+            for signer in signers:
+                signer["routing_order"] -= first - 1
+        raw["signers"] = signers
+        pages = contract.signature_pages or self.tenant.options.signature_pages
+        try:
+            raw["positions"] = [p.model_dump() for p in place(
+                [s["role"] for s in signers], document.pages, pages, document.page_size)]
+        except ConfigurationError as exc:
+            raise DataError(exc.message, record=record_key, field="signature_pages", hint=exc.hint) from None
+        try:
+            envelope = CanonicalEnvelope.model_validate(raw)
+        except ValidationError as exc:
+            first_error = exc.errors()[0]
+            raise DataError(first_error["msg"], record=record_key,
+                            field=".".join(str(p) for p in first_error["loc"])) from None
+        return contract, document, envelope
+
+    def _cvcrm_or_none(self) -> Any:
+        try:
+            return self.connectors.get("cvcrm")
+        except ConfigurationError:
+            return None
+
+    # ----------------------------------------------------------------------------------- sending
+
+    def _existing(self, envelope: CanonicalEnvelope) -> Envelope | None:
+        with self.store.session() as session:
+            by_key = session.scalars(select(Envelope).where(Envelope.idempotency_key == envelope.idempotency_key)
+                                     ).one_or_none()
+            if by_key is not None:
+                return by_key
+            return session.scalars(
+                select(Envelope).where(Envelope.tenant == self.tenant.id,
+                                       Envelope.contract_id == envelope.contract_id,
+                                       Envelope.status.in_(ACTIVE))
+                .order_by(Envelope.id.desc())
+            ).first()
+
+    def _send(self, envelope: CanonicalEnvelope, document: Document) -> Created:
+        provider = self.tenant.options.signing_provider
+        spec = self.tenant.connector(provider).spec
+        conn = self.connectors.get(provider)
+        if spec == "docusign":
+            return send_docusign(self.store, conn, envelope, document, self.ctx, worker=self.worker,
+                                 run_id=self.request.run_id, crash=self.crash,
+                                 lease_seconds=self.request.lease_seconds)
+        if spec == "clicksign":
+            return send_clicksign(self.store, conn, envelope, document, self.ctx,
+                                  provider_notifies=self.tenant.options.notifications.by == "provider",
+                                  worker=self.worker, run_id=self.request.run_id, crash=self.crash,
+                                 lease_seconds=self.request.lease_seconds)
+        raise ConfigurationError(f"dispatch does not know the signing provider spec {spec!r}",
+                                 tenant=self.tenant.id, field="options.signing_provider",
+                                 hint="use docusign or clicksign")
+
+    def _record(self, contract: Contract, document: Document, envelope: CanonicalEnvelope, created: Created) -> int:
+        """Envelope + signers + ledger + audit in one transaction; idempotent by the envelope key."""
+        now = utcnow()
+        with self.store.session() as session:
+            row = session.scalars(select(Envelope).where(Envelope.idempotency_key == envelope.idempotency_key)
+                                  ).one_or_none()
+            if row is not None:
+                return row.id
+            first = min(s.routing_order for s in envelope.signers)
+            row = Envelope(
+                tenant=self.tenant.id, contract_id=envelope.contract_id, document_name=envelope.document_name,
+                document_hash=envelope.document_sha256, idempotency_key=envelope.idempotency_key,
+                provider=envelope.provider, provider_envelope_id=created.provider_envelope_id, status="sent",
+                sent_at=now, expires_at=now + timedelta(days=envelope.expires_in_days),
+                details={
+                    **created.details,
+                    "reservation_id": contract.reservation_id,
+                    "document_source": document.source,
+                    "pages": document.pages,
+                    "positions": [p.model_dump() for p in envelope.positions],
+                    "summary": {"value": str(contract.value) if contract.value is not None else None,
+                                "monthly_fee": str(contract.monthly_fee) if contract.monthly_fee is not None
+                                else None,
+                                "duration_months": contract.duration_months, "title": contract.title},
+                },
+            )
+            for signer in envelope.signers:
+                row.signers.append(EnvelopeSigner(
+                    role=signer.role, routing_order=signer.routing_order, name=signer.name, email=signer.email,
+                    document=signer.document, phone=signer.phone, channel=signer.channel,
+                    provider_recipient_id=created.recipient_ids.get(signer.role),
+                    status=initial_status(signer.routing_order, first),
+                    evidence={"selfie_required": signer.selfie_required,
+                              "document_photo_required": signer.document_photo_required},
+                ))
+            session.add(row)
+            session.flush()
+            packages.consume(session, self.store, self.tenant, envelope.idempotency_key)
+            audit(session, tenant=self.tenant.id, flow=FLOW, action="envelope_sent", entity="envelope",
+                  entity_id=str(row.id), source_record=f"cvcrm:contract:{envelope.contract_id}",
+                  mapping_version=self.mapping_version, run_id=self.request.run_id,
+                  details={"provider": envelope.provider, "provider_envelope_id": created.provider_envelope_id,
+                           "how": created.how, "document_sha256": envelope.document_sha256,
+                           "signers": [{"role": s.role, "routing_order": s.routing_order, "channel": s.channel}
+                                       for s in envelope.signers]})
+            return row.id
+
+    def _warn_package(self) -> None:
+        current = packages.state(self.store, self.tenant)
+        recipients = [str(e) for e in self.tenant.options.responsible_emails]
+        if not recipients:
+            return
+        for percent in packages.thresholds_reached(self.tenant, current):
+            subject, text = packages.warning_text(self.tenant, current, percent)
+            key = f"{self.tenant.id}:package:{current.package_id}:warn:{percent}"
+
+            def send(subject: str = subject, text: str = text) -> tuple[str | None, dict[str, Any]]:
+                return str(self.connectors.get("smtp").send(Email(to=recipients, subject=subject, text=text))), {}
+
+            outcome = write_once(self.store, tenant=self.tenant.id, connector="smtp", action="package_warning",
+                                 key=key, payload={"percent": percent}, send=send, find=None, worker=self.worker,
+                                 run_id=self.request.run_id)
+            if outcome.how == "sent":
+                with self.store.session() as session:
+                    audit(session, tenant=self.tenant.id, flow=FLOW, action="package_warning", entity="package",
+                          entity_id=str(current.package_id), run_id=self.request.run_id,
+                          details={"percent": percent, "used": current.used, "size": current.size})
+
+    # ------------------------------------------------------------------------------------ a contract
+
+    def dispatch(self, record: dict[str, Any]) -> ContractOutcome:
+        contract_id = str(record.get("idreservacontrato"))
+        record_key = f"contract:{contract_id}"
+        try:
+            built = self.build(record)
+            if built is None:
+                return self._done(ContractOutcome(contract_id, "skipped", reason="already signed in the CRM"))
+            contract, document, envelope = built
+            signers = [{"role": s.role, "routing_order": s.routing_order, "channel": s.channel}
+                       for s in envelope.signers]
+            existing = self._existing(envelope)
+            if existing is not None:
+                reason = ("this document version was already sent" if existing.idempotency_key ==
+                          envelope.idempotency_key else "the contract has an active envelope for another version;"
+                          " void it first")
+                return self._done(ContractOutcome(contract_id, "already_sent", existing.id,
+                                                  existing.provider_envelope_id, reason, signers,
+                                                  len(envelope.positions), envelope.document_sha256))
+            if self.request.plan:
+                return self._done(ContractOutcome(contract_id, "would_send", None, None, None, signers,
+                                                  len(envelope.positions), envelope.document_sha256))
+            packages.ensure_available(self.store, self.tenant)
+            created = self._send(envelope, document)
+            self.crash("before_record")
+            envelope_id = self._record(contract, document, envelope, created)
+            self.crash("after_record")
+        except (DataError, NotFoundError) as exc:
+            exc.context(tenant=self.tenant.id, record=record_key)
+            if not self.request.plan:
+                deadletters.put(self.store, tenant=self.tenant.id, flow=FLOW, record_key=record_key, error=exc,
+                                payload=record, mapping_version=self.mapping_version, run_id=self.request.run_id)
+            log.warning("contract %s not dispatched: %s", contract_id, exc)
+            return self._done(ContractOutcome(contract_id, "dead_lettered", reason=str(exc)))
+        deadletters.resolve(self.store, self.tenant.id, FLOW, record_key)
+        self._warn_package()
+        if self.tenant.options.notifications.by == "ponte":
+            notify_next_signers(self.store, self.tenant, envelope_id, self.connectors, run_id=self.request.run_id)
+        return self._done(ContractOutcome(contract_id, "found" if created.how == "found" else "sent", envelope_id,
+                                          created.provider_envelope_id, None, signers, len(envelope.positions),
+                                          envelope.document_sha256))
+
+    def _done(self, outcome: ContractOutcome) -> ContractOutcome:
+        self.report.outcomes.append(outcome)
+        self.progress(outcome.contract_id, outcome.result)
+        return outcome
+
+    # ---------------------------------------------------------------------------------------- a run
+
+    def records(self) -> Iterable[dict[str, Any]]:
+        cvcrm = self.connectors.get("cvcrm")
+        for text in self.request.contracts:
+            ref = ContractRef.parse(text)
+            try:
+                yield load_contract(cvcrm, ref)
+            except NotFoundError as exc:
+                exc.context(tenant=self.tenant.id)
+                if not self.request.plan:
+                    deadletters.put(self.store, tenant=self.tenant.id, flow=FLOW, record_key=ref.record_key,
+                                    error=exc, payload={"contract": text}, run_id=self.request.run_id)
+                self._done(ContractOutcome(ref.contract_id, "dead_lettered", reason=str(exc)))
+        if self.request.all_ready or self.request.reservations:
+            yield from ready_contracts(cvcrm, self.request.reservations or None)
+
+    def run(self, records: Iterable[dict[str, Any]] | None = None) -> DispatchReport:
+        if not self.request.plan:
+            require_verified_manager(self.store, self.tenant)
+        seen: set[str] = set()
+        try:
+            for record in records if records is not None else self.records():
+                contract_id = str(record.get("idreservacontrato"))
+                if contract_id in seen:  # named and also ready: once per run
+                    continue
+                seen.add(contract_id)
+                self.dispatch(record)
+        except packages.PackageError as exc:
+            self.report.stopped = str(exc)
+            raise
+        finally:
+            self.report.package = packages.state(self.store, self.tenant).as_dict()
+            self.report.api_calls = self.connectors.api_calls()
+        return self.report
+
+
+def run_dispatch(
+    store: Store,
+    tenant: TenantConfig,
+    request: DispatchRequest,
+    connectors: ConnectorSet | None = None,
+    *,
+    records: Iterable[dict[str, Any]] | None = None,
+    progress: Progress | None = None,
+) -> DispatchReport:
+    """Dispatch contracts for one tenant (the entry point of Dagster, the CLI and replays).
+
+    ``records`` (already-enriched CRM contract records) bypass reading CV CRM; otherwise the request's
+    contracts / all ready ones are read. Raises UnverifiedEmailError or PackageError for tenant-wide
+    stops; each bad contract is a dead letter in the report instead.
+    """
+    owned = connectors is None
+    conns = connectors or ConnectorSet(tenant, store)
+    try:
+        return DispatchRun(store, tenant, conns, request, progress).run(records)
+    finally:
+        if owned:
+            conns.close()
+
+
+def replay_dispatch(store: Store, letter: Any, run_id: str | None) -> None:
+    """`ponte deadletter replay` for flow "dispatch": re-read the contract from the CRM and dispatch it."""
+    from schemas.tenant import load_tenant
+
+    contract = letter.record_key.partition(":")[2]
+    reservation = (letter.payload or {}).get("idreserva")
+    ref = f"{reservation}:{contract}" if reservation else contract
+    run_dispatch(store, load_tenant(letter.tenant), DispatchRequest(contracts=[ref], run_id=run_id))
+
+
+__all__ = [
+    "ContractOutcome",
+    "DispatchReport",
+    "DispatchRequest",
+    "DispatchRun",
+    "PonteError",
+    "replay_dispatch",
+    "run_dispatch",
+]

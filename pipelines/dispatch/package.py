@@ -1,0 +1,148 @@
+"""The envelope package: what the developer bought, what was used, and the notices as it runs out.
+
+Consumption is the ledger (``package_ledger``): one +1 row per envelope the provider actually
+created, written in the same transaction as the envelope row and keyed by the envelope's idempotency
+key, so a retry or a replay can never count an envelope twice. Sending stops with a clear error when
+the package is used up or outside its validity; the responsible e-mails hear at 80 %, 95 % and 100 %.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from pipelines.store.db import Store
+from pipelines.store.models import PackageLedgerEntry, utcnow
+from ponte.errors import ConfigurationError
+from ponte.logging import get_logger
+from schemas.tenant import EnvelopePackage, TenantConfig
+
+log = get_logger("dispatch.package")
+#: the package's dates are the developer's calendar days
+LOCAL_TZ = ZoneInfo("America/Sao_Paulo")
+
+
+class PackageError(ConfigurationError):
+    """The envelope package does not allow another envelope (used up, expired, not yet valid, none)."""
+
+
+@dataclass(frozen=True)
+class PackageState:
+    package_id: str | None
+    size: int | None  # None = unlimited
+    used: int
+    valid_from: date | None
+    valid_until: date | None
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.size is None else max(0, self.size - self.used)
+
+    @property
+    def percent(self) -> float | None:
+        return None if not self.size else 100.0 * self.used / self.size
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"package": self.package_id, "size": self.size or "unlimited", "used": self.used,
+                "remaining": "unlimited" if self.remaining is None else self.remaining,
+                "valid_until": self.valid_until.isoformat() if self.valid_until else None}
+
+
+def today() -> date:
+    return datetime.now(LOCAL_TZ).date()
+
+
+def used(session: Session, tenant: str, package_id: str) -> int:
+    total = session.scalar(
+        select(func.coalesce(func.sum(PackageLedgerEntry.delta), 0)).where(
+            PackageLedgerEntry.tenant == tenant, PackageLedgerEntry.package_id == package_id
+        )
+    )
+    return int(total or 0)
+
+
+def state(store: Store, tenant: TenantConfig) -> PackageState:
+    package = tenant.options.envelope_package
+    if package is None:
+        return PackageState(None, None, 0, None, None)
+    with store.session() as session:
+        count = used(session, tenant.id, package.id)
+    size = None if package.size == "unlimited" else int(package.size)
+    return PackageState(package.id, size, count, package.valid_from, package.valid_until)
+
+
+def _package(tenant: TenantConfig) -> EnvelopePackage:
+    package = tenant.options.envelope_package
+    if package is None:
+        raise PackageError(
+            "the tenant has no envelope package, so no envelope may be sent",
+            tenant=tenant.id,
+            field="options.envelope_package",
+            hint="add options.envelope_package (id, size, valid_from, valid_until) to the tenant file",
+        )
+    return package
+
+
+def ensure_available(store: Store, tenant: TenantConfig, on: date | None = None) -> PackageState:
+    """Raise PackageError unless one more envelope fits in a package valid ``on`` (today)."""
+    package = _package(tenant)
+    day = on or today()
+    if day < package.valid_from:
+        raise PackageError(
+            f"envelope package {package.id} is valid only from {package.valid_from.isoformat()}",
+            tenant=tenant.id, field="options.envelope_package.valid_from",
+            hint="wait for the package to start or correct its dates",
+        )
+    if day > package.valid_until:
+        raise PackageError(
+            f"envelope package {package.id} expired on {package.valid_until.isoformat()}; nothing was sent",
+            tenant=tenant.id, field="options.envelope_package.valid_until",
+            hint="buy a new envelope package and put it in the tenant file",
+        )
+    current = state(store, tenant)
+    if current.size is not None and current.used >= current.size:
+        raise PackageError(
+            f"envelope package {package.id} is used up ({current.used} of {current.size} envelopes);"
+            " nothing was sent",
+            tenant=tenant.id, field="options.envelope_package.size",
+            hint="buy a larger package (or 'unlimited') and update the tenant file",
+        )
+    return current
+
+
+def consume(session: Session, store: Store, tenant: TenantConfig, envelope_key: str) -> bool:
+    """Count one envelope (in the caller's transaction); False when this key was already counted."""
+    package = _package(tenant)
+    insert = postgresql.insert if store.is_postgres else sqlite.insert
+    result = session.execute(
+        insert(PackageLedgerEntry)
+        .values(tenant=tenant.id, package_id=package.id, envelope_key=envelope_key, delta=1, at=utcnow())
+        .on_conflict_do_nothing(index_elements=["tenant", "envelope_key", "delta"])
+    )
+    return bool(result.rowcount)
+
+
+def thresholds_reached(tenant: TenantConfig, current: PackageState) -> list[int]:
+    """The warning percentages (80, 95, 100 by default) the package has reached."""
+    package = tenant.options.envelope_package
+    if package is None or current.size is None:
+        return []
+    return [p for p in sorted(package.warn_at_percent) if current.used * 100 >= p * current.size]
+
+
+def warning_text(tenant: TenantConfig, current: PackageState, percent: int) -> tuple[str, str]:
+    subject = f"Pacote de envelopes {current.package_id}: {percent}% utilizado"
+    body = (
+        f"O pacote de envelopes {current.package_id} de {tenant.name} atingiu {percent}% de uso: "
+        f"{current.used} de {current.size} envelopes enviados; restam {current.remaining}.\n"
+        f"Validade: até {current.valid_until.isoformat() if current.valid_until else '-'}.\n"
+    )
+    if percent >= 100:
+        body += "Nenhum envelope novo será enviado até que um novo pacote seja configurado.\n"
+    return subject, body
