@@ -103,17 +103,30 @@ def parse_spec(doc: YamlDocument) -> AnySpec:
     return spec
 
 
+#: parsed specs by (path, mtime, size): opening a connector should not re-validate its YAML every time
+_CACHE: dict[tuple[str, int, int], AnySpec] = {}
+
+
 def load_spec(name_or_path: str | Path) -> AnySpec:
-    """Load and validate a spec by name (``sienge``) or path; errors name file:line:field."""
+    """Load and validate a spec by name (``sienge``) or path; errors name file:line:field.
+
+    Specs are immutable pydantic models, so a parsed spec is shared until its file changes.
+    """
     path = spec_path(name_or_path)
     if not path.exists():
         raise ConfigurationError(
             f"connector spec {str(name_or_path)!r} not found at {path}",
             hint=f"use one of: {', '.join(available_specs())}, or a path to a YAML file",
         )
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
     spec = parse_spec(load_yaml(path))
     if path.parent == SPECS_DIR and spec.name != path.stem:
         raise ConfigurationError(f"{path}:1: spec name {spec.name!r} must match the file name {path.stem!r}")
+    _CACHE[key] = spec
     return spec
 
 

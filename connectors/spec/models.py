@@ -28,7 +28,7 @@ from connectors.spec.templates import TemplateSyntaxError, check
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)  # shared via the loader cache
 
 
 def _template(*namespaces: str) -> AfterValidator:
