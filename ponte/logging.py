@@ -59,5 +59,5 @@ def configure_logging(level: str | int | None = None) -> None:
     handler.addFilter(_FILTER)
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("alembic", "httpx", "httpcore"):  # their INFO lines say nothing an operator needs
+    for noisy in ("alembic", "httpx", "httpcore", "mail.log"):  # their INFO lines say nothing an operator needs
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -9,6 +9,7 @@ assistance). The sandbox is only ever imported here, in the CLI, never by produc
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import socket
 from typing import Any
@@ -60,6 +61,8 @@ def run_demo(customers: int) -> None:
     from connectors.sandbox import start_sandbox
     from orchestration.definitions import defs
 
+    if logging.getLogger().level > logging.DEBUG:  # the tables tell the story; -v shows every log line
+        logging.getLogger().setLevel(logging.WARNING)
     checks = run_checks()
     bad = [c for c in checks if c.error]
     for check in bad:
