@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from orchestration.gateway.app import create_app
+from orchestration.gateway.verify import verify_routes
 from pipelines.store import Store
 from schemas.tenant import list_tenants
 
@@ -12,4 +13,5 @@ from schemas.tenant import list_tenants
 def app_from_environment() -> Starlette:
     store = Store()
     tenants = {tenant.id: tenant for tenant in list_tenants()}
-    return create_app(store, tenants)
+    # the QR code on signed PDFs points at /verify/{code} on this same app
+    return create_app(store, tenants, extra_routes=verify_routes(store))

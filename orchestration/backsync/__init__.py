@@ -1,0 +1,1 @@
+"""Dagster definitions of the status back-sync flow (see defs.py)."""

@@ -1,0 +1,135 @@
+"""The back-sync flow in Dagster: a sensor draining provider webhooks, a polling schedule, manual sync.
+
+One job, ``signature_backsync``, partitioned by tenant, runs :mod:`pipelines.backsync.flow` in one of
+three modes (op config ``mode``): ``inbox`` (drain stored webhooks in batches; what the sensor asks
+for), ``poll`` (re-read envelopes with no news; the schedule) and ``contract`` (an operator's "sync
+signature" for ``contract``, from the Launchpad). The in-process executor keeps webhook-to-CRM latency
+to seconds (ARCHITECTURE.md pitfalls: the multiprocess executor alone costs 6-15 s per run).
+"""
+# No `from __future__ import annotations` here: Dagster reads the Config annotations at run time.
+
+from datetime import timedelta
+
+from dagster import (
+    Config,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    Definitions,
+    OpExecutionContext,
+    Output,
+    RunRequest,
+    ScheduleEvaluationContext,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    in_process_executor,
+    job,
+    op,
+    schedule,
+    sensor,
+)
+from pydantic import Field
+from sqlalchemy import func, select
+
+from orchestration.partitions import tenant_ids, tenant_partitions
+from orchestration.resources import ConnectorsResource, StoreResource, TenantsResource
+from pipelines.backsync.flow import INBOX_CONNECTORS, BacksyncReport, drain_inbox, poll_stale, sync_contract
+from pipelines.backsync.history import contract_history
+from pipelines.store.models import InboxEvent
+
+JOB = "signature_backsync"
+
+
+class BacksyncConfig(Config):
+    mode: str = Field("inbox", description="inbox | poll | contract")
+    contract: str = Field("", description="CV CRM contract id (idreservacontrato), for mode=contract")
+    quiet_minutes: int = Field(30, description="poll: envelopes with no news for this long are re-read")
+    batch: int = Field(200, description="inbox: events per batch")
+
+
+def _merge(total: BacksyncReport, part: BacksyncReport) -> None:
+    for name in ("events", "applied", "unchanged", "ignored", "unknown", "failed", "notifications",
+                 "envelopes_synced"):
+        setattr(total, name, getattr(total, name) + getattr(part, name))
+    total.completed += part.completed
+    total.statuses.update(part.statuses)
+
+
+@op(description="Back-sync signing status for one tenant: webhooks, polling or one contract.")
+def backsync(
+    context: OpExecutionContext,
+    config: BacksyncConfig,
+    store: StoreResource,
+    tenants: TenantsResource,
+    connectors: ConnectorsResource,
+) -> Output[dict]:
+    tenant = tenants.load(context.partition_key if context.has_partition_key else "demo")
+    state = store.get()
+
+    def opener(key: str):
+        return connectors.open(tenant, key, state)
+
+    run_id = context.run_id
+    metadata: dict = {"tenant": tenant.id, "mode": config.mode}
+    if config.mode == "contract":
+        if not config.contract:
+            raise ValueError("mode=contract needs config.contract (the CRM contract id)")
+        result = sync_contract(state, tenant, config.contract, opener, run_id=run_id)
+        report = result.report
+        context.log.info(result.message)
+        metadata.update({"message": result.message, "pending": result.pending,
+                         "history": contract_history(state, tenant.id, config.contract,
+                                                     tenant.options.verification_base_url)})
+    elif config.mode == "poll":
+        report = poll_stale(state, tenant, opener, quiet_for=timedelta(minutes=config.quiet_minutes), run_id=run_id)
+    elif config.mode == "inbox":
+        report = BacksyncReport(tenant.id)
+        for _ in range(50):  # bounded: a flood is finished by the next sensor tick
+            part = drain_inbox(state, tenant, opener, limit=config.batch, run_id=run_id)
+            _merge(report, part)
+            if part.events == 0:
+                break
+    else:
+        raise ValueError(f"unknown mode {config.mode!r}: use inbox, poll or contract")
+    metadata.update(report.as_metadata())
+    return Output(report.as_metadata(), metadata=metadata)
+
+
+@job(name=JOB, partitions_def=tenant_partitions, executor_def=in_process_executor,
+     description="Signing status back-sync: provider news into envelopes, signed PDFs into the CRM.")
+def signature_backsync() -> None:
+    backsync()
+
+
+@sensor(name="signing_webhook_backsync", job=signature_backsync, minimum_interval_seconds=1,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Starts a back-sync run per tenant with stored DocuSign/Clicksign/WhatsApp webhooks.")
+def signing_webhook_backsync(context: SensorEvaluationContext, store: StoreResource) -> SensorResult | SkipReason:
+    with store.get().session() as session:
+        rows = session.execute(
+            select(InboxEvent.tenant, func.max(InboxEvent.id))
+            .where(InboxEvent.connector.in_(INBOX_CONNECTORS), InboxEvent.status.in_(("new", "failed")))
+            .group_by(InboxEvent.tenant)
+        ).all()
+    known = set(tenant_ids())
+    requests = [
+        RunRequest(run_key=f"backsync-{tenant}-{last_id}", partition_key=tenant,
+                   run_config={"ops": {"backsync": {"config": {"mode": "inbox"}}}},
+                   tags={"ponte/trigger": "webhook"})
+        for tenant, last_id in rows if tenant in known
+    ]
+    return SensorResult(run_requests=requests) if requests else SkipReason("no new signing webhooks")
+
+
+@schedule(name="signature_backsync_poll", job=signature_backsync, cron_schedule="*/15 * * * *",
+          default_status=DefaultScheduleStatus.RUNNING,
+          description="Polling fallback: re-reads envelopes with no news (lost webhooks).")
+def signature_backsync_poll(context: ScheduleEvaluationContext):
+    for tenant in tenant_ids():
+        yield RunRequest(run_key=None, partition_key=tenant,
+                         run_config={"ops": {"backsync": {"config": {"mode": "poll"}}}},
+                         tags={"ponte/trigger": "poll"})
+
+
+DEFS = Definitions(jobs=[signature_backsync], sensors=[signing_webhook_backsync],
+                   schedules=[signature_backsync_poll])
