@@ -10,6 +10,7 @@ HERE = Path(__file__).resolve().parent
 ORDER = [
     "mapping_compiled_vs_handwritten.py",
     "import_vs_dlt.py",
+    "import_memory.py",
     "gateway_throughput.py",
 ]
 
@@ -22,7 +23,11 @@ def main() -> None:
             continue
         print(f"== {name}", flush=True)
         sys.argv = [str(path)]
-        runpy.run_path(str(path), run_name="__main__")
+        try:
+            runpy.run_path(str(path), run_name="__main__")
+        except SystemExit as exc:  # a script's own exit must not end the whole bench run
+            if exc.code not in (None, 0):
+                print(f"-- {name} exited with {exc.code}", flush=True)
     print("figures: bench/RESULTS.md (copy the printed tables there when they change)")
 
 

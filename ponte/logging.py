@@ -29,6 +29,28 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class RedactingArgsFilter(logging.Filter):
+    """Masks a record's arguments in place, for loggers whose formatter reads ``record.args`` itself.
+
+    Uvicorn's access log formats ``(client, method, full path, version, status)`` from the args tuple,
+    so collapsing the message (as :class:`RedactingFilter` does) would break it; the full path carries
+    secrets (CV CRM's URL secret, WhatsApp's ``hub.verify_token``) and must be masked all the same.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: redact(v) if isinstance(v, str) else v for k, v in record.args.items()}
+        return True
+
+
+#: third-party loggers that print request paths (with their query strings) and do not propagate
+SERVER_LOGGERS = ("uvicorn", "uvicorn.access", "uvicorn.error")
+
+
 class RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
@@ -44,6 +66,20 @@ def get_logger(name: str) -> logging.Logger:
     if _FILTER not in logger.filters:
         logger.addFilter(_FILTER)
     return logger
+
+
+def mask_server_logs() -> None:
+    """Mask what the ASGI server logs (access lines with full URLs), whoever configures its handlers."""
+    for name in SERVER_LOGGERS:
+        logger = logging.getLogger(name)
+        if _ARGS_FILTER not in logger.filters:
+            logger.addFilter(_ARGS_FILTER)
+
+
+_ARGS_FILTER = RedactingArgsFilter()
+# at import: every Ponte process that serves HTTP imports this module (the gateway app logs through
+# it), also when uvicorn is started directly on the app factory and configure_logging never runs
+mask_server_logs()
 
 
 def configure_logging(level: str | int | None = None) -> None:

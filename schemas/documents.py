@@ -37,12 +37,15 @@ def is_valid_cnpj(value: str) -> bool:
 
 def normalize_cpf(value: str) -> str:
     """Digits only, or ValueError with a message a person can act on."""
+    cached = _CPFS.get(value) if isinstance(value, str) else None
+    if cached is not None:
+        return cached
     digits = compact(str(value))
     if len(digits) != 11 or not digits.isdigit():
         raise ValueError(f"a CPF has 11 digits, got {len(digits)} characters")
     if not is_valid_cpf(digits):
         raise ValueError("CPF check digits do not match (typo in the number?)")
-    return digits
+    return _remember(_CPFS, str(value), digits, digits)
 
 
 def normalize_cnpj(value: str) -> str:
@@ -77,16 +80,41 @@ def format_cnpj(value: str) -> str:
     return f"{d[:2]}.{d[2:5]}.{d[5:8]}/{d[8:12]}-{d[12:]}"
 
 
+#: parsed phones and CPFs by input: one record meets the same value in several validators, and
+#: libphonenumber's parse costs ~100 µs; outputs map to themselves (normalising is idempotent)
+_PHONES: dict[tuple[str, str], str] = {}
+_CPFS: dict[str, str] = {}
+_CACHE_MAX = 50_000
+
+
+def _remember(cache: dict, key: object, value: str, *extra_keys: object) -> str:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = value
+    for extra in extra_keys:
+        cache[extra] = value
+    return value
+
+
 def normalize_phone(value: str, region: str = "BR") -> str:
     """E.164 (``+5511987654321``); national numbers are read as Brazilian."""
     text = str(value).strip()
+    cached = _PHONES.get((text, region))
+    if cached is not None:
+        return cached
+    return _remember(_PHONES, (text, region), _parse_phone(text, region))
+
+
+def _parse_phone(text: str, region: str) -> str:
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
         raise ValueError(f"not a phone number ({exc})") from None
     if not phonenumbers.is_valid_number(number):
         raise ValueError("not a valid phone number for its region (check the area code and digit count)")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    _PHONES[(e164, region)] = e164
+    return e164
 
 
 def is_mobile(e164: str) -> bool:

@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 
 from pipelines.store import Store, open_store
 
+pytest_plugins = ["tests.security.logscan"]
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_SPECS = REPO.parent / "shared" / "specs"
 POSTGRES_ADMIN_URL = os.environ.get(

@@ -83,8 +83,8 @@ class Gateway:
             self.stats["malformed"] += 1
             return _problem(400, f"malformed delivery: {exc.message}")
         except ConfigurationError as exc:
-            if "has no webhook" in exc.message:
-                return _problem(404, "unknown webhook route")
+            if "has no webhook" in exc.message or "not an HTTP connector" in exc.message:
+                return _problem(404, "unknown webhook route")  # e.g. smtp: no webhooks at all
             log.error("gateway misconfigured for %s/%s: %s", tenant.id, key, exc)
             return _problem(503, "webhook receiver is misconfigured; the sender should retry later")
         stored = store_event(
@@ -135,7 +135,11 @@ class Gateway:
         try:
             connector = self.connectors.get(tenant, key)
             answer = connector.webhook_challenge(webhook, dict(request.query_params))
-        except (AuthError, DataError, ConfigurationError):
+        except ConfigurationError as exc:
+            if "has no webhook" in exc.message or "not an HTTP connector" in exc.message:
+                return _problem(404, "unknown webhook route")
+            return _problem(403, "verification failed")
+        except (AuthError, DataError):
             return _problem(403, "verification failed")
         return PlainTextResponse(answer)
 

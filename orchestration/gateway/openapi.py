@@ -85,6 +85,7 @@ def openapi_document(tenants: dict[str, TenantConfig]) -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "challenge echoed"},
                         "403": {"description": "refused"},
+                        "404": {"description": "Unknown route", "content": {"application/json": {"schema": _ERROR}}},
                     },
                 },
             },

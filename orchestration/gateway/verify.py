@@ -20,9 +20,18 @@ from pipelines.backsync.history import check_document, verification
 from pipelines.store.db import Store
 
 MAX_CHECK_BYTES = 50 * 1024 * 1024
-STATUS_PT = {"completed": "Assinado por todos", "sent": "Aguardando assinaturas", "delivered": "Aguardando assinaturas",
-             "declined": "Recusado", "voided": "Cancelado", "expired": "Expirado", "draft": "Rascunho",
-             "signed": "Assinou", "waiting": "Aguardando a vez", "created": "Aguardando"}
+STATUS_PT = {
+    "completed": "Assinado por todos",
+    "sent": "Aguardando assinaturas",
+    "delivered": "Aguardando assinaturas",
+    "declined": "Recusado",
+    "voided": "Cancelado",
+    "expired": "Expirado",
+    "draft": "Rascunho",
+    "signed": "Assinou",
+    "waiting": "Aguardando a vez",
+    "created": "Aguardando",
+}
 
 
 def _page(proof: dict[str, Any]) -> str:
@@ -34,22 +43,22 @@ def _page(proof: dict[str, Any]) -> str:
     )
     verdict = "Documento válido" if proof["valid"] else "Documento ainda não assinado por todos"
     return f"""<!doctype html><html lang="pt-BR"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>Verificação {e(proof['code'])}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Verificação {e(proof["code"])}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem}}
 code{{word-break:break-all}}table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;
 padding:.3rem;text-align:left}}.ok{{color:#05690f}}.no{{color:#a10}}</style></head><body>
-<h1 class="{'ok' if proof['valid'] else 'no'}">{verdict}</h1>
-<p><b>Documento:</b> {e(proof['document'] or '')}<br><b>Código:</b> {e(proof['code'])}<br>
-<b>Situação:</b> {e(STATUS_PT.get(proof['status'], proof['status']))}<br>
-<b>Concluído em:</b> {e(proof['completed_at'] or '-')}<br>
-<b>SHA-256 do arquivo assinado:</b> <code id="sha">{e(proof['sha256'] or '-')}</code></p>
+<h1 class="{"ok" if proof["valid"] else "no"}">{verdict}</h1>
+<p><b>Documento:</b> {e(proof["document"] or "")}<br><b>Código:</b> {e(proof["code"])}<br>
+<b>Situação:</b> {e(STATUS_PT.get(proof["status"], proof["status"]))}<br>
+<b>Concluído em:</b> {e(proof["completed_at"] or "-")}<br>
+<b>SHA-256 do arquivo assinado:</b> <code id="sha">{e(proof["sha256"] or "-")}</code></p>
 <table><tr><th>#</th><th>Signatário</th><th>CPF</th><th>Situação</th><th>Assinado em</th></tr>{rows}</table>
 <h2>Conferir um arquivo</h2><input type="file" id="f" accept="application/pdf"> <span id="r"></span>
 <script>document.getElementById('f').onchange=async e=>{{const b=await e.target.files[0].arrayBuffer();
 const r=await fetch(location.pathname.replace(/\\/$/,'')+'/check',{{method:'POST',body:b}});const j=await r.json();
 document.getElementById('r').textContent=j.matches?'O arquivo confere com o documento assinado.':
 'O arquivo NÃO confere (SHA-256 '+j.sha256+').';}}</script>
-<p><a href="{e(proof['code'])}.json">JSON</a></p></body></html>"""
+<p><a href="{e(proof["code"])}.json">JSON</a></p></body></html>"""
 
 
 def verify_routes(store: Store) -> list[Route]:
@@ -60,9 +69,9 @@ def verify_routes(store: Store) -> list[Route]:
         return JSONResponse(proof)
 
     async def show(request: Request) -> Response:
-        wants_json = request.query_params.get("format") == "json" or "application/json" in request.headers.get(
-            "accept", ""
-        )
+        wants_json = request.query_params.get(
+            "format"
+        ) == "json" or "application/json" in request.headers.get("accept", "")
         if wants_json:
             return await show_json(request)
         proof = await run_in_threadpool(verification, store, request.path_params["code"])

@@ -24,7 +24,15 @@ from pipelines.imports.report import EntityCounts, ImportReport
 from pipelines.imports.translate import Translator
 from pipelines.store import deadletters
 from pipelines.store.db import Store
-from pipelines.store.repos import XrefRow, audit, get_cursor, get_xref, set_cursor, upsert_xrefs, xrefs_by_ids
+from pipelines.store.repos import (
+    XrefRow,
+    audit_many,
+    get_cursor,
+    get_xref,
+    set_cursor,
+    upsert_xrefs,
+    xrefs_by_ids,
+)
 from ponte.errors import ConflictError, DataError, NotFoundError, PonteError, TransientError
 from ponte.logging import get_logger
 from schemas.tenant import TenantConfig
@@ -222,17 +230,22 @@ class ImportRun:
             for decision in changed:
                 if decision.target_id is not None:
                     self._lookups[(XREF[entity], decision.record_id)] = decision.target_id
-                audit(
-                    session,
-                    tenant=self.tenant.id,
-                    flow=FLOW,
-                    action=decision.kind,
-                    entity=entity,
-                    entity_id=decision.target_id or decision.record_id,
-                    source_record=f"sienge:{entity}:{decision.record_id}",
-                    mapping_version=version,
-                    run_id=self.request.run_id,
-                )
+            audit_many(
+                session,
+                [
+                    {
+                        "tenant": self.tenant.id,
+                        "flow": FLOW,
+                        "action": d.kind,
+                        "entity": entity,
+                        "entity_id": d.target_id or d.record_id,
+                        "source_record": f"sienge:{entity}:{d.record_id}",
+                        "mapping_version": version,
+                        "run_id": self.request.run_id,
+                    }
+                    for d in changed
+                ],
+            )
             if final and cursor and not self.request.ids:
                 set_cursor(session, self.tenant.id, SOURCE, stream, cursor)
                 self.report.cursors[stream] = cursor

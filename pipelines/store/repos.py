@@ -159,7 +159,8 @@ def upsert_xrefs(session: Session, rows: list[dict[str, Any]]) -> None:
         from sqlalchemy.dialects.sqlite import insert
     now = utcnow()
     values = [{**row, "last_synced_at": now} for row in rows]
-    statement = insert(IdMap).values(values)
+    # executemany with one compiled statement, not a new multi-row VALUES statement per batch
+    statement = insert(IdMap)
     statement = statement.on_conflict_do_update(
         index_elements=["tenant", "entity", "source_system", "source_id", "target_system"],
         set_={
@@ -169,4 +170,13 @@ def upsert_xrefs(session: Session, rows: list[dict[str, Any]]) -> None:
             "last_synced_at": statement.excluded.last_synced_at,
         },
     )
-    session.execute(statement)
+    session.execute(statement, values)
+
+
+def audit_many(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Many audit rows in one executemany (AuditEntry column names)."""
+    if rows:
+        from sqlalchemy import insert
+
+        now = utcnow()
+        session.execute(insert(AuditEntry), [{"at": now, "details": {}, **row} for row in rows])
