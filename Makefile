@@ -36,6 +36,10 @@ schemas: setup
 bench: setup services
 	$(PY) -m bench
 
+# every flow under 20 % injected faults, lost/duplicated webhooks and SIGKILLs (CI runs a reduced size)
+chaos: setup services
+	PONTE_CHAOS_SCALE=full $(PY) -m pytest tests/chaos -q -p no:randomly -s
+
 # the production topology on this machine: PostgreSQL storage, celery workers on Redis, two gateways
 topology: setup services
 	$(PY) -m pytest tests/deploy -q

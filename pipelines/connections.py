@@ -48,11 +48,15 @@ def open_smtp(tenant: TenantConfig, key: str = "smtp", *, store: Store | None = 
     config = tenant.connector(key)
     spec = load_spec(config.spec)
     if not isinstance(spec, SmtpConnectorSpec):
-        raise ConfigurationError(f"connector {key!r} (spec {config.spec}) is not an SMTP connector", tenant=tenant.id)
+        raise ConfigurationError(
+            f"connector {key!r} (spec {config.spec}) is not an SMTP connector", tenant=tenant.id
+        )
     # optional login secrets the tenant leaves out are empty (no AUTH), not the renderer's MISSING marker
     secrets = {"username": "", "password": "", **config.resolve_credentials(tenant.id)}
     try:
-        return SmtpConnector(spec, values=config.values, secrets=secrets, tenant=tenant.id, budget=shared_budget(store))
+        return SmtpConnector(
+            spec, values=config.values, secrets=secrets, tenant=tenant.id, budget=shared_budget(store)
+        )
     except ConfigurationError as exc:
         raise exc.context(tenant=tenant.id) from None
 

@@ -25,8 +25,10 @@ def _buyer_and_unit(sandbox: Any) -> tuple[int, int]:
         cliente, unidade = record.get("cliente") or {}, record.get("unidade") or {}
         if cliente.get("idpessoa") and unidade.get("idunidade"):
             return int(cliente["idpessoa"]), int(unidade["idunidade"])
-    raise ConfigurationError("the sandbox has no seeded assistência to borrow a buyer and unit from",
-                             hint="start the sandbox with assistances >= 1")
+    raise ConfigurationError(
+        "the sandbox has no seeded assistência to borrow a buyer and unit from",
+        hint="start the sandbox with assistances >= 1",
+    )
 
 
 def round_trip(store: Store, tenant: TenantConfig, sandbox: Any) -> dict[str, Any]:
@@ -54,6 +56,7 @@ def round_trip(store: Store, tenant: TenantConfig, sandbox: Any) -> dict[str, An
         open_connector(tenant, "sienge", store=store) as sienge,
         open_connector(tenant, "cvcrm", store=store) as cvcrm,
     ):
+
         def sync(**request: Any) -> Any:
             return run_assistance(store, tenant, sienge, cvcrm, AssistanceRequest(events=False, **request))
 
@@ -67,8 +70,12 @@ def round_trip(store: Store, tenant: TenantConfig, sandbox: Any) -> dict[str, An
                 sandbox.sienge.move_assistance(int(sienge_id), action)
             report = sync(sienge_ids=[sienge_id])
             record = cvcrm.read_one("assistencias", crm_id)
-            steps.append({"sienge": label, "crm_situation": record.get("situacao"), "changed": bool(report.updated)})
-        reconciled = run_assistance(store, tenant, sienge, cvcrm, AssistanceRequest(events=False, reconcile=True))
+            steps.append(
+                {"sienge": label, "crm_situation": record.get("situacao"), "changed": bool(report.updated)}
+            )
+        reconciled = run_assistance(
+            store, tenant, sienge, cvcrm, AssistanceRequest(events=False, reconcile=True)
+        )
         in_sienge = sienge.read_one("technical_assistances", sienge_id)
         final = cvcrm.read_one("assistencias", crm_id)
     return {

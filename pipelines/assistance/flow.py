@@ -97,7 +97,9 @@ def fetch_url(url: str) -> bytes:
             hint="attach the file again in CV CRM, then replay with `ponte deadletter replay`",
         )
     if len(response.content) > MAX_ATTACHMENT_BYTES:
-        raise DataError("attachment larger than 20 MB", field="anexos", hint="attach a smaller file in CV CRM")
+        raise DataError(
+            "attachment larger than 20 MB", field="anexos", hint="attach a smaller file in CV CRM"
+        )
     return response.content
 
 
@@ -116,7 +118,8 @@ def normalize_assistencia(raw: dict[str, Any]) -> dict[str, Any]:
     if not out.get("data_cadastro") and raw.get("data_abertura"):
         out["data_cadastro"] = raw["data_abertura"]
     out["anexos"] = [
-        {**a, "url": a.get("url") or a.get("link")} if isinstance(a, dict) else a for a in raw.get("anexos") or []
+        {**a, "url": a.get("url") or a.get("link")} if isinstance(a, dict) else a
+        for a in raw.get("anexos") or []
     ]
     return out
 
@@ -435,7 +438,9 @@ class AssistanceSync:
             return
         self.cvcrm.call("update_assistencia", {"idassistencia": int(crm_id), "idassistencia_erp": sienge_id})
         self._remember(crm_id, sienge_id, None, mapping)
-        self._audit("linked", crm_id, f"sienge:technical_assistance:{sienge_id}", mapping, sienge_id=sienge_id)
+        self._audit(
+            "linked", crm_id, f"sienge:technical_assistance:{sienge_id}", mapping, sienge_id=sienge_id
+        )
         self.report.linked.append(crm_id)
 
     # ------------------------------------------------------------------------------ Sienge -> CRM
@@ -510,7 +515,11 @@ class AssistanceSync:
         if situation is not None and str(crm_raw.get("idsituacao")) != str(situation):
             self.cvcrm.call(
                 "alterar_situacao_assistencia",
-                {"idassistencia": int(crm_id), "idsituacao": situation, "comentario": f"Sienge: {target.value}"},
+                {
+                    "idassistencia": int(crm_id),
+                    "idsituacao": situation,
+                    "comentario": f"Sienge: {target.value}",
+                },
             )
         self.cvcrm.call("update_assistencia", update)
         self._remember(crm_id, sienge_id, None, mapping)
@@ -567,8 +576,13 @@ class AssistanceSync:
         for event in events:
             if event.id in failed:
                 release(
-                    self.store, InboxEvent, event.id, worker=self.worker, status="failed",
-                    error=(error or "transient failure")[:500], retry_in_seconds=60,
+                    self.store,
+                    InboxEvent,
+                    event.id,
+                    worker=self.worker,
+                    status="failed",
+                    error=(error or "transient failure")[:500],
+                    retry_in_seconds=60,
                 )
             else:
                 release(self.store, InboxEvent, event.id, worker=self.worker, status="done")
@@ -616,7 +630,9 @@ class AssistanceSync:
         self.report.ignored += len(ignored)
         if ignored and not self.request.plan:
             for event in ignored:
-                self._audit("webhook_ignored", str(event.id), f"{event.connector}:inbox", None, type=event.event_type)
+                self._audit(
+                    "webhook_ignored", str(event.id), f"{event.connector}:inbox", None, type=event.event_type
+                )
 
     # ------------------------------------------------------------------------------- poll, reconcile
 
@@ -661,7 +677,9 @@ class AssistanceSync:
                 drift.unlinked_in_crm.append(crm_id)
             if behind:
                 drift.status.append(crm_id)
-                drift.details[crm_id] = f"{current.value if current else raw.get('idsituacao')} -> {observed.value}"
+                drift.details[crm_id] = (
+                    f"{current.value if current else raw.get('idsituacao')} -> {observed.value}"
+                )
             if not (unlinked or behind):
                 self.report.unchanged += 1
                 self._remember(crm_id, sienge_id, None, mapping)

@@ -43,8 +43,9 @@ class ApplyOutcome:
         return self.envelope_id is not None
 
 
-def find_envelope(session: Session, store: Store, tenant: str, provider: str, provider_envelope_id: str,
-                  lock: bool = True) -> Envelope | None:
+def find_envelope(
+    session: Session, store: Store, tenant: str, provider: str, provider_envelope_id: str, lock: bool = True
+) -> Envelope | None:
     query = (
         select(Envelope)
         .where(
@@ -109,8 +110,16 @@ def apply_events(
             if signer is not None:
                 new = next_signer_status(signer.status, event.kind)
                 if new is not None:
-                    changes.append({"signer": signer.id, "role": signer.role, "from": signer.status, "to": new,
-                                    "event": event.kind.value, "at": event.occurred_at.isoformat()})
+                    changes.append(
+                        {
+                            "signer": signer.id,
+                            "role": signer.role,
+                            "from": signer.status,
+                            "to": new,
+                            "event": event.kind.value,
+                            "at": event.occurred_at.isoformat(),
+                        }
+                    )
                     signer.status = new
                     if new == SignerStatus.signed:
                         signer.signed_at = signer.signed_at or event.occurred_at
@@ -125,19 +134,37 @@ def apply_events(
             # envelope-level: a signer event moves the envelope too (signature => at least delivered)
             new_status = next_envelope_status(envelope.status, event.kind)
             if new_status is not None:
-                changes.append({"envelope": envelope.id, "from": envelope.status, "to": new_status,
-                                "event": event.kind.value, "at": event.occurred_at.isoformat()})
+                changes.append(
+                    {
+                        "envelope": envelope.id,
+                        "from": envelope.status,
+                        "to": new_status,
+                        "event": event.kind.value,
+                        "at": event.occurred_at.isoformat(),
+                    }
+                )
                 envelope.status = new_status
                 if new_status == EnvelopeStatus.completed:
                     envelope.completed_at = envelope.completed_at or event.occurred_at
             envelope.last_event_at = _later(envelope.last_event_at, event.occurred_at)
-        if envelope.status in (EnvelopeStatus.completed, EnvelopeStatus.expired, EnvelopeStatus.voided,
-                               EnvelopeStatus.declined):
+        if envelope.status in (
+            EnvelopeStatus.completed,
+            EnvelopeStatus.expired,
+            EnvelopeStatus.voided,
+            EnvelopeStatus.declined,
+        ):
             for signer in envelope.signers:
                 new = signer_after_envelope(signer.status, envelope.status)
                 if new is not None:
-                    changes.append({"signer": signer.id, "role": signer.role, "from": signer.status, "to": new,
-                                    "event": f"envelope_{envelope.status}"})
+                    changes.append(
+                        {
+                            "signer": signer.id,
+                            "role": signer.role,
+                            "from": signer.status,
+                            "to": new,
+                            "event": f"envelope_{envelope.status}",
+                        }
+                    )
                     signer.status = new
                     if new == SignerStatus.signed:
                         signer.signed_at = signer.signed_at or envelope.completed_at
@@ -167,14 +194,24 @@ def apply_events(
 
 def _advance_waiting(envelope: Envelope, changes: list[dict[str, object]]) -> None:
     """Signers of the lowest unsigned routing order are no longer "waiting" (their turn came)."""
-    pending = [s for s in envelope.signers if s.status not in (SignerStatus.signed, SignerStatus.declined,
-                                                                SignerStatus.expired)]
+    pending = [
+        s
+        for s in envelope.signers
+        if s.status not in (SignerStatus.signed, SignerStatus.declined, SignerStatus.expired)
+    ]
     if not pending:
         return
     current = min(s.routing_order for s in pending)
     for signer in pending:
         if signer.routing_order == current and signer.status == SignerStatus.waiting:
             # the provider invites them (or Ponte does, through dispatch's notify_next_signers)
-            changes.append({"signer": signer.id, "role": signer.role, "from": "waiting", "to": "sent",
-                            "event": "previous_order_signed"})
+            changes.append(
+                {
+                    "signer": signer.id,
+                    "role": signer.role,
+                    "from": "waiting",
+                    "to": "sent",
+                    "event": "previous_order_signed",
+                }
+            )
             signer.status = SignerStatus.sent

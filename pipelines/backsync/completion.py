@@ -123,7 +123,9 @@ def _download(tenant: TenantConfig, envelope: Envelope, provider: Connector) -> 
     raise DataError(f"no signed-document download for provider {provider.name}")
 
 
-def _evidence_rows(envelope: Envelope, provider: Connector, certificate_sha: str | None) -> list[dict[str, Any]]:
+def _evidence_rows(
+    envelope: Envelope, provider: Connector, certificate_sha: str | None
+) -> list[dict[str, Any]]:
     by_name: dict[str, Any] = {}
     if provider.name == "docusign" and "audit_events" in provider.spec.streams:
         by_name = docusign_evidence(
@@ -134,27 +136,33 @@ def _evidence_rows(envelope: Envelope, provider: Connector, certificate_sha: str
         collected = dict((signer.evidence or {}).get("collected") or {})
         if not collected and signer.name in by_name:
             collected = by_name[signer.name].model_dump(mode="json", exclude_none=True)
-        rows.append({
-            "signer": signer.id,
-            "role": signer.role,
-            "email": mask_email(signer.email) if signer.email else None,
-            "document": mask_document(signer.document) if signer.document else None,
-            "status": signer.status,
-            "signed_at": signer.signed_at.isoformat() if signer.signed_at else None,
-            "ip": collected.get("ip"),
-            "device": collected.get("device") or collected.get("user_agent"),
-            "latitude": collected.get("latitude"),
-            "longitude": collected.get("longitude"),
-            "selfie_ref": collected.get("selfie_ref"),
-            "document_photo_ref": collected.get("document_photo_ref"),
-            # the provider's certificate holds the rest of the evidence, kept next to the PDF
-            "certificate_sha256": certificate_sha,
-        })
+        rows.append(
+            {
+                "signer": signer.id,
+                "role": signer.role,
+                "email": mask_email(signer.email) if signer.email else None,
+                "document": mask_document(signer.document) if signer.document else None,
+                "status": signer.status,
+                "signed_at": signer.signed_at.isoformat() if signer.signed_at else None,
+                "ip": collected.get("ip"),
+                "device": collected.get("device") or collected.get("user_agent"),
+                "latitude": collected.get("latitude"),
+                "longitude": collected.get("longitude"),
+                "selfie_ref": collected.get("selfie_ref"),
+                "document_photo_ref": collected.get("document_photo_ref"),
+                # the provider's certificate holds the rest of the evidence, kept next to the PDF
+                "certificate_sha256": certificate_sha,
+            }
+        )
     return rows
 
 
 def _stamp_and_store(
-    store: Store, tenant: TenantConfig, envelope: Envelope, provider: Connector, worker: str,
+    store: Store,
+    tenant: TenantConfig,
+    envelope: Envelope,
+    provider: Connector,
+    worker: str,
     run_id: str | None,
 ) -> tuple[str, str]:
     code = str(envelope.verification_code)
@@ -194,19 +202,45 @@ def _stamp_and_store(
         }
         row.details = details
         for item in evidence:
-            audit(session, tenant=tenant.id, flow=FLOW, action="signer_evidence", entity="envelope_signer",
-                  entity_id=str(item["signer"]), source_record=f"{provider.name}:{envelope.provider_envelope_id}",
-                  run_id=run_id, details={"contract": envelope.contract_id, **item})
-        audit(session, tenant=tenant.id, flow=FLOW, action="signed_document_stored", entity="envelope",
-              entity_id=str(envelope.id), run_id=run_id,
-              details={"contract": envelope.contract_id, "sha256": sha, "pages": pages, "code": code})
-    log.info("envelope %s of contract %s stamped (%s pages), sha256 %s", envelope.id, envelope.contract_id,
-             len(pages), sha[:12])
+            audit(
+                session,
+                tenant=tenant.id,
+                flow=FLOW,
+                action="signer_evidence",
+                entity="envelope_signer",
+                entity_id=str(item["signer"]),
+                source_record=f"{provider.name}:{envelope.provider_envelope_id}",
+                run_id=run_id,
+                details={"contract": envelope.contract_id, **item},
+            )
+        audit(
+            session,
+            tenant=tenant.id,
+            flow=FLOW,
+            action="signed_document_stored",
+            entity="envelope",
+            entity_id=str(envelope.id),
+            run_id=run_id,
+            details={"contract": envelope.contract_id, "sha256": sha, "pages": pages, "code": code},
+        )
+    log.info(
+        "envelope %s of contract %s stamped (%s pages), sha256 %s",
+        envelope.id,
+        envelope.contract_id,
+        len(pages),
+        sha[:12],
+    )
     return sha, str(path)
 
 
 def upload_to_crm(
-    store: Store, tenant: TenantConfig, envelope: Envelope, cvcrm: Connector, sha: str, path: str, worker: str,
+    store: Store,
+    tenant: TenantConfig,
+    envelope: Envelope,
+    cvcrm: Connector,
+    sha: str,
+    path: str,
+    worker: str,
     run_id: str | None = None,
 ) -> str:
     """The stamped PDF onto the CRM contract, marked signed, exactly once per (contract, hash)."""
@@ -223,8 +257,14 @@ def upload_to_crm(
     content = Path(path).read_bytes()
     record = {
         "idreserva_cv": reservation,
-        "contratos": [{"contrato_base64": base64.b64encode(content).decode(), "contrato_nome": name,
-                       "assinado": "S", "validado": "S"}],
+        "contratos": [
+            {
+                "contrato_base64": base64.b64encode(content).decode(),
+                "contrato_nome": name,
+                "assinado": "S",
+                "validado": "S",
+            }
+        ],
     }
 
     def send() -> tuple[str | None, dict[str, Any]]:
@@ -241,10 +281,16 @@ def upload_to_crm(
         return str(data.get("idreservacontrato") or found.id or ""), {"contrato_nome": name, "found": True}
 
     outcome = write_once(
-        store, tenant=tenant.id, connector="cvcrm", action="upload_contrato",
+        store,
+        tenant=tenant.id,
+        connector="cvcrm",
+        action="upload_contrato",
         key=f"{tenant.id}:contract:{envelope.contract_id}:signed:{sha}",
         payload={"contract": envelope.contract_id, "reservation": reservation, "name": name, "sha256": sha},
-        send=send, find=find, worker=worker, run_id=run_id,
+        send=send,
+        find=find,
+        worker=worker,
+        run_id=run_id,
     )
     with store.session() as session:
         row = session.get(Envelope, envelope.id)
@@ -252,20 +298,42 @@ def upload_to_crm(
         details = dict(row.details or {})
         crm = details.get("crm") or {}
         if crm.get("sha256") != sha:
-            details["crm"] = {"uploaded_at": utcnow().isoformat(), "sha256": sha, "contrato": outcome.external_id,
-                              "name": name}
+            details["crm"] = {
+                "uploaded_at": utcnow().isoformat(),
+                "sha256": sha,
+                "contrato": outcome.external_id,
+                "name": name,
+            }
             details.pop("finalizing", None)
             row.details = details
-            audit(session, tenant=tenant.id, flow=FLOW, action="crm_contract_uploaded", entity="envelope",
-                  entity_id=str(envelope.id), run_id=run_id,
-                  details={"contract": envelope.contract_id, "reservation": reservation,
-                           "crm_contract": outcome.external_id, "how": outcome.how, "sha256": sha})
+            audit(
+                session,
+                tenant=tenant.id,
+                flow=FLOW,
+                action="crm_contract_uploaded",
+                entity="envelope",
+                entity_id=str(envelope.id),
+                run_id=run_id,
+                details={
+                    "contract": envelope.contract_id,
+                    "reservation": reservation,
+                    "crm_contract": outcome.external_id,
+                    "how": outcome.how,
+                    "sha256": sha,
+                },
+            )
     return outcome.how
 
 
 def finalize(
-    store: Store, tenant: TenantConfig, envelope_id: int, provider: Connector, cvcrm: Connector, *,
-    worker: str, run_id: str | None = None,
+    store: Store,
+    tenant: TenantConfig,
+    envelope_id: int,
+    provider: Connector,
+    cvcrm: Connector,
+    *,
+    worker: str,
+    run_id: str | None = None,
 ) -> Finalized:
     """Bring a completed envelope's signed document home (idempotent; see the module docstring)."""
     envelope = _lease(store, envelope_id, worker)
@@ -280,8 +348,12 @@ def finalize(
         return Finalized(envelope_id, "already", envelope.signed_sha256, verification_url(tenant, code))
     sha, path = envelope.signed_sha256, envelope.signed_path
     try:
-        if not (sha and path and Path(path).exists()
-                and hashlib.sha256(Path(path).read_bytes()).hexdigest() == sha):
+        if not (
+            sha
+            and path
+            and Path(path).exists()
+            and hashlib.sha256(Path(path).read_bytes()).hexdigest() == sha
+        ):
             sha, path = _stamp_and_store(store, tenant, envelope, provider, worker, run_id)
         how = upload_to_crm(store, tenant, envelope, cvcrm, sha, path, worker, run_id)
     except Exception:

@@ -34,7 +34,12 @@ def allowed(url: str, connector: Connector) -> bool:
         return False
     host = parts.hostname.lower()
     own = urlsplit(connector.base_url)
-    if own.hostname and host == own.hostname.lower() and parts.scheme == own.scheme and parts.port == own.port:
+    if (
+        own.hostname
+        and host == own.hostname.lower()
+        and parts.scheme == own.scheme
+        and parts.port == own.port
+    ):
         return True
     if parts.scheme != "https":
         return False

@@ -79,7 +79,7 @@ def _dt(value: Any) -> datetime | None:
     if "." in text:  # DocuSign's 7 fractional digits
         head, _, tail = text.partition(".")
         digits = "".join(ch for ch in tail if ch.isdigit())
-        text = f"{head}.{digits[:6]}{tail[len(digits):]}"
+        text = f"{head}.{digits[:6]}{tail[len(digits) :]}"
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -139,7 +139,11 @@ def clicksign_read(envelope: dict[str, Any], log: list[dict[str, Any]]) -> list[
     for item in log:
         attrs = item.get("attributes") or {}
         payload = {
-            "event": {"name": attrs.get("name"), "occurred_at": attrs.get("created"), "data": attrs.get("data") or {}},
+            "event": {
+                "name": attrs.get("name"),
+                "occurred_at": attrs.get("created"),
+                "data": attrs.get("data") or {},
+            },
             "envelope": {"id": eid},
         }
         out = mapping.run(payload, MappingContext())
@@ -168,6 +172,9 @@ def docusign_evidence(audit_events: list[dict[str, Any]]) -> dict[str, Evidence]
             except ValueError:
                 lat = lon = None
         found[str(fields.get("UserName"))] = Evidence(
-            ip=fields.get("ClientIPAddress"), device=fields.get("Information") or None, latitude=lat, longitude=lon
+            ip=fields.get("ClientIPAddress"),
+            device=fields.get("Information") or None,
+            latitude=lat,
+            longitude=lon,
         )
     return found

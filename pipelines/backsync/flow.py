@@ -113,8 +113,16 @@ def _notify_next(store: Store, tenant: TenantConfig, outcome: ApplyOutcome, conn
 
 
 def _confirm_and_finalize(
-    store: Store, tenant: TenantConfig, outcome: ApplyOutcome, provider: str, provider_envelope_id: str,
-    connectors: Connectors, report: BacksyncReport, run_id: str | None, worker: str, fresh: bool = False,
+    store: Store,
+    tenant: TenantConfig,
+    outcome: ApplyOutcome,
+    provider: str,
+    provider_envelope_id: str,
+    connectors: Connectors,
+    report: BacksyncReport,
+    run_id: str | None,
+    worker: str,
+    fresh: bool = False,
 ) -> Finalized | None:
     """A completion (or every signer signed) is confirmed by reading the provider, then finalized."""
     if outcome.envelope_id is None:
@@ -131,8 +139,15 @@ def _confirm_and_finalize(
         outcome = _sync_one(store, tenant, provider, provider_envelope_id, connectors, run_id)
     if outcome.status != EnvelopeStatus.completed:
         return None
-    done = finalize(store, tenant, outcome.envelope_id, connectors(provider), connectors("cvcrm"),
-                    worker=worker, run_id=run_id)
+    done = finalize(
+        store,
+        tenant,
+        outcome.envelope_id,
+        connectors(provider),
+        connectors("cvcrm"),
+        worker=worker,
+        run_id=run_id,
+    )
     if done.how == "stamped":
         with store.session() as session:
             env = session.get(Envelope, outcome.envelope_id)
@@ -143,6 +158,7 @@ def _confirm_and_finalize(
 
 # ------------------------------------------------------------------------------------------ inbox
 
+
 def _whatsapp(store: Store, tenant: TenantConfig, event: InboxEvent, report: BacksyncReport) -> None:
     """Message statuses of Ponte-sent invitations: logged per message id (dispatch owns the sends)."""
     mapping = load_mapping("whatsapp/status_to_notification")
@@ -151,10 +167,17 @@ def _whatsapp(store: Store, tenant: TenantConfig, event: InboxEvent, report: Bac
         for item in items if isinstance(items, list) else [items]:
             data = item.model_dump(mode="json")
             report.notifications += 1
-            audit(session, tenant=tenant.id, flow=FLOW, action=f"notification_{data.get('status')}",
-                  entity="notification", entity_id=str(data.get("provider_message_id")),
-                  source_record=f"inbox:{event.id}", mapping_version=mapping.lineage,
-                  details={"status": data.get("status"), "error": data.get("error")})
+            audit(
+                session,
+                tenant=tenant.id,
+                flow=FLOW,
+                action=f"notification_{data.get('status')}",
+                entity="notification",
+                entity_id=str(data.get("provider_message_id")),
+                source_record=f"inbox:{event.id}",
+                mapping_version=mapping.lineage,
+                details={"status": data.get("status"), "error": data.get("error")},
+            )
 
 
 def drain_inbox(
@@ -173,8 +196,15 @@ def drain_inbox(
     ids: list[int] = []
     for connector in INBOX_CONNECTORS:
         if connector in tenant.connectors:
-            ids += claim(store, InboxEvent, worker=worker, limit=limit, tenant=tenant.id, connector=connector,
-                         lease_seconds=lease_seconds)
+            ids += claim(
+                store,
+                InboxEvent,
+                worker=worker,
+                limit=limit,
+                tenant=tenant.id,
+                connector=connector,
+                lease_seconds=lease_seconds,
+            )
     if not ids:
         return report
     events = load_events(store, ids)
@@ -204,38 +234,76 @@ def drain_inbox(
     return report
 
 
-def _dead_letter(store: Store, tenant: TenantConfig, event: InboxEvent, exc: PonteError, run_id: str | None,
-                 worker: str, report: BacksyncReport) -> None:
+def _dead_letter(
+    store: Store,
+    tenant: TenantConfig,
+    event: InboxEvent,
+    exc: PonteError,
+    run_id: str | None,
+    worker: str,
+    report: BacksyncReport,
+) -> None:
     report.failed += 1
-    deadletters.put(store, tenant=tenant.id, flow=FLOW, record_key=f"inbox:{event.id}", error=exc,
-                    payload={"inbox_id": event.id, "connector": event.connector, "event_type": event.event_type},
-                    run_id=run_id)
+    deadletters.put(
+        store,
+        tenant=tenant.id,
+        flow=FLOW,
+        record_key=f"inbox:{event.id}",
+        error=exc,
+        payload={"inbox_id": event.id, "connector": event.connector, "event_type": event.event_type},
+        run_id=run_id,
+    )
     release(store, InboxEvent, event.id, worker=worker, status="dead", error=exc.message[:500])
 
 
 def _process_batch(
-    store: Store, tenant: TenantConfig, provider: str, provider_envelope_id: str,
-    items: list[tuple[InboxEvent, Translated]], connectors: Connectors, report: BacksyncReport,
-    run_id: str | None, worker: str,
+    store: Store,
+    tenant: TenantConfig,
+    provider: str,
+    provider_envelope_id: str,
+    items: list[tuple[InboxEvent, Translated]],
+    connectors: Connectors,
+    report: BacksyncReport,
+    run_id: str | None,
+    worker: str,
 ) -> None:
     signing: list[SigningEvent] = [e for _, t in items for e in t.events]
     urls = [u for _, t in items for u in t.download_urls]
     outcome: ApplyOutcome | None = None
     try:
         outcome = apply_events(
-            store, tenant.id, provider, provider_envelope_id, signing,
-            source=f"inbox:{','.join(str(e.id) for e, _ in items)}", mapping_version=items[0][1].mapping,
-            run_id=run_id, advance_waiting=tenant.options.notifications.by == "provider",
+            store,
+            tenant.id,
+            provider,
+            provider_envelope_id,
+            signing,
+            source=f"inbox:{','.join(str(e.id) for e, _ in items)}",
+            mapping_version=items[0][1].mapping,
+            run_id=run_id,
+            advance_waiting=tenant.options.notifications.by == "provider",
         )
         if not outcome.found:
             report.unknown += len(items)
             for event, _ in items:
                 if event.attempts >= UNKNOWN_ENVELOPE_ATTEMPTS:
-                    release(store, InboxEvent, event.id, worker=worker, status="done",
-                            error="no envelope with this provider id (not sent by Ponte?)")
+                    release(
+                        store,
+                        InboxEvent,
+                        event.id,
+                        worker=worker,
+                        status="done",
+                        error="no envelope with this provider id (not sent by Ponte?)",
+                    )
                 else:  # dispatch may still be committing the envelope row: retry shortly
-                    release(store, InboxEvent, event.id, worker=worker, status="failed",
-                            error="envelope not found yet", retry_in_seconds=min(5 * 2 ** event.attempts, 300))
+                    release(
+                        store,
+                        InboxEvent,
+                        event.id,
+                        worker=worker,
+                        status="failed",
+                        error="envelope not found yet",
+                        retry_in_seconds=min(5 * 2**event.attempts, 300),
+                    )
             return
         if urls:
             _remember_urls(store, outcome.envelope_id, urls)
@@ -244,8 +312,9 @@ def _process_batch(
         else:
             report.unchanged += len(items)
         _notify_next(store, tenant, outcome, connectors)
-        _confirm_and_finalize(store, tenant, outcome, provider, provider_envelope_id, connectors, report,
-                              run_id, worker)
+        _confirm_and_finalize(
+            store, tenant, outcome, provider, provider_envelope_id, connectors, report, run_id, worker
+        )
         with store.session() as session:
             env = session.get(Envelope, outcome.envelope_id)
             if env is not None:
@@ -254,15 +323,28 @@ def _process_batch(
     except PonteError as exc:
         report.failed += len(items)
         if not exc.retryable and outcome is not None and outcome.envelope_id is not None:
-            deadletters.put(store, tenant=tenant.id, flow=FLOW, record_key=f"envelope:{outcome.envelope_id}",
-                            error=exc, payload={"provider": provider, "provider_envelope_id": provider_envelope_id},
-                            run_id=run_id)
+            deadletters.put(
+                store,
+                tenant=tenant.id,
+                flow=FLOW,
+                record_key=f"envelope:{outcome.envelope_id}",
+                error=exc,
+                payload={"provider": provider, "provider_envelope_id": provider_envelope_id},
+                run_id=run_id,
+            )
         log.warning("back-sync of %s envelope %s failed: %s", provider, provider_envelope_id, exc)
         for event, _ in items:
             # the state already moved (monotone, so a retry is harmless); the finalization is retried by
             # the poll, so a non-retryable error does not keep the inbox event spinning
-            release(store, InboxEvent, event.id, worker=worker, status="failed" if exc.retryable else "done",
-                    error=str(exc)[:500], retry_in_seconds=60 if exc.retryable else 0)
+            release(
+                store,
+                InboxEvent,
+                event.id,
+                worker=worker,
+                status="failed" if exc.retryable else "done",
+                error=str(exc)[:500],
+                retry_in_seconds=60 if exc.retryable else 0,
+            )
         return
     for event, _ in items:
         release(store, InboxEvent, event.id, worker=worker, status="done")
@@ -284,6 +366,7 @@ def _remember_urls(store: Store, envelope_id: int | None, urls: list[str]) -> No
 
 # ------------------------------------------------------------------------------------------ reads
 
+
 def read_provider(connector: Connector, provider_envelope_id: str) -> list[SigningEvent]:
     """The provider's current state of one envelope, as canonical events (reads are truth)."""
     if connector.name == "docusign":
@@ -297,17 +380,36 @@ def read_provider(connector: Connector, provider_envelope_id: str) -> list[Signi
     raise ConfigurationError(f"back-sync cannot read envelopes from {connector.name}")
 
 
-def _sync_one(store: Store, tenant: TenantConfig, provider: str, provider_envelope_id: str,
-              connectors: Connectors, run_id: str | None) -> ApplyOutcome:
+def _sync_one(
+    store: Store,
+    tenant: TenantConfig,
+    provider: str,
+    provider_envelope_id: str,
+    connectors: Connectors,
+    run_id: str | None,
+) -> ApplyOutcome:
     events = read_provider(connectors(provider), provider_envelope_id)
-    return apply_events(store, tenant.id, provider, provider_envelope_id, events,
-                        source=f"read:{provider}:{provider_envelope_id}", run_id=run_id,
-                        advance_waiting=tenant.options.notifications.by == "provider")
+    return apply_events(
+        store,
+        tenant.id,
+        provider,
+        provider_envelope_id,
+        events,
+        source=f"read:{provider}:{provider_envelope_id}",
+        run_id=run_id,
+        advance_waiting=tenant.options.notifications.by == "provider",
+    )
 
 
 def sync_envelope(
-    store: Store, tenant: TenantConfig, envelope_id: int, connectors: Connectors, report: BacksyncReport,
-    *, run_id: str | None = None, worker: str | None = None,
+    store: Store,
+    tenant: TenantConfig,
+    envelope_id: int,
+    connectors: Connectors,
+    report: BacksyncReport,
+    *,
+    run_id: str | None = None,
+    worker: str | None = None,
 ) -> ApplyOutcome:
     """Re-read one envelope at its provider, apply what changed, finalize it if it is completed."""
     worker = worker or worker_name()
@@ -319,7 +421,9 @@ def sync_envelope(
     outcome = _sync_one(store, tenant, provider, pid, connectors, run_id)
     report.envelopes_synced += 1
     _notify_next(store, tenant, outcome, connectors)
-    _confirm_and_finalize(store, tenant, outcome, provider, pid, connectors, report, run_id, worker, fresh=True)
+    _confirm_and_finalize(
+        store, tenant, outcome, provider, pid, connectors, report, run_id, worker, fresh=True
+    )
     return outcome
 
 
@@ -327,7 +431,9 @@ def _needs_sync(env: Envelope) -> bool:
     if env.status in OPEN_STATUSES:
         return True
     crm = (env.details or {}).get("crm") or {}
-    return env.status == EnvelopeStatus.completed and (not env.signed_sha256 or crm.get("sha256") != env.signed_sha256)
+    return env.status == EnvelopeStatus.completed and (
+        not env.signed_sha256 or crm.get("sha256") != env.signed_sha256
+    )
 
 
 @dataclass
@@ -352,21 +458,31 @@ class ContractSync:
         if latest["status"] == EnvelopeStatus.completed:
             return f"contract {self.contract_id}: signed ({latest['signed']}/{latest['signers']} signers)"
         if latest["status"] in OPEN_STATUSES:
-            return (f"contract {self.contract_id}: still pending ({latest['signed']}/{latest['signers']} "
-                    "signers signed)")
+            return (
+                f"contract {self.contract_id}: still pending ({latest['signed']}/{latest['signers']} "
+                "signers signed)"
+            )
         return f"contract {self.contract_id}: {latest['status']}"
 
 
 def sync_contract(
-    store: Store, tenant: TenantConfig, contract_id: str, opener: ConnectorOpener, *, run_id: str | None = None,
+    store: Store,
+    tenant: TenantConfig,
+    contract_id: str,
+    opener: ConnectorOpener,
+    *,
+    run_id: str | None = None,
 ) -> ContractSync:
     """Manual "sync signature": fetch what the provider has for every open envelope of one contract."""
     report = BacksyncReport(tenant.id)
     with store.session() as session:
-        envs = list(session.scalars(
-            select(Envelope).where(Envelope.tenant == tenant.id, Envelope.contract_id == str(contract_id))
-            .order_by(Envelope.id)
-        ))
+        envs = list(
+            session.scalars(
+                select(Envelope)
+                .where(Envelope.tenant == tenant.id, Envelope.contract_id == str(contract_id))
+                .order_by(Envelope.id)
+            )
+        )
     with Connectors(opener) as connectors:
         for env in envs:
             if env.provider_envelope_id and _needs_sync(env):
@@ -374,18 +490,32 @@ def sync_contract(
     summary = []
     with store.session() as session:
         for env in session.scalars(
-            select(Envelope).where(Envelope.tenant == tenant.id, Envelope.contract_id == str(contract_id))
-            .options(selectinload(Envelope.signers)).order_by(Envelope.id)
+            select(Envelope)
+            .where(Envelope.tenant == tenant.id, Envelope.contract_id == str(contract_id))
+            .options(selectinload(Envelope.signers))
+            .order_by(Envelope.id)
         ):
             report.statuses[env.contract_id] = env.status
-            summary.append({"envelope": env.id, "status": env.status, "signers": len(env.signers),
-                            "signed": sum(1 for s in env.signers if s.status == SignerStatus.signed)})
+            summary.append(
+                {
+                    "envelope": env.id,
+                    "status": env.status,
+                    "signers": len(env.signers),
+                    "signed": sum(1 for s in env.signers if s.status == SignerStatus.signed),
+                }
+            )
     return ContractSync(str(contract_id), report, summary)
 
 
 def poll_stale(
-    store: Store, tenant: TenantConfig, opener: ConnectorOpener, *, quiet_for: timedelta = timedelta(minutes=30),
-    limit: int = 100, run_id: str | None = None, now: datetime | None = None,
+    store: Store,
+    tenant: TenantConfig,
+    opener: ConnectorOpener,
+    *,
+    quiet_for: timedelta = timedelta(minutes=30),
+    limit: int = 100,
+    run_id: str | None = None,
+    now: datetime | None = None,
 ) -> BacksyncReport:
     """Polling fallback: re-read open envelopes with no news for ``quiet_for`` (and unfinished completions).
 
@@ -395,22 +525,27 @@ def poll_stale(
     cutoff = (now or utcnow()) - quiet_for
     report = BacksyncReport(tenant.id)
     with store.session() as session:
-        rows = list(session.scalars(
-            select(Envelope)
-            .where(
-                Envelope.tenant == tenant.id,
-                Envelope.provider_envelope_id.is_not(None),
-                Envelope.status.in_([*OPEN_STATUSES, EnvelopeStatus.completed]),
+        rows = list(
+            session.scalars(
+                select(Envelope)
+                .where(
+                    Envelope.tenant == tenant.id,
+                    Envelope.provider_envelope_id.is_not(None),
+                    Envelope.status.in_([*OPEN_STATUSES, EnvelopeStatus.completed]),
+                )
+                .order_by(Envelope.id)
             )
-            .order_by(Envelope.id)
-        ))
+        )
 
     def last_news(env: Envelope) -> datetime:
         return env.last_event_at or env.sent_at or env.created_at
 
     due = sorted(
-        (env for env in rows if _needs_sync(env)
-         and (env.status == EnvelopeStatus.completed or last_news(env) <= cutoff)),
+        (
+            env
+            for env in rows
+            if _needs_sync(env) and (env.status == EnvelopeStatus.completed or last_news(env) <= cutoff)
+        ),
         key=last_news,
     )
     due_ids = [env.id for env in due]
@@ -428,6 +563,13 @@ def poll_stale(
                 report.failed += 1
                 log.warning("poll of envelope %s failed: %s", envelope_id, exc)
                 if not exc.retryable:
-                    deadletters.put(store, tenant=tenant.id, flow=FLOW, record_key=f"envelope:{envelope_id}",
-                                    error=exc, payload={"envelope_id": envelope_id}, run_id=run_id)
+                    deadletters.put(
+                        store,
+                        tenant=tenant.id,
+                        flow=FLOW,
+                        record_key=f"envelope:{envelope_id}",
+                        error=exc,
+                        payload={"envelope_id": envelope_id},
+                        run_id=run_id,
+                    )
     return report

@@ -51,15 +51,19 @@ def _document_link(env: Envelope, base_url: str | None) -> str | None:
     return None
 
 
-def contract_history(store: Store, tenant: str, contract_id: str, base_url: str | None = None) -> list[dict[str, Any]]:
+def contract_history(
+    store: Store, tenant: str, contract_id: str, base_url: str | None = None
+) -> list[dict[str, Any]]:
     """Every document sent for a contract, oldest first, with status, signers and the document link."""
     with store.session() as session:
-        envelopes = list(session.scalars(
-            select(Envelope)
-            .where(Envelope.tenant == tenant, Envelope.contract_id == str(contract_id))
-            .options(selectinload(Envelope.signers))
-            .order_by(Envelope.id)
-        ))
+        envelopes = list(
+            session.scalars(
+                select(Envelope)
+                .where(Envelope.tenant == tenant, Envelope.contract_id == str(contract_id))
+                .options(selectinload(Envelope.signers))
+                .order_by(Envelope.id)
+            )
+        )
         return [
             {
                 "envelope": env.id,
@@ -67,7 +71,8 @@ def contract_history(store: Store, tenant: str, contract_id: str, base_url: str 
                 "provider": env.provider,
                 "provider_envelope_id": env.provider_envelope_id,
                 "status": env.status,
-                "pending": env.status in (EnvelopeStatus.draft, EnvelopeStatus.sent, EnvelopeStatus.delivered),
+                "pending": env.status
+                in (EnvelopeStatus.draft, EnvelopeStatus.sent, EnvelopeStatus.delivered),
                 "sent_at": _iso(env.sent_at),
                 "completed_at": _iso(env.completed_at),
                 "signed_sha256": env.signed_sha256,
@@ -113,5 +118,9 @@ def check_document(store: Store, code: str, content: bytes) -> dict[str, Any] | 
     if proof is None:
         return None
     digest = hashlib.sha256(content).hexdigest()
-    return {"code": code, "matches": bool(proof["sha256"]) and digest == proof["sha256"], "sha256": digest,
-            "expected_sha256": proof["sha256"]}
+    return {
+        "code": code,
+        "matches": bool(proof["sha256"]) and digest == proof["sha256"],
+        "sha256": digest,
+        "expected_sha256": proof["sha256"],
+    }

@@ -143,17 +143,22 @@ def contract_document(
     variables = template_variables(record, contract, tenant)
     name = template or contract.template
     if terms == "alone":
-        rendered = render_contract(TERMS_TEMPLATE, variables, title=f"Termo de ciência - {contract.title}",
-                                   record=record_key)
+        rendered = render_contract(
+            TERMS_TEMPLATE, variables, title=f"Termo de ciência - {contract.title}", record=record_key
+        )
         content, source = rendered.content, "template"
         doc_name = rendered.name
     else:
         if name:
-            rendered: RenderedDocument = render_contract(name, variables, title=contract.title, record=record_key)
+            rendered: RenderedDocument = render_contract(
+                name, variables, title=contract.title, record=record_key
+            )
             content, source = rendered.content, "template"
         else:
             if cvcrm is None:
-                raise DataError("the CRM's PDF is needed but no CV CRM connector was given", record=record_key)
+                raise DataError(
+                    "the CRM's PDF is needed but no CV CRM connector was given", record=record_key
+                )
             content, source = download_crm_pdf(cvcrm, record), "crm_pdf"
         doc_name = f"{contract.title}.pdf"
         if terms == "with_contract":

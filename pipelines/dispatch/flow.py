@@ -118,7 +118,11 @@ def _crash_hook() -> CrashHook:
 
 class DispatchRun:
     def __init__(
-        self, store: Store, tenant: TenantConfig, connectors: ConnectorSet, request: DispatchRequest,
+        self,
+        store: Store,
+        tenant: TenantConfig,
+        connectors: ConnectorSet,
+        request: DispatchRequest,
         progress: Progress | None = None,
     ) -> None:
         self.store = store
@@ -131,8 +135,9 @@ class DispatchRun:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.crash = _crash_hook()
         # short on purpose (the audit column is 50 characters): contrato_to_contract@1+contrato_to_envelope@1
-        self.mapping_version = "+".join(f"{n.split('/')[-1]}@{load_mapping(n).version}"
-                                        for n in MAPPING_VERSION_NAMES)
+        self.mapping_version = "+".join(
+            f"{n.split('/')[-1]}@{load_mapping(n).version}" for n in MAPPING_VERSION_NAMES
+        )
 
     # ---------------------------------------------------------------------------------- building
 
@@ -143,7 +148,9 @@ class DispatchRun:
         if contract is None:
             return None
         provider = self.tenant.options.signing_provider
-        problems = check_people(record.get("pessoas") or [], self.tenant.options, self.tenant.connector(provider).spec)
+        problems = check_people(
+            record.get("pessoas") or [], self.tenant.options, self.tenant.connector(provider).spec
+        )
         if problems:
             raise DataError(
                 "; ".join(p.message for p in problems),
@@ -152,15 +159,28 @@ class DispatchRun:
                 hint="complete the person's data in CV CRM, then `ponte deadletter replay`",
                 details={"problems": [p.__dict__ for p in problems]},
             )
-        document = contract_document(record, contract, self.tenant, self._cvcrm_or_none(),
-                                     template=self.request.template, terms=self.request.terms)
-        raw = dict(load_mapping("cvcrm/contrato_to_envelope").apply(
-            record, self.ctx.with_params(document_sha256=document.sha256)))
+        document = contract_document(
+            record,
+            contract,
+            self.tenant,
+            self._cvcrm_or_none(),
+            template=self.request.template,
+            terms=self.request.terms,
+        )
+        raw = dict(
+            load_mapping("cvcrm/contrato_to_envelope").apply(
+                record, self.ctx.with_params(document_sha256=document.sha256)
+            )
+        )
         raw["document_name"] = document.name
         signers = sorted(raw.get("signers") or [], key=lambda s: (s["routing_order"], s["role"]))
         if not signers:
-            raise DataError("the contract has nobody in the tenant's signer chain", record=record_key,
-                            field="pessoas", hint="add the buyer (titular) to the reservation in CV CRM")
+            raise DataError(
+                "the contract has nobody in the tenant's signer chain",
+                record=record_key,
+                field="pessoas",
+                hint="add the buyer (titular) to the reservation in CV CRM",
+            )
         first = signers[0]["routing_order"]
         if first != 1:  # a chain whose first slot is absent still starts at order 1 for the provider
             for signer in signers:
@@ -168,16 +188,19 @@ class DispatchRun:
         raw["signers"] = signers
         pages = contract.signature_pages or self.tenant.options.signature_pages
         try:
-            raw["positions"] = [p.model_dump() for p in place(
-                [s["role"] for s in signers], document.pages, pages, document.page_size)]
+            raw["positions"] = [
+                p.model_dump()
+                for p in place([s["role"] for s in signers], document.pages, pages, document.page_size)
+            ]
         except ConfigurationError as exc:
             raise DataError(exc.message, record=record_key, field="signature_pages", hint=exc.hint) from None
         try:
             envelope = CanonicalEnvelope.model_validate(raw)
         except ValidationError as exc:
             first_error = exc.errors()[0]
-            raise DataError(first_error["msg"], record=record_key,
-                            field=".".join(str(p) for p in first_error["loc"])) from None
+            raise DataError(
+                first_error["msg"], record=record_key, field=".".join(str(p) for p in first_error["loc"])
+            ) from None
         return contract, document, envelope
 
     def _cvcrm_or_none(self) -> Any:
@@ -190,14 +213,18 @@ class DispatchRun:
 
     def _existing(self, envelope: CanonicalEnvelope) -> Envelope | None:
         with self.store.session() as session:
-            by_key = session.scalars(select(Envelope).where(Envelope.idempotency_key == envelope.idempotency_key)
-                                     ).one_or_none()
+            by_key = session.scalars(
+                select(Envelope).where(Envelope.idempotency_key == envelope.idempotency_key)
+            ).one_or_none()
             if by_key is not None:
                 return by_key
             return session.scalars(
-                select(Envelope).where(Envelope.tenant == self.tenant.id,
-                                       Envelope.contract_id == envelope.contract_id,
-                                       Envelope.status.in_(ACTIVE))
+                select(Envelope)
+                .where(
+                    Envelope.tenant == self.tenant.id,
+                    Envelope.contract_id == envelope.contract_id,
+                    Envelope.status.in_(ACTIVE),
+                )
                 .order_by(Envelope.id.desc())
             ).first()
 
@@ -206,63 +233,118 @@ class DispatchRun:
         spec = self.tenant.connector(provider).spec
         conn = self.connectors.get(provider)
         if spec == "docusign":
-            return send_docusign(self.store, conn, envelope, document, self.ctx, worker=self.worker,
-                                 run_id=self.request.run_id, crash=self.crash,
-                                 lease_seconds=self.request.lease_seconds)
+            return send_docusign(
+                self.store,
+                conn,
+                envelope,
+                document,
+                self.ctx,
+                worker=self.worker,
+                run_id=self.request.run_id,
+                crash=self.crash,
+                lease_seconds=self.request.lease_seconds,
+            )
         if spec == "clicksign":
-            return send_clicksign(self.store, conn, envelope, document, self.ctx,
-                                  provider_notifies=self.tenant.options.notifications.by == "provider",
-                                  worker=self.worker, run_id=self.request.run_id, crash=self.crash,
-                                 lease_seconds=self.request.lease_seconds)
-        raise ConfigurationError(f"dispatch does not know the signing provider spec {spec!r}",
-                                 tenant=self.tenant.id, field="options.signing_provider",
-                                 hint="use docusign or clicksign")
+            return send_clicksign(
+                self.store,
+                conn,
+                envelope,
+                document,
+                self.ctx,
+                provider_notifies=self.tenant.options.notifications.by == "provider",
+                worker=self.worker,
+                run_id=self.request.run_id,
+                crash=self.crash,
+                lease_seconds=self.request.lease_seconds,
+            )
+        raise ConfigurationError(
+            f"dispatch does not know the signing provider spec {spec!r}",
+            tenant=self.tenant.id,
+            field="options.signing_provider",
+            hint="use docusign or clicksign",
+        )
 
-    def _record(self, contract: Contract, document: Document, envelope: CanonicalEnvelope, created: Created) -> int:
+    def _record(
+        self, contract: Contract, document: Document, envelope: CanonicalEnvelope, created: Created
+    ) -> int:
         """Envelope + signers + ledger + audit in one transaction; idempotent by the envelope key."""
         now = utcnow()
         with self.store.session() as session:
-            row = session.scalars(select(Envelope).where(Envelope.idempotency_key == envelope.idempotency_key)
-                                  ).one_or_none()
+            row = session.scalars(
+                select(Envelope).where(Envelope.idempotency_key == envelope.idempotency_key)
+            ).one_or_none()
             if row is not None:
                 return row.id
             first = min(s.routing_order for s in envelope.signers)
             row = Envelope(
-                tenant=self.tenant.id, contract_id=envelope.contract_id, document_name=envelope.document_name,
-                document_hash=envelope.document_sha256, idempotency_key=envelope.idempotency_key,
-                provider=envelope.provider, provider_envelope_id=created.provider_envelope_id, status="sent",
-                sent_at=now, expires_at=now + timedelta(days=envelope.expires_in_days),
+                tenant=self.tenant.id,
+                contract_id=envelope.contract_id,
+                document_name=envelope.document_name,
+                document_hash=envelope.document_sha256,
+                idempotency_key=envelope.idempotency_key,
+                provider=envelope.provider,
+                provider_envelope_id=created.provider_envelope_id,
+                status="sent",
+                sent_at=now,
+                expires_at=now + timedelta(days=envelope.expires_in_days),
                 details={
                     **created.details,
                     "reservation_id": contract.reservation_id,
                     "document_source": document.source,
                     "pages": document.pages,
                     "positions": [p.model_dump() for p in envelope.positions],
-                    "summary": {"value": str(contract.value) if contract.value is not None else None,
-                                "monthly_fee": str(contract.monthly_fee) if contract.monthly_fee is not None
-                                else None,
-                                "duration_months": contract.duration_months, "title": contract.title},
+                    "summary": {
+                        "value": str(contract.value) if contract.value is not None else None,
+                        "monthly_fee": str(contract.monthly_fee)
+                        if contract.monthly_fee is not None
+                        else None,
+                        "duration_months": contract.duration_months,
+                        "title": contract.title,
+                    },
                 },
             )
             for signer in envelope.signers:
-                row.signers.append(EnvelopeSigner(
-                    role=signer.role, routing_order=signer.routing_order, name=signer.name, email=signer.email,
-                    document=signer.document, phone=signer.phone, channel=signer.channel,
-                    provider_recipient_id=created.recipient_ids.get(signer.role),
-                    status=initial_status(signer.routing_order, first),
-                    evidence={"selfie_required": signer.selfie_required,
-                              "document_photo_required": signer.document_photo_required},
-                ))
+                row.signers.append(
+                    EnvelopeSigner(
+                        role=signer.role,
+                        routing_order=signer.routing_order,
+                        name=signer.name,
+                        email=signer.email,
+                        document=signer.document,
+                        phone=signer.phone,
+                        channel=signer.channel,
+                        provider_recipient_id=created.recipient_ids.get(signer.role),
+                        status=initial_status(signer.routing_order, first),
+                        evidence={
+                            "selfie_required": signer.selfie_required,
+                            "document_photo_required": signer.document_photo_required,
+                        },
+                    )
+                )
             session.add(row)
             session.flush()
             packages.consume(session, self.store, self.tenant, envelope.idempotency_key)
-            audit(session, tenant=self.tenant.id, flow=FLOW, action="envelope_sent", entity="envelope",
-                  entity_id=str(row.id), source_record=f"cvcrm:contract:{envelope.contract_id}",
-                  mapping_version=self.mapping_version, run_id=self.request.run_id,
-                  details={"provider": envelope.provider, "provider_envelope_id": created.provider_envelope_id,
-                           "how": created.how, "document_sha256": envelope.document_sha256,
-                           "signers": [{"role": s.role, "routing_order": s.routing_order, "channel": s.channel}
-                                       for s in envelope.signers]})
+            audit(
+                session,
+                tenant=self.tenant.id,
+                flow=FLOW,
+                action="envelope_sent",
+                entity="envelope",
+                entity_id=str(row.id),
+                source_record=f"cvcrm:contract:{envelope.contract_id}",
+                mapping_version=self.mapping_version,
+                run_id=self.request.run_id,
+                details={
+                    "provider": envelope.provider,
+                    "provider_envelope_id": created.provider_envelope_id,
+                    "how": created.how,
+                    "document_sha256": envelope.document_sha256,
+                    "signers": [
+                        {"role": s.role, "routing_order": s.routing_order, "channel": s.channel}
+                        for s in envelope.signers
+                    ],
+                },
+            )
             return row.id
 
     def _warn_package(self) -> None:
@@ -275,16 +357,34 @@ class DispatchRun:
             key = f"{self.tenant.id}:package:{current.package_id}:warn:{percent}"
 
             def send(subject: str = subject, text: str = text) -> tuple[str | None, dict[str, Any]]:
-                return str(self.connectors.get("smtp").send(Email(to=recipients, subject=subject, text=text))), {}
+                return str(
+                    self.connectors.get("smtp").send(Email(to=recipients, subject=subject, text=text))
+                ), {}
 
-            outcome = write_once(self.store, tenant=self.tenant.id, connector="smtp", action="package_warning",
-                                 key=key, payload={"percent": percent}, send=send, find=None, worker=self.worker,
-                                 run_id=self.request.run_id)
+            outcome = write_once(
+                self.store,
+                tenant=self.tenant.id,
+                connector="smtp",
+                action="package_warning",
+                key=key,
+                payload={"percent": percent},
+                send=send,
+                find=None,
+                worker=self.worker,
+                run_id=self.request.run_id,
+            )
             if outcome.how == "sent":
                 with self.store.session() as session:
-                    audit(session, tenant=self.tenant.id, flow=FLOW, action="package_warning", entity="package",
-                          entity_id=str(current.package_id), run_id=self.request.run_id,
-                          details={"percent": percent, "used": current.used, "size": current.size})
+                    audit(
+                        session,
+                        tenant=self.tenant.id,
+                        flow=FLOW,
+                        action="package_warning",
+                        entity="package",
+                        entity_id=str(current.package_id),
+                        run_id=self.request.run_id,
+                        details={"percent": percent, "used": current.used, "size": current.size},
+                    )
 
     # ------------------------------------------------------------------------------------ a contract
 
@@ -296,19 +396,42 @@ class DispatchRun:
             if built is None:
                 return self._done(ContractOutcome(contract_id, "skipped", reason="already signed in the CRM"))
             contract, document, envelope = built
-            signers = [{"role": s.role, "routing_order": s.routing_order, "channel": s.channel}
-                       for s in envelope.signers]
+            signers = [
+                {"role": s.role, "routing_order": s.routing_order, "channel": s.channel}
+                for s in envelope.signers
+            ]
             existing = self._existing(envelope)
             if existing is not None:
-                reason = ("this document version was already sent" if existing.idempotency_key ==
-                          envelope.idempotency_key else "the contract has an active envelope for another version;"
-                          " void it first")
-                return self._done(ContractOutcome(contract_id, "already_sent", existing.id,
-                                                  existing.provider_envelope_id, reason, signers,
-                                                  len(envelope.positions), envelope.document_sha256))
+                reason = (
+                    "this document version was already sent"
+                    if existing.idempotency_key == envelope.idempotency_key
+                    else "the contract has an active envelope for another version; void it first"
+                )
+                return self._done(
+                    ContractOutcome(
+                        contract_id,
+                        "already_sent",
+                        existing.id,
+                        existing.provider_envelope_id,
+                        reason,
+                        signers,
+                        len(envelope.positions),
+                        envelope.document_sha256,
+                    )
+                )
             if self.request.plan:
-                return self._done(ContractOutcome(contract_id, "would_send", None, None, None, signers,
-                                                  len(envelope.positions), envelope.document_sha256))
+                return self._done(
+                    ContractOutcome(
+                        contract_id,
+                        "would_send",
+                        None,
+                        None,
+                        None,
+                        signers,
+                        len(envelope.positions),
+                        envelope.document_sha256,
+                    )
+                )
             packages.ensure_available(self.store, self.tenant)
             created = self._send(envelope, document)
             self.crash("before_record")
@@ -317,17 +440,36 @@ class DispatchRun:
         except (DataError, NotFoundError) as exc:
             exc.context(tenant=self.tenant.id, record=record_key)
             if not self.request.plan:
-                deadletters.put(self.store, tenant=self.tenant.id, flow=FLOW, record_key=record_key, error=exc,
-                                payload=record, mapping_version=self.mapping_version, run_id=self.request.run_id)
+                deadletters.put(
+                    self.store,
+                    tenant=self.tenant.id,
+                    flow=FLOW,
+                    record_key=record_key,
+                    error=exc,
+                    payload=record,
+                    mapping_version=self.mapping_version,
+                    run_id=self.request.run_id,
+                )
             log.warning("contract %s not dispatched: %s", contract_id, exc)
             return self._done(ContractOutcome(contract_id, "dead_lettered", reason=str(exc)))
         deadletters.resolve(self.store, self.tenant.id, FLOW, record_key)
         self._warn_package()
         if self.tenant.options.notifications.by == "ponte":
-            notify_next_signers(self.store, self.tenant, envelope_id, self.connectors, run_id=self.request.run_id)
-        return self._done(ContractOutcome(contract_id, "found" if created.how == "found" else "sent", envelope_id,
-                                          created.provider_envelope_id, None, signers, len(envelope.positions),
-                                          envelope.document_sha256))
+            notify_next_signers(
+                self.store, self.tenant, envelope_id, self.connectors, run_id=self.request.run_id
+            )
+        return self._done(
+            ContractOutcome(
+                contract_id,
+                "found" if created.how == "found" else "sent",
+                envelope_id,
+                created.provider_envelope_id,
+                None,
+                signers,
+                len(envelope.positions),
+                envelope.document_sha256,
+            )
+        )
 
     def _done(self, outcome: ContractOutcome) -> ContractOutcome:
         self.report.outcomes.append(outcome)
@@ -345,8 +487,15 @@ class DispatchRun:
             except NotFoundError as exc:
                 exc.context(tenant=self.tenant.id)
                 if not self.request.plan:
-                    deadletters.put(self.store, tenant=self.tenant.id, flow=FLOW, record_key=ref.record_key,
-                                    error=exc, payload={"contract": text}, run_id=self.request.run_id)
+                    deadletters.put(
+                        self.store,
+                        tenant=self.tenant.id,
+                        flow=FLOW,
+                        record_key=ref.record_key,
+                        error=exc,
+                        payload={"contract": text},
+                        run_id=self.request.run_id,
+                    )
                 self._done(ContractOutcome(ref.contract_id, "dead_lettered", reason=str(exc)))
         if self.request.all_ready or self.request.reservations:
             yield from ready_contracts(cvcrm, self.request.reservations or None)

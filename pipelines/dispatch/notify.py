@@ -72,7 +72,9 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _getter(connectors: Connectors, tenant: TenantConfig, store: Store) -> tuple[Callable[[str], Any], Callable[[], None]]:
+def _getter(
+    connectors: Connectors, tenant: TenantConfig, store: Store
+) -> tuple[Callable[[str], Any], Callable[[], None]]:
     if connectors is None:
         owned = ConnectorSet(tenant, store)
         return owned.get, owned.close
@@ -89,25 +91,34 @@ def _email(tenant: TenantConfig, envelope: Envelope, signer: EnvelopeSigner, lin
     lines = [
         f"Olá, {signer.name}.",
         "",
-        f"{tenant.name} enviou o documento \"{document}\" para você assinar eletronicamente.",
+        f'{tenant.name} enviou o documento "{document}" para você assinar eletronicamente.',
         *summary_lines(envelope.details.get("summary") or {}),
         "",
         f"Assine em: {link}",
         "",
         f"Este convite vale até {envelope.expires_at:%d/%m/%Y}." if envelope.expires_at else "",
     ]
-    return Email(to=[signer.email or ""], subject=subject, text="\n".join(lines).rstrip() + "\n",
-                 headers={"X-Ponte-Envelope": envelope.idempotency_key})
+    return Email(
+        to=[signer.email or ""],
+        subject=subject,
+        text="\n".join(lines).rstrip() + "\n",
+        headers={"X-Ponte-Envelope": envelope.idempotency_key},
+    )
 
 
 def _whatsapp_record(tenant: TenantConfig, signer: EnvelopeSigner, link: str) -> dict[str, Any]:
     notification = Notification(
-        tenant=tenant.id, channel="whatsapp", purpose="signing_invitation", to_phone=signer.phone,
+        tenant=tenant.id,
+        channel="whatsapp",
+        purpose="signing_invitation",
+        to_phone=signer.phone,
         template=tenant.options.notifications.whatsapp_template,
         parameters={"nome": signer.name, "link": link},
     )
     ctx = MappingContext(tenant=tenant)
-    return dict(load_mapping("whatsapp/notification_to_template").apply(notification.model_dump(mode="json"), ctx))
+    return dict(
+        load_mapping("whatsapp/notification_to_template").apply(notification.model_dump(mode="json"), ctx)
+    )
 
 
 def _link(tenant: TenantConfig, envelope: Envelope, signer: EnvelopeSigner, get: Callable[[str], Any]) -> str:
@@ -115,8 +126,12 @@ def _link(tenant: TenantConfig, envelope: Envelope, signer: EnvelopeSigner, get:
     if signer.role in links:
         return str(links[signer.role])
     provider = get(envelope.provider)
-    return signing_link(envelope.provider, getattr(provider, "values", {}).get("base_url", ""),
-                        envelope.provider_envelope_id or "", signer.provider_recipient_id or "")
+    return signing_link(
+        envelope.provider,
+        getattr(provider, "values", {}).get("base_url", ""),
+        envelope.provider_envelope_id or "",
+        signer.provider_recipient_id or "",
+    )
 
 
 def notify_next_signers(
@@ -140,7 +155,9 @@ def notify_next_signers(
             raise ConfigurationError(f"no envelope {envelope_id} for tenant {tenant.id}", tenant=tenant.id)
         if envelope.status not in LIVE_ENVELOPE:
             return []
-        signers = list(session.scalars(select(EnvelopeSigner).where(EnvelopeSigner.envelope_id == envelope_id)))
+        signers = list(
+            session.scalars(select(EnvelopeSigner).where(EnvelopeSigner.envelope_id == envelope_id))
+        )
         members = [ChainMember(s.id, s.routing_order, s.status, s.notified_at is not None) for s in signers]
         due_ids = set(due_for_invitation(members))
         due = [s for s in signers if s.id in due_ids]
@@ -158,9 +175,12 @@ def notify_next_signers(
                 record = _whatsapp_record(tenant, signer, link)
                 whatsapp = get("whatsapp")
 
-                def send(record: dict[str, Any] = record, whatsapp: Any = whatsapp) -> tuple[str | None, dict[str, Any]]:
+                def send(
+                    record: dict[str, Any] = record, whatsapp: Any = whatsapp
+                ) -> tuple[str | None, dict[str, Any]]:
                     result = whatsapp.call("send_template", record)
                     return result.id, {}
+
                 connector = "whatsapp"
             else:
                 email = _email(tenant, envelope, signer, link)
@@ -168,23 +188,58 @@ def notify_next_signers(
 
                 def send(email: Email = email, smtp: Any = smtp) -> tuple[str | None, dict[str, Any]]:  # type: ignore[misc]
                     return str(smtp.send(email)), {}
+
                 connector = "smtp"
-            outcome = write_once(store, tenant=tenant.id, connector=connector, action="signing_invitation",
-                                 key=key, payload={"envelope": envelope.id, "role": signer.role},
-                                 send=send, find=None, worker=worker, run_id=run_id)
+            outcome = write_once(
+                store,
+                tenant=tenant.id,
+                connector=connector,
+                action="signing_invitation",
+                key=key,
+                payload={"envelope": envelope.id, "role": signer.role},
+                send=send,
+                find=None,
+                worker=worker,
+                run_id=run_id,
+            )
             with store.session() as session:
                 row = session.get(EnvelopeSigner, signer.id)
                 if row is not None and row.notified_at is None:
                     row.notified_at = utcnow()
-                audit(session, tenant=tenant.id, flow=FLOW, action="signer_invited", entity="envelope",
-                      entity_id=str(envelope.id), source_record=f"contract:{envelope.contract_id}", run_id=run_id,
-                      details={"role": signer.role, "routing_order": signer.routing_order,
-                               "channel": signer.channel, "how": outcome.how,
-                               "message_id": outcome.external_id})
-            made.append(Invitation(envelope.id, signer.role, signer.routing_order, signer.channel, outcome.how,
-                                   outcome.external_id))
-            log.info("invited %s (order %d) of envelope %s by %s", signer.role, signer.routing_order,
-                     envelope.id, signer.channel)
+                audit(
+                    session,
+                    tenant=tenant.id,
+                    flow=FLOW,
+                    action="signer_invited",
+                    entity="envelope",
+                    entity_id=str(envelope.id),
+                    source_record=f"contract:{envelope.contract_id}",
+                    run_id=run_id,
+                    details={
+                        "role": signer.role,
+                        "routing_order": signer.routing_order,
+                        "channel": signer.channel,
+                        "how": outcome.how,
+                        "message_id": outcome.external_id,
+                    },
+                )
+            made.append(
+                Invitation(
+                    envelope.id,
+                    signer.role,
+                    signer.routing_order,
+                    signer.channel,
+                    outcome.how,
+                    outcome.external_id,
+                )
+            )
+            log.info(
+                "invited %s (order %d) of envelope %s by %s",
+                signer.role,
+                signer.routing_order,
+                envelope.id,
+                signer.channel,
+            )
     finally:
         close()
     return made

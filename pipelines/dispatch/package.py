@@ -49,9 +49,13 @@ class PackageState:
         return None if not self.size else 100.0 * self.used / self.size
 
     def as_dict(self) -> dict[str, Any]:
-        return {"package": self.package_id, "size": self.size or "unlimited", "used": self.used,
-                "remaining": "unlimited" if self.remaining is None else self.remaining,
-                "valid_until": self.valid_until.isoformat() if self.valid_until else None}
+        return {
+            "package": self.package_id,
+            "size": self.size or "unlimited",
+            "used": self.used,
+            "remaining": "unlimited" if self.remaining is None else self.remaining,
+            "valid_until": self.valid_until.isoformat() if self.valid_until else None,
+        }
 
 
 def today() -> date:
@@ -96,13 +100,15 @@ def ensure_available(store: Store, tenant: TenantConfig, on: date | None = None)
     if day < package.valid_from:
         raise PackageError(
             f"envelope package {package.id} is valid only from {package.valid_from.isoformat()}",
-            tenant=tenant.id, field="options.envelope_package.valid_from",
+            tenant=tenant.id,
+            field="options.envelope_package.valid_from",
             hint="wait for the package to start or correct its dates",
         )
     if day > package.valid_until:
         raise PackageError(
             f"envelope package {package.id} expired on {package.valid_until.isoformat()}; nothing was sent",
-            tenant=tenant.id, field="options.envelope_package.valid_until",
+            tenant=tenant.id,
+            field="options.envelope_package.valid_until",
             hint="buy a new envelope package and put it in the tenant file",
         )
     current = state(store, tenant)
@@ -110,7 +116,8 @@ def ensure_available(store: Store, tenant: TenantConfig, on: date | None = None)
         raise PackageError(
             f"envelope package {package.id} is used up ({current.used} of {current.size} envelopes);"
             " nothing was sent",
-            tenant=tenant.id, field="options.envelope_package.size",
+            tenant=tenant.id,
+            field="options.envelope_package.size",
             hint="buy a larger package (or 'unlimited') and update the tenant file",
         )
     return current

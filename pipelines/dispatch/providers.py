@@ -51,15 +51,21 @@ def docusign_definition(envelope: Envelope, document: Document, ctx: MappingCont
     positions are pixels at 72 dpi from the top-left corner, i.e. PDF points).
     """
     b64 = base64.b64encode(document.content).decode()
-    definition = dict(load_mapping("docusign/envelope_to_definition").apply(
-        envelope.model_dump(mode="json"), ctx.with_params(document_base64=b64)
-    ))
+    definition = dict(
+        load_mapping("docusign/envelope_to_definition").apply(
+            envelope.model_dump(mode="json"), ctx.with_params(document_base64=b64)
+        )
+    )
     by_role: dict[str, list[dict[str, str]]] = {}
     for pos in envelope.positions:
-        by_role.setdefault(pos.role, []).append({
-            "documentId": "1", "pageNumber": str(pos.page),
-            "xPosition": str(round(pos.x)), "yPosition": str(round(pos.y)),
-        })
+        by_role.setdefault(pos.role, []).append(
+            {
+                "documentId": "1",
+                "pageNumber": str(pos.page),
+                "xPosition": str(round(pos.x)),
+                "yPosition": str(round(pos.y)),
+            }
+        )
     for signer in definition["recipients"]["signers"]:
         tabs = by_role.get(signer["roleName"])
         if tabs:
@@ -68,8 +74,16 @@ def docusign_definition(envelope: Envelope, document: Document, ctx: MappingCont
 
 
 def send_docusign(
-    store: Store, conn: Connector, envelope: Envelope, document: Document, ctx: MappingContext, *,
-    worker: str, run_id: str | None = None, crash: CrashHook = _noop, lease_seconds: float = 120,
+    store: Store,
+    conn: Connector,
+    envelope: Envelope,
+    document: Document,
+    ctx: MappingContext,
+    *,
+    worker: str,
+    run_id: str | None = None,
+    crash: CrashHook = _noop,
+    lease_seconds: float = 120,
 ) -> Created:
     definition = docusign_definition(envelope, document, ctx)
     key = envelope.idempotency_key
@@ -81,18 +95,39 @@ def send_docusign(
 
     def find() -> tuple[str | None, dict[str, Any]] | None:
         found = conn.find_existing("create_envelope", definition, idempotency_key=key)
-        return None if found is None else (found.id, {"status": (found.data or {}).get("status"), "existing": True})
+        return (
+            None
+            if found is None
+            else (found.id, {"status": (found.data or {}).get("status"), "existing": True})
+        )
 
-    outcome = write_once(store, tenant=envelope.tenant, connector=conn.name, action="create_envelope", key=key,
-                         payload={"contract_id": envelope.contract_id, "document_sha256": envelope.document_sha256},
-                         send=send, find=find, worker=worker, run_id=run_id, lease_seconds=lease_seconds)
+    outcome = write_once(
+        store,
+        tenant=envelope.tenant,
+        connector=conn.name,
+        action="create_envelope",
+        key=key,
+        payload={"contract_id": envelope.contract_id, "document_sha256": envelope.document_sha256},
+        send=send,
+        find=find,
+        worker=worker,
+        run_id=run_id,
+        lease_seconds=lease_seconds,
+    )
     crash("after_outbox_done")
     if not outcome.external_id:
         raise ConfigurationError("DocuSign answered without an envelopeId", tenant=envelope.tenant)
     recipients = {s["roleName"]: str(s["recipientId"]) for s in definition["recipients"]["signers"]}
-    return Created(outcome.external_id, recipients, {"tabs": sum(len(s.get("tabs", {}).get("signHereTabs", []))
-                                                                 for s in definition["recipients"]["signers"])},
-                   how=outcome.how)
+    return Created(
+        outcome.external_id,
+        recipients,
+        {
+            "tabs": sum(
+                len(s.get("tabs", {}).get("signHereTabs", [])) for s in definition["recipients"]["signers"]
+            )
+        },
+        how=outcome.how,
+    )
 
 
 def clicksign_auths(signer: dict[str, Any]) -> list[str]:
@@ -106,26 +141,48 @@ def clicksign_auths(signer: dict[str, Any]) -> list[str]:
 
 
 def send_clicksign(
-    store: Store, conn: Connector, envelope: Envelope, document: Document, ctx: MappingContext, *,
-    provider_notifies: bool, worker: str, run_id: str | None = None, crash: CrashHook = _noop,
+    store: Store,
+    conn: Connector,
+    envelope: Envelope,
+    document: Document,
+    ctx: MappingContext,
+    *,
+    provider_notifies: bool,
+    worker: str,
+    run_id: str | None = None,
+    crash: CrashHook = _noop,
     lease_seconds: float = 120,
 ) -> Created:
     b64 = base64.b64encode(document.content).decode()
     canonical = envelope.model_dump(mode="json")
-    requests = load_mapping("clicksign/envelope_to_requests").apply(canonical, ctx.with_params(document_base64=b64))
+    requests = load_mapping("clicksign/envelope_to_requests").apply(
+        canonical, ctx.with_params(document_base64=b64)
+    )
     key = envelope.idempotency_key
     tenant = envelope.tenant
     body = dict(requests["envelope"]["data"]["attributes"])
     body["metadata"] = {**body.get("metadata", {}), "ponte_key": key}
 
-    def step(action: str, step_key: str, record: dict[str, Any], find: Callable[[], Any] | None = None) -> str:
+    def step(
+        action: str, step_key: str, record: dict[str, Any], find: Callable[[], Any] | None = None
+    ) -> str:
         def send() -> tuple[str | None, dict[str, Any]]:
             result = conn.call(action, record)
             return result.id, {}
 
-        outcome = write_once(store, tenant=tenant, connector=conn.name, action=action, key=step_key,
-                             payload={"contract_id": envelope.contract_id}, send=send, find=find,
-                             worker=worker, run_id=run_id, lease_seconds=lease_seconds)
+        outcome = write_once(
+            store,
+            tenant=tenant,
+            connector=conn.name,
+            action=action,
+            key=step_key,
+            payload={"contract_id": envelope.contract_id},
+            send=send,
+            find=find,
+            worker=worker,
+            run_id=run_id,
+            lease_seconds=lease_seconds,
+        )
         return str(outcome.external_id or "")
 
     def find_envelope() -> tuple[str | None, dict[str, Any]] | None:
@@ -139,9 +196,19 @@ def send_clicksign(
         crash("after_provider_call")
         return result.id, {}
 
-    created = write_once(store, tenant=tenant, connector=conn.name, action="create_envelope", key=key,
-                         payload={"contract_id": envelope.contract_id, "document_sha256": envelope.document_sha256},
-                         send=send_envelope, find=find_envelope, worker=worker, run_id=run_id, lease_seconds=lease_seconds)
+    created = write_once(
+        store,
+        tenant=tenant,
+        connector=conn.name,
+        action="create_envelope",
+        key=key,
+        payload={"contract_id": envelope.contract_id, "document_sha256": envelope.document_sha256},
+        send=send_envelope,
+        find=find_envelope,
+        worker=worker,
+        run_id=run_id,
+        lease_seconds=lease_seconds,
+    )
     envelope_id = str(created.external_id)
     crash("after_outbox_done")
 
@@ -149,6 +216,7 @@ def send_clicksign(
         def find() -> tuple[str | None, dict[str, Any]] | None:
             found = conn.find_existing(action, record)
             return None if found is None else (found.id, {})
+
         return find
 
     doc = {**requests["document"]["data"]["attributes"], "envelope_id": envelope_id}
@@ -157,20 +225,31 @@ def send_clicksign(
     for raw, signer in zip(requests["signers"], canonical["signers"], strict=True):
         attrs = {**raw["data"]["attributes"], "envelope_id": envelope_id}
         if not provider_notifies:
-            attrs["communicate_events"] = {**attrs.get("communicate_events", {}), "signature_request": "none",
-                                           "signature_reminder": "none"}
+            attrs["communicate_events"] = {
+                **attrs.get("communicate_events", {}),
+                "signature_request": "none",
+                "signature_reminder": "none",
+            }
         role = signer["role"]
         signer_ids[role] = step("add_signer", f"{key}:signer:{role}", attrs, lookup("add_signer", attrs))
         sid = signer_ids[role]
         base = {"envelope_id": envelope_id, "document_id": document_id, "signer_id": sid}
         step("add_requirement", f"{key}:req:{role}:agree", {**base, "action": "agree", "role": "sign"})
         for auth in clicksign_auths(signer):
-            step("add_requirement", f"{key}:req:{role}:{auth}", {**base, "action": "provide_evidence", "auth": auth})
+            step(
+                "add_requirement",
+                f"{key}:req:{role}:{auth}",
+                {**base, "action": "provide_evidence", "auth": auth},
+            )
     conn.call("activate_envelope", {"envelope_id": envelope_id, "deadline_at": body.get("deadline_at")})
     if provider_notifies:
         step("notify", f"{key}:notify", {"envelope_id": envelope_id})
-    return Created(envelope_id, signer_ids, {"document_id": document_id, "signer_ids": signer_ids,
-                                             "positions_in": "details"}, how=created.how)
+    return Created(
+        envelope_id,
+        signer_ids,
+        {"document_id": document_id, "signer_ids": signer_ids, "positions_in": "details"},
+        how=created.how,
+    )
 
 
 def signing_link(provider: str, base_url: str, envelope_id: str, recipient_id: str) -> str:

@@ -118,7 +118,9 @@ def due_for_invitation(members: Iterable[ChainMember]) -> list[Any]:
     if not pending:
         return []
     current = min(pending)
-    return [m.key for m in rows if m.routing_order == current and m.status not in FINAL_SIGNER and not m.notified]
+    return [
+        m.key for m in rows if m.routing_order == current and m.status not in FINAL_SIGNER and not m.notified
+    ]
 
 
 def initial_status(routing_order: int, first_order: int) -> str:

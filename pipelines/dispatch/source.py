@@ -19,8 +19,17 @@ from ponte.logging import get_logger
 log = get_logger("dispatch.source")
 
 #: reservation-level fields copied onto the contract record (the contract's own fields win)
-RESERVA_FIELDS = ("valor_contrato", "valor_parcela", "prazo_meses", "data_venda", "unidade", "idunidade",
-                  "idempreendimento", "empreendimento", "idreserva_int")
+RESERVA_FIELDS = (
+    "valor_contrato",
+    "valor_parcela",
+    "prazo_meses",
+    "data_venda",
+    "unidade",
+    "idunidade",
+    "idempreendimento",
+    "empreendimento",
+    "idreserva_int",
+)
 
 
 @dataclass(frozen=True)
@@ -43,7 +52,9 @@ class ContractRef:
 
 def is_ready(contrato: dict[str, Any]) -> bool:
     """Validated in the CRM and not signed yet: what the poll and the webhook sensor pick up."""
-    return str(contrato.get("validado", "")).upper() == "S" and str(contrato.get("assinado", "")).upper() != "S"
+    return (
+        str(contrato.get("validado", "")).upper() == "S" and str(contrato.get("assinado", "")).upper() != "S"
+    )
 
 
 def _person(cvcrm: Connector, idpessoa: Any) -> dict[str, Any]:
@@ -71,7 +82,9 @@ def people_of(cvcrm: Connector, reserva: dict[str, Any]) -> list[dict[str, Any]]
         people.append(_signer_view(_person(cvcrm, reserva["idpessoa"]), "titular"))
     for assoc in reserva.get("associados") or []:
         if assoc.get("idpessoa"):
-            people.append(_signer_view(_person(cvcrm, assoc["idpessoa"]), str(assoc.get("tipo") or "associado")))
+            people.append(
+                _signer_view(_person(cvcrm, assoc["idpessoa"]), str(assoc.get("tipo") or "associado"))
+            )
     return people
 
 

@@ -82,11 +82,15 @@ def confirm_code(store: Store, tenant: TenantConfig, email: str, code: str) -> N
             select(VerifiedEmail).where(VerifiedEmail.tenant == tenant.id, VerifiedEmail.email == address)
         ).one_or_none()
         if row is None or row.code_hash is None:
-            raise DataError(f"no code was sent to {address}", tenant=tenant.id,
-                            hint="run `ponte tenant verify-email` without --code first")
+            raise DataError(
+                f"no code was sent to {address}",
+                tenant=tenant.id,
+                hint="run `ponte tenant verify-email` without --code first",
+            )
         if row.code_expires_at is None or row.code_expires_at < utcnow():
-            raise DataError(f"the code sent to {address} has expired", tenant=tenant.id,
-                            hint="ask for a new code")
+            raise DataError(
+                f"the code sent to {address} has expired", tenant=tenant.id, hint="ask for a new code"
+            )
         if not hmac.compare_digest(row.code_hash, _hash(tenant.id, address, code.strip())):
             raise DataError(f"wrong code for {address}", tenant=tenant.id, hint="check the latest e-mail")
         row.verified_at = utcnow()
