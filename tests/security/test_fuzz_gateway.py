@@ -19,8 +19,16 @@ from typing import Any
 import httpx
 import pytest
 import requests
+import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from sqlalchemy import select
 
 from orchestration.gateway.app import create_app
@@ -30,17 +38,6 @@ from pipelines.store.models import InboxEvent
 from schemas.tenant import load_tenant
 from tests.security.signing import DEMO_ROUTES
 from tests.support.servers import serve_asgi
-
-schemathesis = pytest.importorskip(
-    "schemathesis", reason="schemathesis drives the gateway fuzz (dev dependency)"
-)
-from schemathesis import GenerationMode  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import (  # noqa: E402
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 pytestmark = pytest.mark.xdist_group("gateway-fuzz")
 
