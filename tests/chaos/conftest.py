@@ -188,7 +188,11 @@ class Figures:
 def figures(request: pytest.FixtureRequest) -> Iterator[Figures]:
     fig = Figures(request.node.nodeid)
     yield fig
-    run_dir = Path(os.environ[_FIGURES_ENV])
+    # set by the controller when tests/chaos is the run's root; in a whole-suite run under xdist only
+    # the workers load this conftest, so they fall back to one shared folder per day
+    run_dir = Path(
+        os.environ.get(_FIGURES_ENV) or REPO / ".ponte" / "chaos" / f"run-{time.strftime('%Y%m%d')}-suite"
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
     line = json.dumps({"test": fig.test, "scale": SCALE, **fig.values})
     with (run_dir / f"{os.getpid()}.jsonl").open("a", encoding="utf-8") as out:
