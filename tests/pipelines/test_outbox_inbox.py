@@ -46,6 +46,23 @@ def _write(store: Store, provider: FakeProvider, worker: str = "w1"):
     )
 
 
+def _worker_died_after_sending(store: Store) -> None:
+    """An outbox row left by a worker killed after recording sent_at, its lease already expired."""
+    with store.session() as session:
+        session.add(
+            OutboxItem(
+                tenant="demo",
+                connector="docusign",
+                action="create_envelope",
+                idempotency_key="demo:contract-7:abc123",
+                status="in_flight",
+                claimed_by="dead-worker",
+                claimed_until=datetime.now(UTC) - timedelta(seconds=1),
+                sent_at=datetime.now(UTC) - timedelta(seconds=30),
+            )
+        )
+
+
 def test_a_done_write_is_never_sent_again(store: Store) -> None:
     provider = FakeProvider()
     first = _write(store, provider)
@@ -68,38 +85,14 @@ def test_a_timeout_after_sending_is_resolved_by_lookup_not_by_a_second_send(stor
 def test_a_crash_after_sending_is_resolved_by_lookup(store: Store) -> None:
     provider = FakeProvider()
     provider.created.append("env")  # the provider got it...
-    with store.session() as session:  # ...and the worker died holding the lease, after recording sent_at
-        session.add(
-            OutboxItem(
-                tenant="demo",
-                connector="docusign",
-                action="create_envelope",
-                idempotency_key="demo:contract-7:abc123",
-                status="in_flight",
-                claimed_by="dead-worker",
-                claimed_until=datetime.now(UTC) - timedelta(seconds=1),
-                sent_at=datetime.now(UTC) - timedelta(seconds=30),
-            )
-        )
+    _worker_died_after_sending(store)  # ...and the worker died holding the lease, after recording sent_at
     outcome = _write(store, provider, worker="w2")
     assert outcome.how == "found" and len(provider.created) == 1
 
 
 def test_a_crash_before_the_provider_got_it_sends_exactly_once(store: Store) -> None:
     provider = FakeProvider()
-    with store.session() as session:
-        session.add(
-            OutboxItem(
-                tenant="demo",
-                connector="docusign",
-                action="create_envelope",
-                idempotency_key="demo:contract-7:abc123",
-                status="in_flight",
-                claimed_by="dead-worker",
-                claimed_until=datetime.now(UTC) - timedelta(seconds=1),
-                sent_at=datetime.now(UTC) - timedelta(seconds=30),
-            )
-        )
+    _worker_died_after_sending(store)
     outcome = _write(store, provider, worker="w2")
     assert outcome.how == "sent" and len(provider.created) == 1
 
