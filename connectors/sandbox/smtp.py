@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,10 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from connectors.sandbox.config import SandboxConfig
+
+# aiosmtpd logs every SMTP line (whole addresses) at DEBUG/INFO under "mail.log": a stand-in's chatter,
+# useless to an operator and personal data in clear; its warnings and errors still show
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 @dataclass

@@ -53,3 +53,6 @@ def register(app: typer.Typer) -> None:
         console.print(f"package {pkg.get('package')}: {pkg.get('used')} used, {pkg.get('remaining')} remaining")
         if report.count("dead_lettered"):
             console.print("[yellow]some contracts failed: see `ponte deadletter list`[/]")
+        if report.count("deferred"):
+            console.print("[yellow]some contracts were deferred (an outside system failed for now): run the "
+                          "same command again later, or let the schedule pick them up; nothing is sent twice[/]")

@@ -51,6 +51,7 @@ def signing_envelopes(
         report = run_dispatch(state, tenant, request, conns)
     context.log.info(
         f"dispatch {tenant.id}: sent {report.count('sent')}, found {report.count('found')}, "
-        f"already sent {report.count('already_sent')}, dead-lettered {report.count('dead_lettered')}"
+        f"already sent {report.count('already_sent')}, dead-lettered {report.count('dead_lettered')}, "
+        f"deferred {report.count('deferred')}"
     )
     return MaterializeResult(metadata=report.as_metadata())

@@ -36,7 +36,7 @@ from pipelines.store import deadletters
 from pipelines.store.db import Store
 from pipelines.store.models import Envelope, EnvelopeSigner, utcnow
 from pipelines.store.repos import audit
-from ponte.errors import ConfigurationError, DataError, NotFoundError, PonteError
+from ponte.errors import ConfigurationError, DataError, NotFoundError, PonteError, TransientError
 from ponte.logging import get_logger
 from schemas.canonical.signing import Contract
 from schemas.canonical.signing import Envelope as CanonicalEnvelope
@@ -71,7 +71,8 @@ class DispatchRequest:
 @dataclass
 class ContractOutcome:
     contract_id: str
-    #: sent | found (existed at the provider) | already_sent | would_send | skipped | dead_lettered
+    #: sent | found (existed at the provider) | already_sent | would_send | skipped | dead_lettered |
+    #: deferred (an outside system failed transiently; the next run resumes where this one stopped)
     result: str
     envelope_id: int | None = None
     provider_envelope_id: str | None = None
@@ -94,7 +95,7 @@ class DispatchReport:
         return sum(1 for o in self.outcomes if o.result == result)
 
     def as_metadata(self) -> dict[str, Any]:
-        keys = ("sent", "found", "already_sent", "would_send", "skipped", "dead_lettered")
+        keys = ("sent", "found", "already_sent", "would_send", "skipped", "dead_lettered", "deferred")
         meta: dict[str, Any] = {k: self.count(k) for k in keys}
         meta["package_used"] = self.package.get("used", 0)
         meta["package_remaining"] = str(self.package.get("remaining", ""))
@@ -402,11 +403,18 @@ class DispatchRun:
             ]
             existing = self._existing(envelope)
             if existing is not None:
+                same = existing.idempotency_key == envelope.idempotency_key
                 reason = (
                     "this document version was already sent"
-                    if existing.idempotency_key == envelope.idempotency_key
+                    if same
                     else "the contract has an active envelope for another version; void it first"
                 )
+                if same and self.tenant.options.notifications.by == "ponte":
+                    # an earlier run may have stopped between recording the envelope and inviting the
+                    # first signers; inviting is idempotent, so catch up here
+                    notify_next_signers(
+                        self.store, self.tenant, existing.id, self.connectors, run_id=self.request.run_id
+                    )
                 return self._done(
                     ContractOutcome(
                         contract_id,
@@ -452,12 +460,22 @@ class DispatchRun:
                 )
             log.warning("contract %s not dispatched: %s", contract_id, exc)
             return self._done(ContractOutcome(contract_id, "dead_lettered", reason=str(exc)))
+        except TransientError as exc:
+            # not the contract's fault: every write so far is in the outbox under its key, so the next
+            # run (the schedule, or a retry) looks each unsure one up and carries on; the batch goes on
+            exc.context(tenant=self.tenant.id, record=record_key)
+            log.warning("contract %s deferred to the next run: %s", contract_id, exc)
+            return self._done(ContractOutcome(contract_id, "deferred", reason=str(exc)))
         deadletters.resolve(self.store, self.tenant.id, FLOW, record_key)
         self._warn_package()
         if self.tenant.options.notifications.by == "ponte":
-            notify_next_signers(
-                self.store, self.tenant, envelope_id, self.connectors, run_id=self.request.run_id
-            )
+            try:
+                notify_next_signers(
+                    self.store, self.tenant, envelope_id, self.connectors, run_id=self.request.run_id
+                )
+            except TransientError as exc:
+                log.warning("contract %s: envelope sent, invitations deferred to the next run: %s",
+                            contract_id, exc)
         return self._done(
             ContractOutcome(
                 contract_id,

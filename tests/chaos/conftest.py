@@ -254,15 +254,6 @@ def _truncate(store: Store) -> None:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _quiet_sandbox_smtp() -> None:
-    """The sandbox SMTP server's library logs whole envelopes (addresses) at DEBUG/INFO: test
-    infrastructure, not Ponte; the log scan would flag it (tests/dispatch/test_crash.py alone shows it)."""
-    import logging
-
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
-
-
 @pytest.fixture(autouse=True)
 def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PONTE_HOME", str(tmp_path / "home"))

@@ -158,9 +158,7 @@ def _envelopes_for(sb: Any, provider: str, contract_id: int) -> list[dict[str, A
             if any(f["name"] == "ponte_key" and marker in f["value"] for f in e["customFields"]["textCustomFields"])]
 
 
-# Clicksign is left out: under these faults its dispatch does not converge at full scale (see
-# docs/reliability.md, "Known limits"); the helpers above already handle it for when it does.
-@pytest.mark.parametrize("provider", ["docusign"])
+@pytest.mark.parametrize("provider", ["docusign", "clicksign"])
 def test_dispatch_under_faults_sends_one_envelope_per_contract_like_the_fault_free_run(
         chaos_store: Store, figures, provider: str) -> None:
     with start_sandbox(customers=10, seed=31, rate_limits=False) as sb:
@@ -188,6 +186,8 @@ def test_dispatch_under_faults_sends_one_envelope_per_contract_like_the_fault_fr
                 results.extend(o.result for o in report.outcomes if o.contract_id in ids)
                 last[:] = [(o.contract_id, o.result, (o.reason or "")[:200]) for o in report.outcomes
                            if o.result != "skipped"]
+                if report.count("deferred"):
+                    time.sleep(0.3)  # a deferred contract may be held by the previous attempt's claim
             except PonteError as exc:
                 last[:] = [("run", "error", str(exc)[:300])]
                 aborted.append(type(exc).__name__)
@@ -222,7 +222,7 @@ def test_dispatch_under_faults_sends_one_envelope_per_contract_like_the_fault_fr
         assert http > 0
         figures.add(faults_injected=http, requests=counter.counts["requests"] - before["requests"],
                     records=len(sales), envelopes=len(sales), lost=0, dead_letters=0, runs=runs,
-                    dispatch_runs_aborted=len(aborted),
+                    dispatch_runs_aborted=len(aborted), contracts_deferred=results.count("deferred"),
                     duplicates_prevented=results.count("found") + results.count("already_sent") + int(prevented or 0))
 
 
