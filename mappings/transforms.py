@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ponte.errors import DataError
 from schemas.documents import (
+    format_br_phone,
     format_cnpj,
     format_cpf,
     normalize_cnpj,
@@ -465,6 +466,9 @@ def _phone_format(args: PhoneFormatArgs) -> Fn:
             return e164
         if style == "whatsapp":
             return e164[1:]
+        fast = format_br_phone(e164, style)
+        if fast is not None:
+            return fast
         number = phonenumbers.parse(e164, None)
         if style == "digits":
             return phonenumbers.national_significant_number(number)

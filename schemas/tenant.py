@@ -15,13 +15,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import EmailStr, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ponte import settings
 from ponte.errors import ConfigurationError
 from ponte.redaction import register_secret
 from ponte.yamlfile import load_yaml, parse_model
 from schemas.base import ConfigModel
+from schemas.emails import EmailAddress
 
 TENANT_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
@@ -183,8 +184,8 @@ class TenantOptions(ConfigModel):
     notifications: Notifications = Field(default_factory=Notifications)
     signing_provider: str = Field("docusign", description="Key in `connectors` of the signing provider")
     signature_pages: Literal["all", "first", "last"] | list[int] = "last"
-    responsible_emails: list[EmailStr] = Field(default_factory=list)
-    contract_managers: list[EmailStr] = Field(
+    responsible_emails: list[EmailAddress] = Field(default_factory=list)
+    contract_managers: list[EmailAddress] = Field(
         default_factory=list, description="Must include at least one verified e-mail before sending"
     )
     import_cron: str = "*/15 * * * *"

@@ -6,10 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import EmailStr, Field, model_validator
+from pydantic import Field, model_validator
 
 from schemas.base import CanonicalModel
 from schemas.documents import PhoneE164
+from schemas.emails import EmailAddress
 
 
 class NotificationStatus(StrEnum):
@@ -24,7 +25,7 @@ class Notification(CanonicalModel):
     tenant: str
     channel: Literal["email", "whatsapp"]
     purpose: Literal["signing_invitation", "package_warning", "email_verification", "other"]
-    to_email: EmailStr | None = None
+    to_email: EmailAddress | None = None
     to_phone: PhoneE164 | None = None
     subject: str | None = None
     template: str | None = None

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date
 from enum import StrEnum
 
-from pydantic import EmailStr, Field, model_validator
+from pydantic import Field, model_validator
 
 from schemas.base import CanonicalModel
 from schemas.documents import PhoneE164, TaxId, compact
+from schemas.emails import EmailAddress
 
 
 class PersonType(StrEnum):
@@ -43,7 +44,7 @@ class Person(CanonicalModel):
     document: TaxId
     person_type: PersonType
     name: str = Field(min_length=1)
-    email: EmailStr | None = None
+    email: EmailAddress | None = None
     phones: list[PhoneE164] = Field(default_factory=list)
     mobile: PhoneE164 | None = None
     birth_date: date | None = None

@@ -7,10 +7,11 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import EmailStr, Field, model_validator
+from pydantic import Field, model_validator
 
 from schemas.base import CanonicalModel
 from schemas.documents import PhoneE164, TaxId
+from schemas.emails import EmailAddress
 
 
 class EnvelopeStatus(StrEnum):
@@ -70,7 +71,7 @@ class Signer(CanonicalModel):
     routing_order: int = Field(ge=1)
     name: str = Field(min_length=1)
     document: TaxId
-    email: EmailStr | None = None
+    email: EmailAddress | None = None
     phone: PhoneE164 | None = None
     channel: Literal["email", "whatsapp"] = "email"
     selfie_required: bool = False
@@ -128,7 +129,7 @@ class Evidence(CanonicalModel):
     selfie_ref: str | None = None
     document_photo_ref: str | None = None
     face_match: bool | None = None
-    email: EmailStr | None = None
+    email: EmailAddress | None = None
     phone: PhoneE164 | None = None
     document: TaxId | None = None
 
@@ -154,7 +155,7 @@ class SigningEvent(CanonicalModel):
     provider_envelope_id: str
     occurred_at: datetime
     recipient_id: str | None = None
-    signer_email: EmailStr | None = None
+    signer_email: EmailAddress | None = None
     routing_order: int | None = Field(None, ge=1)
     evidence: Evidence | None = None
     raw_status: str | None = None

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import string
 
+import phonenumbers
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
@@ -17,6 +18,9 @@ from schemas.documents import (
     CNPJ,
     CPF,
     PhoneE164,
+    _br_national,
+    _parse_phone,
+    format_br_phone,
     is_valid_cnpj,
     is_valid_cpf,
     normalize_phone,
@@ -153,3 +157,78 @@ def test_invalid_phones_are_rejected(raw: str) -> None:
         normalize_phone(raw)
     with pytest.raises(ValidationError):
         _Holder(phone=raw)
+
+
+# ---- the Brazilian fast path agrees with libphonenumber -------------------------------------------
+
+def _library_e164(text: str) -> str | None:
+    try:
+        number = phonenumbers.parse(text, "BR")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+_SEPARATORS = st.sampled_from(["", " ", "-", ".", "(", ")", "  "])
+# national numbers near the real plan: any two-digit area, 8 or 9 digits, biased to mobile/landline starts
+_NATIONAL = st.builds(
+    lambda area, first, rest: f"{area:02d}{first}{rest}",
+    st.integers(0, 99),
+    st.sampled_from(["9", "7", "2", "3", "4", "5", "6", "8", "1", "0", "99", "97", "90"]),
+    st.text("0123456789", min_size=6, max_size=9),
+)
+
+
+@st.composite
+def _phone_text(draw: st.DrawFn) -> str:
+    national = draw(_NATIONAL)
+    prefix = draw(st.sampled_from(["", "+55", "+55 ", "55", "+1", "0", "+"]))
+    out = [prefix]
+    for ch in national:
+        if draw(st.integers(0, 5)) == 0:
+            out.append(draw(_SEPARATORS))
+        out.append(ch)
+    return "".join(out)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_phone_text())
+def test_brazilian_fast_path_normalises_exactly_like_libphonenumber(text: str) -> None:
+    """Whatever the fast path answers, libphonenumber answers the same; the rest goes to the library."""
+    fast = _br_national(text)
+    if fast is not None:
+        assert _library_e164(text) == "+55" + fast
+    try:
+        ours: str | None = _parse_phone(text, "BR")
+    except ValueError:
+        ours = None
+    assert ours == _library_e164(text)
+
+
+# numbers that mostly exist: an area code 11-99, then a mobile (9 + 8), a landline (2-5 + 7) or odder
+_LIKELY_VALID = st.builds(
+    lambda area, first, rest: f"{area}{first}{rest}",
+    st.integers(11, 99),
+    st.sampled_from(["9", "2", "3", "4", "5", "7", "8", "6", "1"]),
+    st.text("0123456789", min_size=7, max_size=8),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_LIKELY_VALID, st.sampled_from(["national", "digits", "international"]))
+def test_brazilian_phone_formats_match_libphonenumber(national: str, style: str) -> None:
+    e164 = _library_e164("+55" + national)
+    assume(e164 is not None)
+    number = phonenumbers.parse(e164, None)
+    expected = {
+        "digits": phonenumbers.national_significant_number(number),
+        "national": phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL),
+        "international": phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL),
+    }[style]
+    fast = format_br_phone(e164, style)
+    assert fast in (None, expected)
+    if phonenumbers.number_type(number) in (phonenumbers.PhoneNumberType.MOBILE,
+                                            phonenumbers.PhoneNumberType.FIXED_LINE):
+        assert fast == expected  # the everyday numbers do take the fast path
