@@ -474,8 +474,9 @@ class DispatchRun:
                     self.store, self.tenant, envelope_id, self.connectors, run_id=self.request.run_id
                 )
             except TransientError as exc:
-                log.warning("contract %s: envelope sent, invitations deferred to the next run: %s",
-                            contract_id, exc)
+                log.warning(
+                    "contract %s: envelope sent, invitations deferred to the next run: %s", contract_id, exc
+                )
         return self._done(
             ContractOutcome(
                 contract_id,

@@ -44,15 +44,21 @@ class Env:
     def run(self, **request: Any) -> AssistanceReport:
         return run_assistance(self.store, self.tenant, self.sienge, self.cvcrm, AssistanceRequest(**request))
 
+    def crm_file(self, content: bytes) -> str:
+        """A file kept by the sandbox CRM; returns its link (on the CRM's own host)."""
+        token = uuid.uuid4().hex
+        self.sb.state.cvcrm.files[token] = content
+        return f"{self.sb.urls['cvcrm']}/files/{token}"
+
     def open_request(self, n: int, *, items: list[dict[str, Any]] | None = None,
-                     files: dict[str, bytes] | None = None) -> str:
-        """A buyer opens a request in the CRM portal (fires the CV ``AS`` webhook); returns its CRM id."""
+                     files: dict[str, bytes] | None = None, links: dict[str, str] | None = None) -> str:
+        """A buyer opens a request in the CRM portal (fires the CV ``AS`` webhook); returns its CRM id.
+
+        ``files`` are uploaded to the CRM; ``links`` are attachments given as a bare URL (name -> link).
+        """
         idpessoa, idunidade = self.buyers[n % len(self.buyers)]
-        anexos = []
-        for name, content in (files or {}).items():
-            token = uuid.uuid4().hex
-            self.sb.state.cvcrm.files[token] = content
-            anexos.append({"nome": name, "link": f"{self.sb.urls['cvcrm']}/files/{token}"})
+        anexos = [{"nome": name, "link": self.crm_file(content)} for name, content in (files or {}).items()]
+        anexos += [{"nome": name, "link": link} for name, link in (links or {}).items()]
         record = self.sb.cvcrm.open_assistencia(
             idpessoa=idpessoa, unidade=idunidade, descricao=f"Pedido de reparo {n}",
             itens=items or [{"iditem": 1000 + n, "descricao": f"Reparo {n}", "prazo_minimo_dias": 7}],

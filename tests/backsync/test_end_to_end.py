@@ -10,9 +10,11 @@ from pathlib import Path
 
 import httpx
 import pypdfium2 as pdfium
+import pytest
 import zxingcpp
 from sqlalchemy import select
 
+from connectors.sandbox.signing import Evidence
 from pipelines.backsync.flow import drain_inbox, poll_stale, sync_contract
 from pipelines.store.models import AuditEntry, Envelope, InboxEvent
 from tests.backsync.conftest import Hub
@@ -127,22 +129,52 @@ def test_manual_sync_says_still_pending_then_brings_the_signature_home(hub: Hub)
     assert crm_contracts(hub.sb, _envelope(hub, env.id).details["reservation_id"])[0]["assinado"] == "S"
 
 
-def test_clicksign_chain_records_each_signers_evidence(hub: Hub) -> None:
-    env = send_envelope(hub.sb, hub.store, hub.tenant, provider="clicksign", signers=2, pages=2)
-    hub.sb.set_faults("clicksign", {"webhook_duplicate_rate": 0.5, "webhook_reorder_window_ms": 100, "seed": 9})
-    hub.sb.sign(env.provider_envelope_id, "1")
-    hub.sb.sign(env.provider_envelope_id, "2")
-    _settle(hub, "clicksign", final_events=4)  # upload, sign, sign, auto_close (any order)
+#: what each signer leaves at signing (distinct per signer, so a mix-up between signers shows)
+LEFT = {
+    "client": Evidence(ip="200.160.2.3", latitude=-23.5613, longitude=-46.6565,
+                       device="Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Mobile/15E148 Safari/604.1",
+                       selfie_ref="sandbox://evidence/client/selfie.jpg",
+                       document_photo_ref="sandbox://evidence/client/documento.jpg"),
+    "spouse": Evidence(ip="177.71.4.9", latitude=-27.6012, longitude=-48.5217,
+                       device="Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/128.0 Safari/537.36",
+                       selfie_ref="sandbox://evidence/spouse/selfie.jpg",
+                       document_photo_ref="sandbox://evidence/spouse/documento.jpg"),
+}
+
+
+@pytest.mark.parametrize(("provider", "final_events"), [
+    ("clicksign", 4),  # upload, sign, sign, auto_close (any order)
+    ("docusign", 9),   # envelope-sent, 2x(recipient-sent, -delivered, -completed), envelope-delivered, -completed
+])
+def test_each_signers_evidence_lands_in_the_audit_log_on_completion(
+    hub: Hub, provider: str, final_events: int
+) -> None:
+    """Clicksign sends the evidence in its webhooks; DocuSign's comes from the envelope's audit events
+    (the connector's ``audit_events`` stream), read once the envelope is completed."""
+    env = send_envelope(hub.sb, hub.store, hub.tenant, provider=provider, signers=2, pages=2)
+    hub.sb.set_faults(provider, {"webhook_duplicate_rate": 0.5, "webhook_reorder_window_ms": 100, "seed": 9})
+    hub.sb.sign(env.provider_envelope_id, "1", evidence=LEFT["client"])
+    hub.sb.sign(env.provider_envelope_id, "2", evidence=LEFT["spouse"])
+    _settle(hub, provider, final_events=final_events)
     _drain(hub)
     done = _envelope(hub, env.id)
     assert done.status == "completed" and done.signed_sha256
+    role_of = {s.id: s.role for s in done.signers}
     with hub.store.session() as session:
-        evidence = [a.details for a in session.scalars(
-            select(AuditEntry).where(AuditEntry.action == "signer_evidence"))]
-    assert len(evidence) == 2
-    for item in evidence:
-        assert item["ip"].startswith("189.") and item["selfie_ref"] and item["document_photo_ref"]
-        assert item["latitude"] and item["device"] and item["document"].startswith("***")
+        evidence = {role_of[int(a.entity_id)]: a.details for a in session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "signer_evidence"))}
+    assert sorted(evidence) == ["client", "spouse"]
+    for role, item in evidence.items():
+        left = LEFT[role]
+        assert (item["ip"], item["device"]) == (left.ip, left.device), role
+        assert (item["latitude"], item["longitude"]) == (left.latitude, left.longitude), role
+        assert item["status"] == "signed" and item["signed_at"]
+        # personal data stays masked in the audit log too
+        assert item["document"].startswith("***") and "***@" in item["email"]
+        if provider == "clicksign":  # DocuSign keeps selfies out of its audit events (its certificate has them)
+            assert (item["selfie_ref"], item["document_photo_ref"]) == (left.selfie_ref, left.document_photo_ref)
+        else:
+            assert item["certificate_sha256"] == done.details["final"]["certificate_sha256"]
     stored = Path(str(done.signed_path)).read_bytes()
     url = f"{hub.url}/verify/{done.verification_code}"
     assert all(found == [url] for found in _qr_urls(stored)[:2])
