@@ -234,7 +234,7 @@ class TenantConfig(ConfigModel):
 
 def tenant_path(name_or_path: str | Path) -> Path:
     candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
         return candidate
     if not re.match(TENANT_ID, str(name_or_path)):
         raise ConfigurationError(

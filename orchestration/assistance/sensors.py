@@ -7,14 +7,14 @@ prefix) share inboxes with other flows, so only those event types are looked at.
 
 from dagster import (
     DefaultSensorStatus,
-    RunRequest,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
     sensor,
 )
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_
 
+from orchestration.inbox_sensing import inbox_run_requests
 from orchestration.resources import StoreResource
 from pipelines.assistance.flow import CRM_EVENT_PREFIX, DEFAULT_EVENT_PREFIX
 from pipelines.store.models import InboxEvent
@@ -47,24 +47,14 @@ def assistance_webhook_sensor(job_name: str):
                 or_(*(InboxEvent.event_type.startswith(f"{p}_") for p in sorted(_prefixes()))),
             ),
         )
-        with state.session() as session:
-            rows = session.execute(
-                select(InboxEvent.tenant, func.max(InboxEvent.id))
-                .where(InboxEvent.status.in_(("new", "failed")), wanted)
-                .group_by(InboxEvent.tenant)
-            ).all()
-        if not rows:
-            return SkipReason("no new assistance webhooks")
-        return SensorResult(
-            run_requests=[
-                RunRequest(
-                    run_key=f"assistance-hooks-{tenant}-{last_id}",
-                    partition_key=tenant,
-                    run_config={"ops": {"assistance_sync": {"config": {"mode": "webhooks"}}}},
-                    tags={"ponte/trigger": "webhook"},
-                )
-                for tenant, last_id in rows
-            ]
+        return inbox_run_requests(
+            context,
+            state,
+            job_name=job_name,
+            wanted=wanted,
+            key_prefix="assistance-hooks",
+            run_config={"ops": {"assistance_sync": {"config": {"mode": "webhooks"}}}},
+            nothing="no new assistance webhooks",
         )
 
     return _sensor

@@ -29,8 +29,8 @@ from dagster import (
     sensor,
 )
 from pydantic import Field
-from sqlalchemy import func, select
 
+from orchestration.inbox_sensing import inbox_run_requests
 from orchestration.partitions import tenant_ids, tenant_partitions
 from orchestration.resources import ConnectorsResource, StoreResource, TenantsResource
 from pipelines.backsync.flow import INBOX_CONNECTORS, BacksyncReport, drain_inbox, poll_stale, sync_contract
@@ -105,20 +105,16 @@ def signature_backsync() -> None:
         default_status=DefaultSensorStatus.RUNNING,
         description="Starts a back-sync run per tenant with stored DocuSign/Clicksign/WhatsApp webhooks.")
 def signing_webhook_backsync(context: SensorEvaluationContext, store: StoreResource) -> SensorResult | SkipReason:
-    with store.get().session() as session:
-        rows = session.execute(
-            select(InboxEvent.tenant, func.max(InboxEvent.id))
-            .where(InboxEvent.connector.in_(INBOX_CONNECTORS), InboxEvent.status.in_(("new", "failed")))
-            .group_by(InboxEvent.tenant)
-        ).all()
-    known = set(tenant_ids())
-    requests = [
-        RunRequest(run_key=f"backsync-{tenant}-{last_id}", partition_key=tenant,
-                   run_config={"ops": {"backsync": {"config": {"mode": "inbox"}}}},
-                   tags={"ponte/trigger": "webhook"})
-        for tenant, last_id in rows if tenant in known
-    ]
-    return SensorResult(run_requests=requests) if requests else SkipReason("no new signing webhooks")
+    return inbox_run_requests(
+        context,
+        store.get(),
+        job_name=JOB,
+        wanted=InboxEvent.connector.in_(INBOX_CONNECTORS),
+        key_prefix="backsync",
+        run_config={"ops": {"backsync": {"config": {"mode": "inbox"}}}},
+        known_tenants=tenant_ids(),
+        nothing="no new signing webhooks",
+    )
 
 
 @schedule(name="signature_backsync_poll", job=signature_backsync, cron_schedule="*/15 * * * *",

@@ -39,6 +39,7 @@ from sqlalchemy.engine import make_url
 
 from orchestration.executors import celery_execution_config
 from pipelines.store import open_store
+from tests.support.process_groups import group_alive
 
 REPO = Path(__file__).resolve().parents[2]
 DAGSTER_YAML_EXAMPLE = REPO / "deploy" / "dagster.yaml.example"
@@ -185,35 +186,14 @@ class CeleryWorker:
         with suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)  # warm shutdown of the worker and its pool
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _group_alive(pgid):
+        while time.monotonic() < deadline and group_alive(pgid):
             with suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=0.2)
-        if _group_alive(pgid):
+        if group_alive(pgid):
             with suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
         with suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=5)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # zombies of already-reaped children still count for killpg(0); check for a live member
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            return True
-    return False
 
 
 @dataclass

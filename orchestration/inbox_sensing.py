@@ -1,0 +1,96 @@
+"""What the webhook sensors share: which tenants have inbox events a run would take now, and run keys
+that never leave an event stuck.
+
+A sensor requests a run per tenant with due events. Two things must hold:
+
+* **No stuck event.** A run key made only of the newest event id repeats, tick after tick, when a run
+  failed before claiming its events or an event is waiting out its retry delay; Dagster skips a run
+  key it has seen, so such events waited for a *newer* webhook. Here an event is "due" by the same test
+  the claim uses (``pipelines/store/claims.py``: new or failed and available now, or a lease that ran
+  out), and the key also carries the claim attempts (a run that claimed and failed makes a new key) and
+  a five-minute bucket (a run that died before claiming is retried within five minutes).
+* **No pile of empty runs.** Each run starts a process (seconds); a tenant that already has a run of
+  the job queued or going gets no second one: that run, or the next tick after it, takes the events.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from dagster import (
+    DagsterRunStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+)
+from sqlalchemy import ColumnElement, and_, func, or_, select
+
+from pipelines.store.db import Store
+from pipelines.store.models import InboxEvent, utcnow
+
+#: a run that died before it claimed anything is asked for again after at most this long
+RETRY_BUCKET_SECONDS = 300
+ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+          DagsterRunStatus.STARTED]
+
+
+def due_by_tenant(store: Store, wanted: ColumnElement[bool]) -> list[tuple[str, int, int]]:
+    """(tenant, newest due event id, claim attempts so far) for events matching ``wanted`` that a claim
+    would take now."""
+    now = utcnow()
+    due = or_(
+        and_(InboxEvent.status.in_(("new", "failed")), InboxEvent.available_at <= now),
+        and_(InboxEvent.status == "processing", InboxEvent.claimed_until < now),
+    )
+    with store.session() as session:
+        rows = session.execute(
+            select(InboxEvent.tenant, func.max(InboxEvent.id), func.sum(InboxEvent.attempts))
+            .where(due, wanted)
+            .group_by(InboxEvent.tenant)
+        ).all()
+    return [(tenant, int(last), int(attempts or 0)) for tenant, last, attempts in rows]
+
+
+def busy_tenants(context: SensorEvaluationContext, job_name: str) -> set[str]:
+    """Tenants (partitions) with a run of ``job_name`` queued or in progress."""
+    runs = context.instance.get_runs(filters=RunsFilter(job_name=job_name, statuses=ACTIVE))
+    return {run.tags.get("dagster/partition", "") for run in runs}
+
+
+def inbox_run_requests(
+    context: SensorEvaluationContext,
+    store: Store,
+    *,
+    job_name: str,
+    wanted: ColumnElement[bool],
+    key_prefix: str,
+    run_config: dict[str, Any],
+    known_tenants: Sequence[str] | None = None,
+    nothing: str = "no new webhooks",
+    now: float | None = None,
+) -> SensorResult | SkipReason:
+    """One run request per tenant with due events and no run of the job already queued or going."""
+    due = due_by_tenant(store, wanted)
+    if known_tenants is not None:
+        due = [row for row in due if row[0] in set(known_tenants)]
+    if not due:
+        return SkipReason(nothing)
+    busy = busy_tenants(context, job_name)
+    bucket = int((time.time() if now is None else now) // RETRY_BUCKET_SECONDS)
+    requests = [
+        RunRequest(
+            run_key=f"{key_prefix}-{tenant}-{last_id}-{attempts}-{bucket}",
+            partition_key=tenant,
+            run_config=run_config,
+            tags={"ponte/trigger": "webhook"},
+        )
+        for tenant, last_id, attempts in due
+        if tenant not in busy
+    ]
+    if not requests:
+        return SkipReason(f"webhooks waiting for the run already queued or going ({', '.join(sorted(busy))})")
+    return SensorResult(run_requests=requests)
