@@ -2,8 +2,10 @@
 
 The gateway (orchestration/gateway/app.py: HMAC verification, event-id extraction, dedupe insert, JSON
 answer) and a bare Starlette handler that only inserts the body into the same inbox table each run in
-their own server process (uvicorn, one worker) against the same kind of database. The client (httpx,
-asyncio) sends signed DocuSign Connect deliveries, each with a new event id:
+their own server process (uvicorn, one worker) against the same kind of database. The client (raw
+asyncio keep-alive connections, every request built and signed before the clock starts, so the load
+generator costs the two cores as little as possible) sends signed DocuSign Connect deliveries, each
+with a new event id:
 
 1. saturation: N deliveries with bounded concurrency -> deliveries per second;
 2. fixed rate: 200 deliveries/s for D seconds on an open-loop schedule -> p50/p99 latency.
@@ -64,11 +66,14 @@ def _serve(kind: str, url: str, port: int) -> None:
     if kind == "gateway":
         app = create_app(store, {"demo": load_tenant(ROOT / "tenants" / "demo.yaml")})
     else:
+        statement = insert(InboxEvent.__table__)  # built once: the peer gets the fast path too
+
         def put(body: bytes) -> None:
             with store.session() as session:
-                session.execute(insert(InboxEvent).values(
-                    tenant="demo", connector="docusign", event_id=uuid.uuid4().hex, body=body, headers={},
-                    status="new", attempts=0, duplicates=0, available_at=utcnow(), received_at=utcnow()))
+                session.execute(statement, {
+                    "tenant": "demo", "connector": "docusign", "event_id": uuid.uuid4().hex, "body": body,
+                    "headers": {}, "status": "new", "attempts": 0, "duplicates": 0, "available_at": utcnow(),
+                    "received_at": utcnow()})
 
         async def bare(request: Request) -> JSONResponse:
             await run_in_threadpool(put, await request.body())
@@ -78,7 +83,11 @@ def _serve(kind: str, url: str, port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", access_log=False, lifespan="off")
 
 
-def _delivery(n: int) -> tuple[bytes, dict[str, str]]:
+PATH = "/webhooks/demo/docusign/connect"
+
+
+def _delivery(n: int, port: int) -> bytes:
+    """One signed DocuSign Connect delivery with a new event id, as the bytes of an HTTP/1.1 request."""
     body = json.dumps({
         "event": "recipient-completed", "apiVersion": "v2.1", "uri": "/restapi/v2.1/accounts/x/envelopes/e",
         "retryCount": 0, "configurationId": 10001,
@@ -87,26 +96,66 @@ def _delivery(n: int) -> tuple[bytes, dict[str, str]]:
                  "envelopeSummary": {"status": "sent", "recipients": {"signers": []}}},
     }).encode()
     digest = base64.b64encode(hmac.new(KEY, body, hashlib.sha256).digest()).decode()
-    return body, {"x-docusign-signature-1": digest, "x-authorization-digest": "HMACSHA256",
-                  "content-type": "application/json"}
+    head = (f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"X-DocuSign-Signature-1: {digest}\r\nX-Authorization-Digest: HMACSHA256\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
 
 
-async def _saturate(base: str, total: int, concurrency: int) -> dict[str, float]:
-    payloads = [_delivery(i) for i in range(total)]
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+class _Connections:
+    """Keep-alive HTTP/1.1 connections over raw asyncio streams, requests built and signed beforehand.
+
+    The load generator shares the machine's two cores with the server; httpx spends about as much CPU
+    per request as the server it measures, so the client would be what is measured. This one only
+    writes prepared bytes and reads the status line, headers and body.
+    """
+
+    def __init__(self, port: int, size: int) -> None:
+        self.port, self.size = port, size
+        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+        self.opened: list[asyncio.StreamWriter] = []
+
+    async def __aenter__(self) -> _Connections:
+        for _ in range(self.size):
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            self.opened.append(writer)
+            self.idle.put_nowait((reader, writer))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for writer in self.opened:
+            writer.close()
+
+    async def post(self, request: bytes) -> int:
+        """Send on the next free connection (waiting for one counts as latency); return the status."""
+        reader, writer = await self.idle.get()
+        try:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            if length:
+                await reader.readexactly(length)
+            return status
+        finally:
+            self.idle.put_nowait((reader, writer))
+
+
+async def _saturate(port: int, total: int, concurrency: int) -> dict[str, float]:
+    payloads = [_delivery(i, port) for i in range(total)]
     latencies: list[float] = []
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-        queue: asyncio.Queue[tuple[bytes, dict[str, str]]] = asyncio.Queue()
-        for item in payloads:
-            queue.put_nowait(item)
+    async with _Connections(port, concurrency) as conns:
+        pending = iter(payloads)
 
         async def worker() -> None:
-            while not queue.empty():
-                body, headers = queue.get_nowait()
+            for request in pending:
                 t0 = time.perf_counter()
-                response = await client.post("/webhooks/demo/docusign/connect", content=body, headers=headers)
+                status = await conns.post(request)
                 latencies.append(time.perf_counter() - t0)
-                assert response.status_code == 200, response.text
+                assert status == 200, status
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -114,22 +163,19 @@ async def _saturate(base: str, total: int, concurrency: int) -> dict[str, float]
     return {"deliveries_per_s": total / elapsed, "p50_ms": _pct(latencies, 50), "p99_ms": _pct(latencies, 99)}
 
 
-async def _fixed_rate(base: str, rate: float, seconds: float) -> dict[str, float]:
+async def _fixed_rate(port: int, rate: float, seconds: float) -> dict[str, float]:
     total = int(rate * seconds)
-    payloads = [_delivery(i) for i in range(total)]
+    payloads = [_delivery(i, port) for i in range(total)]
     latencies: list[float] = []
     failures = 0
-    # no pool timeout: at a fixed rate a slow server makes requests queue, which the latency must show
-    async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(30, pool=None),
-                                 limits=httpx.Limits(max_connections=100, max_keepalive_connections=100)) as client:
+    async with _Connections(port, 64) as conns:
         async def one(i: int, at: float) -> None:
             nonlocal failures
             await asyncio.sleep(max(0.0, at - time.perf_counter()))
-            body, headers = payloads[i]
-            t0 = at  # from the scheduled time: a queued request counts its wait (no coordinated omission)
-            response = await client.post("/webhooks/demo/docusign/connect", content=body, headers=headers)
-            latencies.append(max(0.0, time.perf_counter() - t0))
-            failures += response.status_code != 200
+            status = await conns.post(payloads[i])
+            # from the scheduled time: a request that waited for a connection counts its wait
+            latencies.append(max(0.0, time.perf_counter() - at))
+            failures += status != 200
 
         start = time.perf_counter() + 0.2
         await asyncio.gather(*(one(i, start + i / rate) for i in range(total)))
@@ -157,11 +203,10 @@ def run(kind: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     proc = multiprocessing.get_context("spawn").Process(target=_serve, args=(kind, url, port), daemon=True)
     proc.start()
     try:
-        base = f"http://127.0.0.1:{port}"
-        _wait(base)
-        asyncio.run(_saturate(base, min(200, args.requests), args.concurrency))  # warm-up
-        saturation = asyncio.run(_saturate(base, args.requests, args.concurrency))
-        steady = asyncio.run(_fixed_rate(base, args.rate, args.seconds))
+        _wait(f"http://127.0.0.1:{port}")
+        asyncio.run(_saturate(port, min(200, args.requests), args.concurrency))  # warm-up
+        saturation = asyncio.run(_saturate(port, args.requests, args.concurrency))
+        steady = asyncio.run(_fixed_rate(port, args.rate, args.seconds))
         return {"server": kind, **{f"saturation_{k}": round(v, 2) for k, v in saturation.items()},
                 **{f"at_rate_{k}": round(v, 2) if isinstance(v, float) else v for k, v in steady.items()}}
     finally:

@@ -20,6 +20,16 @@ from pipelines.store.models import InboxEvent, utcnow
 DEDUPE_RETENTION = timedelta(days=30)
 
 
+_TABLE = InboxEvent.__table__
+_KEY = ["tenant", "connector", "event_id"]
+#: built once per dialect and executed with parameters: SQLAlchemy then reuses the compiled statement,
+#: where ``.values(**row)`` per call rebuilt it and its cache key (a third of the gateway's time per delivery)
+_INSERT = {
+    name: dialect.insert(_TABLE).on_conflict_do_nothing(index_elements=_KEY).returning(_TABLE.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
 @dataclass(frozen=True)
 class Stored:
     id: int | None
@@ -52,18 +62,14 @@ def store_event(
         "available_at": utcnow(),
         "received_at": utcnow(),
     }
-    dialect_insert = postgresql.insert if store.is_postgres else sqlite.insert
-    statement = (
-        dialect_insert(InboxEvent)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["tenant", "connector", "event_id"])
-        .returning(InboxEvent.id)
-    )
-    with store.session() as session:
-        new_id = session.scalar(statement)
+    statement = _INSERT["postgresql" if store.is_postgres else "sqlite"]
+    # a plain connection transaction: the gateway's hot path, where an ORM session's set-up and
+    # teardown cost as much as the insert itself
+    with store.engine.begin() as conn:
+        new_id = conn.execute(statement, values).scalar()
         if new_id is not None:
             return Stored(new_id, duplicate=False)
-        session.execute(
+        conn.execute(
             update(InboxEvent)
             .where(
                 InboxEvent.tenant == tenant,
