@@ -12,19 +12,28 @@ from orchestration.partitions import tenant_partitions
 from orchestration.resources import ConnectorsResource, StoreResource, TenantsResource
 from pipelines.dispatch.connections import ConnectorSet
 from pipelines.dispatch.flow import DispatchRequest, run_dispatch
+from pipelines.dispatch.webhooks import dispatch_claimed
 
 #: only what the HTTP layer gave up on is retried at the step level (the outbox makes it safe)
 STEP_RETRY = RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
 
 
 class DispatchConfig(Config):
-    """Default: every ready contract (the schedule). Manual: given contracts, or a plan."""
+    """Default: every ready contract (the schedule). Manual: given contracts, or a plan. Webhook: the
+    ``dispatch_cvcrm_webhooks`` sensor names contracts (or reservations) and its inbox lease."""
 
     contracts: list[str] = Field(default_factory=list, description="CV CRM contract ids (or RESERVA:CONTRATO)")
+    reservations: list[str] = Field(default_factory=list, description="CV CRM reservation ids: each one's ready contracts")
     all_ready: bool = Field(True, description="Also every validated, unsigned contract")
+    ready_only: bool = Field(False, description="Skip named contracts the CRM does not show as validated and unsigned")
     template: str | None = Field(None, description="Render this template instead of the CRM's PDF")
     terms: Literal["none", "with_contract", "alone"] = "none"
     plan: bool = Field(False, description="Dry run: report the envelopes that would be sent")
+    inbox_claim: str = Field(
+        "",
+        description="Set by the webhook sensor: the token leasing this run its CV CRM inbox events; the run "
+        "dispatches what the events it still holds name, then marks them processed",
+    )
 
 
 @asset(
@@ -44,10 +53,20 @@ def signing_envelopes(
 ) -> MaterializeResult:
     tenant = tenants.load(context.partition_key)
     state = store.get()
-    request = DispatchRequest(contracts=config.contracts, all_ready=config.all_ready or not config.contracts,
+    named = bool(config.contracts or config.reservations)
+    request = DispatchRequest(contracts=list(config.contracts), reservations=list(config.reservations),
+                              all_ready=config.all_ready or not named, ready_only=config.ready_only,
                               template=config.template, terms=config.terms, plan=config.plan,
                               run_id=context.run.run_id)
     with ConnectorSet(tenant, state) as conns:
+        if config.inbox_claim and not config.plan:
+            claimed = dispatch_claimed(state, tenant, config.inbox_claim, request, conns)
+            context.log.info(
+                f"dispatch {tenant.id} from CV CRM webhooks: {claimed.events} event(s) held, "
+                f"{claimed.done} processed, {claimed.retry} to retry"
+                + (" (handed to another run; nothing done)" if claimed.superseded else "")
+            )
+            return MaterializeResult(metadata=claimed.as_metadata())
         report = run_dispatch(state, tenant, request, conns)
     context.log.info(
         f"dispatch {tenant.id}: sent {report.count('sent')}, found {report.count('found')}, "

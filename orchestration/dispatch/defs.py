@@ -1,4 +1,5 @@
-"""The dispatch flow's Dagster definitions: asset, job and one polling schedule per tenant."""
+"""The dispatch flow's Dagster definitions: asset, job, one polling schedule per tenant and the CV CRM
+webhook sensor (the schedule stays as the fallback for webhooks that never came)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dagster import (
 
 import pipelines.dispatch  # noqa: F401  (registers the "dispatch" dead-letter replayer)
 from orchestration.dispatch.assets import signing_envelopes
+from orchestration.dispatch.sensors import contract_webhook_sensor
 from schemas.tenant import list_tenants
 
 DISPATCH_CRON = "*/10 * * * *"
@@ -49,4 +51,9 @@ def dispatch_schedules() -> list[ScheduleDefinition]:
     return schedules
 
 
-DEFS = Definitions(assets=[signing_envelopes], jobs=[dispatch_job], schedules=dispatch_schedules())
+DEFS = Definitions(
+    assets=[signing_envelopes],
+    jobs=[dispatch_job],
+    schedules=dispatch_schedules(),
+    sensors=[contract_webhook_sensor(dispatch_job.name)],
+)

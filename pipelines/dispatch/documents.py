@@ -9,11 +9,12 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from pypdf import PdfReader, PdfWriter
 
 from connectors.runtime.client import Connector
-from connectors.spec.models import HttpConnectorSpec
+from pipelines import allowed_hosts
 from pipelines.documents.render import RenderedDocument, render_contract
 from ponte.errors import DataError
 from schemas.canonical.signing import Contract
@@ -51,43 +52,71 @@ def _measure(content: bytes, record: str) -> tuple[int, tuple[float, float]]:
         ) from exc
 
 
-def _download_connector(cvcrm: Connector, link: str) -> Connector:
-    """The tenant's CV CRM connector with one extra binary action that GETs the contract's link.
+#: the CV CRM spec's declared download of a contract's PDF, and the value its absolute URL is bound to
+DOWNLOAD_ACTION = "download_contrato"
+LINK_VALUE = "contrato_link"
 
-    The link is absolute (the CRM's file host), so it goes in as a tenant value, which the runtime takes
-    as written; auth, retries and the rate budget are the connector's own.
+
+def _bound_to(cvcrm: Connector, url: str) -> Connector:
+    """The tenant's CV CRM connector with ``contrato_link`` set to ``url`` (the spec is shared, not copied).
+
+    The link is an absolute URL on the CRM's file host. The runtime quotes a record field into one path
+    segment, so the declared action takes it as a value, which it uses as written; auth, retries and
+    the rate budget (the same buckets) are the tenant connector's own.
     """
-    data = cvcrm.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
-    data["values"]["contract_link"] = {"description": "The contract PDF's URL (set per download)"}
-    data["actions"]["download_contract_pdf"] = {
-        "method": "GET",
-        "path": "{values.contract_link}",
-        "response": "binary",
-        "expect": [200],
-    }
-    spec = HttpConnectorSpec.model_validate(data)
     return Connector(
-        spec,
-        values={**cvcrm.values, "contract_link": link},
+        cvcrm.spec,
+        values={**cvcrm.values, LINK_VALUE: url},
         secrets=cvcrm.secrets,
         tenant=cvcrm.tenant,
         budget=cvcrm.limiter.budget,
     )
 
 
+def _split(link: str) -> tuple[str, dict[str, list[str]]]:
+    """``link`` without its query and fragment, and the query as parameters.
+
+    The runtime sends an action's ``params`` as the URL's query, replacing a query written in the path,
+    so a link's own query (a download token, say) has to travel as parameters to survive.
+    """
+    parts = urlsplit(link)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), parse_qs(parts.query, keep_blank_values=True)
+
+
 def download_crm_pdf(cvcrm: Connector, record: dict[str, Any]) -> bytes:
+    """The contract's own PDF from the CRM, fetched only from CV CRM's hosts.
+
+    The ``link`` comes from a CRM payload, so it is outside input: a host other than the connector's
+    own origin or CV CRM's file hosts (:mod:`pipelines.allowed_hosts`) is a :class:`DataError` (the
+    contract is dead-lettered) and no request goes to it, so the tenant's API credentials, which the
+    download sends like every CV CRM call, are not offered to it. (A redirect answered by a CV CRM host
+    is followed by the connector runtime, which this check does not see.)
+    """
+    record_key = f"contract {record.get('idreservacontrato')}"
     link = str(record.get("link") or "").strip()
     if not link:
         raise DataError(
             "the contract has no PDF in the CRM (no link)",
-            record=f"contract {record.get('idreservacontrato')}",
+            record=record_key,
             field="link",
             hint="generate the contract in CV CRM, or dispatch it with a template",
         )
-    with _download_connector(cvcrm, link) as conn:
-        content = conn.download("download_contract_pdf")
-        cvcrm.api_calls += conn.api_calls
-    return content
+    try:
+        allowed_hosts.check(
+            link,
+            cvcrm,
+            what="contract PDF",
+            hint="the contract's link in CV CRM points outside CV CRM; generate the contract again in "
+            "CV CRM (or dispatch it with a template), then `ponte deadletter replay`",
+        )
+    except DataError as exc:
+        raise exc.context(record=record_key, field="link") from None
+    url, query = _split(link)
+    with _bound_to(cvcrm, url) as conn:
+        try:
+            return conn.download(DOWNLOAD_ACTION, query=query)
+        finally:
+            cvcrm.api_calls += conn.api_calls
 
 
 def _money(value: Any) -> str | None:

@@ -28,7 +28,14 @@ from pipelines.dispatch.documents import Document, Terms, contract_document
 from pipelines.dispatch.notify import notify_next_signers
 from pipelines.dispatch.providers import CrashHook, Created, send_clicksign, send_docusign
 from pipelines.dispatch.signers import check_people, initial_status
-from pipelines.dispatch.source import ContractRef, load_contract, ready_contracts
+from pipelines.dispatch.source import (
+    ContractRef,
+    is_ready,
+    load_contract,
+    not_ready_reason,
+    ready_contracts,
+    ready_in,
+)
 from pipelines.dispatch.verify import require_verified_manager
 from pipelines.documents.placement import place
 from pipelines.outbox import write_once
@@ -57,7 +64,11 @@ class DispatchRequest:
 
     contracts: list[str] = field(default_factory=list)
     all_ready: bool = False
+    #: every ready contract of these reservations (a missing reservation is logged and skipped)
     reservations: list[str] = field(default_factory=list)
+    #: named contracts that are not ready in the CRM (validated, unsigned) are skipped, not sent: for
+    #: runs a webhook started, since a webhook is a hint and the CRM's record is the truth
+    ready_only: bool = False
     plan: bool = False
     #: force Ponte's template rendering (e.g. "compra_e_venda") instead of the CRM's PDF
     template: str | None = None
@@ -80,6 +91,7 @@ class ContractOutcome:
     signers: list[dict[str, Any]] = field(default_factory=list)
     positions: int = 0
     document_sha256: str | None = None
+    reservation_id: str | None = None
 
 
 @dataclass
@@ -390,6 +402,12 @@ class DispatchRun:
     # ------------------------------------------------------------------------------------ a contract
 
     def dispatch(self, record: dict[str, Any]) -> ContractOutcome:
+        outcome = self._dispatch(record)
+        if outcome.reservation_id is None and record.get("idreserva") not in (None, ""):
+            outcome.reservation_id = str(record["idreserva"])
+        return outcome
+
+    def _dispatch(self, record: dict[str, Any]) -> ContractOutcome:
         contract_id = str(record.get("idreservacontrato"))
         record_key = f"contract:{contract_id}"
         try:
@@ -502,7 +520,7 @@ class DispatchRun:
         for text in self.request.contracts:
             ref = ContractRef.parse(text)
             try:
-                yield load_contract(cvcrm, ref)
+                record = load_contract(cvcrm, ref)
             except NotFoundError as exc:
                 exc.context(tenant=self.tenant.id)
                 if not self.request.plan:
@@ -516,8 +534,21 @@ class DispatchRun:
                         run_id=self.request.run_id,
                     )
                 self._done(ContractOutcome(ref.contract_id, "dead_lettered", reason=str(exc)))
-        if self.request.all_ready or self.request.reservations:
-            yield from ready_contracts(cvcrm, self.request.reservations or None)
+                continue
+            if self.request.ready_only and not is_ready(record):
+                self._done(ContractOutcome(ref.contract_id, "skipped", reason=not_ready_reason(record),
+                                           reservation_id=str(record.get("idreserva") or "") or None))
+                continue
+            yield record
+        for rid in self.request.reservations:
+            try:
+                reserva = cvcrm.read_one("reservas", rid)
+            except NotFoundError as exc:
+                log.warning("reservation %s not read, nothing dispatched from it: %s", rid, exc)
+                continue
+            yield from ready_in(cvcrm, reserva)
+        if self.request.all_ready and not self.request.reservations:
+            yield from ready_contracts(cvcrm)
 
     def run(self, records: Iterable[dict[str, Any]] | None = None) -> DispatchReport:
         if not self.request.plan:

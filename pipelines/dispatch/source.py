@@ -106,15 +106,27 @@ def contracts_of(cvcrm: Connector, reserva: dict[str, Any]) -> list[dict[str, An
     return list(cvcrm.read("contratos", params={"idreserva": str(reserva["idreserva"])}))
 
 
+def ready_in(cvcrm: Connector, reserva: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The reservation's contracts that are ready to sign, enriched."""
+    for contrato in contracts_of(cvcrm, reserva):
+        if is_ready(contrato):
+            yield enrich(cvcrm, reserva, contrato)
+
+
 def ready_contracts(cvcrm: Connector, reservation_ids: list[str] | None = None) -> Iterator[dict[str, Any]]:
     """Every contract ready to sign (validated, unsigned), enriched; optionally of given reservations."""
     reservas = (
         (cvcrm.read_one("reservas", rid) for rid in reservation_ids) if reservation_ids else _reservas(cvcrm)
     )
     for reserva in reservas:
-        for contrato in contracts_of(cvcrm, reserva):
-            if is_ready(contrato):
-                yield enrich(cvcrm, reserva, contrato)
+        yield from ready_in(cvcrm, reserva)
+
+
+def not_ready_reason(contrato: dict[str, Any]) -> str:
+    """Why :func:`is_ready` said no, in the words of an outcome."""
+    if str(contrato.get("assinado", "")).upper() == "S":
+        return "already signed in the CRM"
+    return "not ready to sign in the CRM (not validated)"
 
 
 def load_contract(cvcrm: Connector, ref: ContractRef) -> dict[str, Any]:

@@ -46,3 +46,5 @@ def test_merged_definitions_offer_the_job_and_a_schedule_per_tenant() -> None:
 
     assert defs.resolve_job_def("envelope_dispatch").partitions_def is not None
     assert any(s.name == "dispatch_demo" for s in DEFS.schedules or [])
+    assert [s.name for s in DEFS.sensors or []] == ["dispatch_cvcrm_webhooks"]
+    assert defs.get_sensor_def("dispatch_cvcrm_webhooks").job_name == "envelope_dispatch"
