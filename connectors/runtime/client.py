@@ -91,6 +91,29 @@ def _url_quote(value: str, ref: Any) -> str:
     return value if ref.namespace == "values" else quote(value, safe="")
 
 
+#: the only request headers a redirect to another origin keeps: credentials (``Authorization``, and the
+#: custom token headers some APIs use, e.g. CV CRM's ``email``/``token``) never follow a redirect away
+_CROSS_ORIGIN_SAFE = frozenset({"host", "accept", "accept-encoding", "user-agent", "content-type",
+                                "content-length", "connection"})
+
+
+class _HttpClient(httpx.Client):
+    """httpx strips only ``Authorization`` on a cross-origin redirect; a file host that redirects to a
+    storage bucket would otherwise receive the connector's other credential headers too."""
+
+    def _redirect_headers(self, request: httpx.Request, url: httpx.URL, method: str) -> httpx.Headers:
+        headers = super()._redirect_headers(request, url, method)
+        if (url.scheme, url.host, url.port) != (request.url.scheme, request.url.host, request.url.port):
+            headers = httpx.Headers({k: v for k, v in headers.items() if k.lower() in _CROSS_ORIGIN_SAFE})
+        return headers
+
+
+def _with_query(url: str, query: Mapping[str, Any] | None) -> httpx.URL:
+    """``url`` with ``query`` added to the query it already has (httpx would replace it, even with {})."""
+    target = httpx.URL(url)
+    return target.copy_merge_params(query) if query else target
+
+
 class Connector:
     """A spec bound to one tenant's values and secrets, ready to talk to the outside system."""
 
@@ -117,7 +140,7 @@ class Connector:
         self.base_url = str(self._render_config(spec.base_url, "base_url", quote_values=False)).rstrip("/")
         headers = {k: str(v) for k, v in self._render_config(spec.headers, "headers").items()}
         t = spec.timeouts
-        self._http = httpx.Client(
+        self._http = _HttpClient(
             timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
             headers=headers,
@@ -354,7 +377,7 @@ class Connector:
             target, target_query = (next_url, None) if next_url else (url, query)
 
             def factory(target: str = target, target_query: Any = target_query) -> httpx.Request:
-                return self._http.build_request("GET", target, params=target_query, headers=headers)
+                return self._http.build_request("GET", _with_query(target, target_query), headers=headers)
 
             try:
                 response = self._request(factory, auth=spec.auth)
@@ -454,7 +477,7 @@ class Connector:
                     content = content.encode()
                 files.append((part.field, (str(render(part.filename, context)), content, part.content_type)))
             kwargs["files"] = files
-        return self._http.build_request(action.method, url, params=query, headers=headers, **kwargs)
+        return self._http.build_request(action.method, _with_query(url, query), headers=headers, **kwargs)
 
     def find_existing(
         self, action: str, record: Mapping[str, Any], *, idempotency_key: str | None = None
@@ -472,7 +495,7 @@ class Connector:
         else:
             url = self._url(found.path, context)
             response = self._request(
-                lambda: self._http.build_request("GET", url, params=self._query(params)), auth=spec.auth
+                lambda: self._http.build_request("GET", _with_query(url, self._query(params))), auth=spec.auth
             )
             assert isinstance(response, httpx.Response)
             data = dig(self._json(response), found.records)
