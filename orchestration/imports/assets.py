@@ -83,11 +83,11 @@ def crm_customers_and_sales(
     cvcrm = connectors.open(tenant, "cvcrm", state)
     try:
         if config.mode == "webhooks":
-            outcome = process_sienge_events(state, tenant, sienge, cvcrm, run_id=context.run_id)
+            outcome = process_sienge_events(state, tenant, sienge, cvcrm, run_id=context.run.run_id)
             report = outcome.report or ImportReport(tenant=tenant.id, plan=False)
             report.api_calls = {"sienge": sienge.api_calls, "cvcrm": cvcrm.api_calls}
         else:
-            report = run_import(state, tenant, sienge, cvcrm, config.request(context.run_id))
+            report = run_import(state, tenant, sienge, cvcrm, config.request(context.run.run_id))
     except TransientError:
         raise  # the step retry policy handles it
     finally:
