@@ -37,7 +37,7 @@ from dagster import (
     sensor,
 )
 
-from orchestration.inbox_sensing import busy_tenants
+from orchestration.inbox_sensing import ACTIVE, busy_tenants
 from orchestration.partitions import tenant_partitions
 from orchestration.resources import StoreResource, TenantsResource
 from pipelines.dispatch.webhooks import (
@@ -78,7 +78,7 @@ def contract_webhook_sensor(job_name: str):
         state = store.get()
         _keep_waiting_runs(context, state)
         known = set(tenant_partitions.get_partition_keys())
-        busy = busy_tenants(context, job_name)
+        busy = busy_tenants(context, job_name, ACTIVE)  # one dispatcher per tenant: the package ledger
         requests, waiting = [], []
         for tenant in tenants.all():
             if tenant.id not in known:
