@@ -29,6 +29,11 @@ def _event(store: Store, tenant: str = "demo") -> int:
     return stored.id
 
 
+def _run(instance: DagsterInstance, status: DagsterRunStatus, tenant: str) -> None:
+    instance.add_run(DagsterRun(job_name=JOB, run_id=str(uuid.uuid4()), status=status,
+                                tags={"dagster/partition": tenant}))
+
+
 def _keys(store: Store, instance: DagsterInstance, now: float = NOW) -> list[str] | str:
     result = inbox_run_requests(build_sensor_context(instance=instance), store, job_name=JOB, wanted=WANTED,
                                 key_prefix="backsync", run_config={}, now=now)
@@ -68,12 +73,10 @@ def test_a_tenant_whose_run_has_not_started_gets_no_second_run_but_others_do(sto
     _event(store, "demo")
     _event(store, "other")
     with DagsterInstance.ephemeral() as instance:
-        instance.add_run(DagsterRun(job_name=JOB, run_id=str(uuid.uuid4()), status=DagsterRunStatus.NOT_STARTED,
-                                    tags={"dagster/partition": "demo"}))
+        _run(instance, DagsterRunStatus.NOT_STARTED, "demo")
         keys = _keys(store, instance)
         assert isinstance(keys, list) and len(keys) == 1 and keys[0].startswith("backsync-other-")
-        instance.add_run(DagsterRun(job_name=JOB, run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTING,
-                                    tags={"dagster/partition": "other"}))
+        _run(instance, DagsterRunStatus.STARTING, "other")
         skipped = _keys(store, instance)
         assert isinstance(skipped, str) and "about to start" in skipped
 
@@ -82,7 +85,6 @@ def test_a_run_already_executing_does_not_hold_back_the_next(store: Store) -> No
     """It may have drained before these events arrived; the next run starts while it finishes."""
     _event(store, "demo")
     with DagsterInstance.ephemeral() as instance:
-        instance.add_run(DagsterRun(job_name=JOB, run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTED,
-                                    tags={"dagster/partition": "demo"}))
+        _run(instance, DagsterRunStatus.STARTED, "demo")
         keys = _keys(store, instance)
         assert isinstance(keys, list) and len(keys) == 1 and keys[0].startswith("backsync-demo-")
