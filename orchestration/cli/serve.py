@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the webhook gateway: authenticates deliveries and stores them in the inbox before answering.
 
-        Routes: POST /webhooks/{tenant}/{connector}/{webhook}[/{secret}], GET /health, GET /openapi.json,
+        Routes: POST /webhooks/{tenant}/{connector}/{webhook}\[/{secret}], GET /health, GET /openapi.json,
         GET /verify/{code}. Point PONTE_DATABASE_URL at PostgreSQL to run several instances.
         """
         import uvicorn

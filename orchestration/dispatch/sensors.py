@@ -17,9 +17,10 @@ second run. The full argument is in :mod:`pipelines.dispatch.webhooks`.
 One consequence: the sensor writes (the lease) when it is evaluated, so the UI's "test sensor" button
 leases events to a run that is never launched; they come back after ``LAUNCH_LEASE_SECONDS``.
 
-Like the other webhook sensors (``orchestration/inbox_sensing.py``), a tenant with a dispatch run
-already queued or going gets no new run: its new events wait for the next tick after that run, and go
-together. Unlike them, this sensor leases the events itself instead of letting the run drain the inbox,
+Stricter than the other webhook sensors (``orchestration/inbox_sensing.py``, which only wait for a
+run that has not started yet), a tenant with a dispatch run queued or going gets no new run: one
+dispatcher per tenant, since two could overshoot the envelope package. Its new events wait for the next
+tick after that run, and go together. Unlike the others, this sensor leases the events itself instead of letting the run drain the inbox,
 because the run is asked for named contracts: the set of events behind a request must be fixed when the
 request is made.
 

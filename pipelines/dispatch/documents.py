@@ -76,8 +76,8 @@ def _bound_to(cvcrm: Connector, url: str) -> Connector:
 def _split(link: str) -> tuple[str, dict[str, list[str]]]:
     """``link`` without its query and fragment, and the query as parameters.
 
-    The runtime sends an action's ``params`` as the URL's query, replacing a query written in the path,
-    so a link's own query (a download token, say) has to travel as parameters to survive.
+    The runtime merges an action's ``params`` into a query written in the path, so this is not needed
+    for the query to survive; the action declares the query as parameters, which keeps it in one place.
     """
     parts = urlsplit(link)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), parse_qs(parts.query, keep_blank_values=True)

@@ -234,16 +234,15 @@ def send_clicksign(
         signer_ids[role] = step("add_signer", f"{key}:signer:{role}", attrs, lookup("add_signer", attrs))
         sid = signer_ids[role]
         base = {"envelope_id": envelope_id, "document_id": document_id, "signer_id": sid}
-        step("add_requirement", f"{key}:req:{role}:agree", {**base, "action": "agree", "role": "sign"})
+        agree = {**base, "action": "agree", "role": "sign"}
+        step("add_requirement", f"{key}:req:{role}:agree", agree, lookup("add_requirement", agree))
         for auth in clicksign_auths(signer):
-            step(
-                "add_requirement",
-                f"{key}:req:{role}:{auth}",
-                {**base, "action": "provide_evidence", "auth": auth},
-            )
+            evidence = {**base, "action": "provide_evidence", "auth": auth}
+            step("add_requirement", f"{key}:req:{role}:{auth}", evidence, lookup("add_requirement", evidence))
     conn.call("activate_envelope", {"envelope_id": envelope_id, "deadline_at": body.get("deadline_at")})
     if provider_notifies:
-        step("notify", f"{key}:notify", {"envelope_id": envelope_id})
+        notice = {"envelope_id": envelope_id}
+        step("notify", f"{key}:notify", notice, lookup("notify", notice))
     return Created(
         envelope_id,
         signer_ids,

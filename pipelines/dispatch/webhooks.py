@@ -28,7 +28,7 @@ event's progress; Dagster's run is only the worker:
 3. Whatever dies in between (a sensor tick whose request was never submitted, a run that crashed or was
    never launched), the lease runs out and the sensor leases the events again under a new token, so a
    new run key. Before that, the sensor asks Dagster whether the run holding an expired lease is still
-   queued or running (a tenant's runs queue behind each other) and, if so, renews the lease instead:
+   queued or running (the sensor starts one dispatch run per tenant at a time) and, if so, renews the lease instead:
    a waiting run is not doubled. A run that starts after its events were handed to another run finds
    nothing held and dispatches nothing.
 
