@@ -62,7 +62,13 @@ class Store:
         if self.dialect == "sqlite":
             self.engine = _sqlite_engine(self.url)
         elif self.dialect == "postgresql":
-            self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+            # prepare_threshold=None: no server-side prepared statements. Their generic plans cannot see
+            # the values, and the import's id-map lookup (a 200-id IN list) then checked every id of the
+            # entity row by row: 244 ms a batch at 20,000 customers, 14 ms with a plan per execution
+            # (SQLAlchemy still caches the compiled SQL on our side)
+            psycopg3 = parsed.get_driver_name() == "psycopg"  # psycopg2 never prepares server-side
+            self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=10,
+                                        connect_args={"prepare_threshold": None} if psycopg3 else {})
         else:
             raise ConfigurationError(
                 f"unsupported database backend {self.dialect!r}",
