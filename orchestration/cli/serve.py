@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8088, help="Port to listen on."),
         workers: int = typer.Option(1, help="Worker processes (instances share the inbox in the store)."),
     ) -> None:
-        """Run the webhook gateway: authenticates deliveries and stores them in the inbox before answering.
+        r"""Run the webhook gateway: authenticates deliveries and stores them in the inbox before answering.
 
         Routes: POST /webhooks/{tenant}/{connector}/{webhook}\[/{secret}], GET /health, GET /openapi.json,
         GET /verify/{code}. Point PONTE_DATABASE_URL at PostgreSQL to run several instances.
