@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from pypdf import PdfReader, PdfWriter
 
@@ -73,16 +72,6 @@ def _bound_to(cvcrm: Connector, url: str) -> Connector:
     )
 
 
-def _split(link: str) -> tuple[str, dict[str, list[str]]]:
-    """``link`` without its query and fragment, and the query as parameters.
-
-    The runtime merges an action's ``params`` into a query written in the path, so this is not needed
-    for the query to survive; the action declares the query as parameters, which keeps it in one place.
-    """
-    parts = urlsplit(link)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), parse_qs(parts.query, keep_blank_values=True)
-
-
 def download_crm_pdf(cvcrm: Connector, record: dict[str, Any]) -> bytes:
     """The contract's own PDF from the CRM, fetched only from CV CRM's hosts.
 
@@ -111,10 +100,9 @@ def download_crm_pdf(cvcrm: Connector, record: dict[str, Any]) -> bytes:
         )
     except DataError as exc:
         raise exc.context(record=record_key, field="link") from None
-    url, query = _split(link)
-    with _bound_to(cvcrm, url) as conn:
+    with _bound_to(cvcrm, link) as conn:  # its own query (a download token) is kept as written
         try:
-            return conn.download(DOWNLOAD_ACTION, query=query)
+            return conn.download(DOWNLOAD_ACTION)
         finally:
             cvcrm.api_calls += conn.api_calls
 

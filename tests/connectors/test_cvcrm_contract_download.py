@@ -21,16 +21,15 @@ def test_the_link_is_fetched_as_written_with_its_query_and_the_connectors_auth(s
 
     server.route("GET", "/arquivos/contratos/801/Contrato%20de%20venda.pdf", pdf)  # the raw path, as sent
     link = f"{server.url}/arquivos/contratos/801/Contrato%20de%20venda.pdf"
-    values = {"base_url": server.url, "domain": "demo", "contrato_link": link}
-    with Connector.open("cvcrm", values, SECRETS, sleep=Sleeps()) as conn:
-        assert conn.download("download_contrato", query={"assinatura": ["a1b2"]}) == b"%PDF-1.7 contrato"
-        assert conn.download("download_contrato", query={}) == b"%PDF-1.7 contrato"
-    first, second = server.hits("GET")
-    assert first.query == {"assinatura": "a1b2"} and second.query == {}  # the path is not re-quoted
+    for url, query in ((f"{link}?assinatura=a1b2", {"assinatura": "a1b2"}), (link, {})):
+        values = {"base_url": server.url, "domain": "demo", "contrato_link": url}
+        with Connector.open("cvcrm", values, SECRETS, sleep=Sleeps()) as conn:
+            assert conn.download("download_contrato") == b"%PDF-1.7 contrato"
+        assert server.hits("GET")[-1].query == query  # the path is not re-quoted, its query kept
 
 
 def test_without_a_bound_link_the_download_names_the_missing_value(server: Loopback) -> None:
     conn = Connector.open("cvcrm", {"base_url": server.url, "domain": "demo"}, SECRETS, sleep=Sleeps())
     with conn, pytest.raises(DataError, match="contrato_link"):
-        conn.download("download_contrato", query={})
+        conn.download("download_contrato")
     assert server.hits() == []
