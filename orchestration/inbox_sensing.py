@@ -32,8 +32,9 @@ from dagster import (
     SensorResult,
     SkipReason,
 )
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, func, select
 
+from pipelines.store.claims import claimable
 from pipelines.store.db import Store
 from pipelines.store.models import InboxEvent, utcnow
 
@@ -48,11 +49,7 @@ ACTIVE = [*WAITING, DagsterRunStatus.STARTED]
 def due_by_tenant(store: Store, wanted: ColumnElement[bool]) -> list[tuple[str, int, int]]:
     """(tenant, newest due event id, claim attempts so far) for events matching ``wanted`` that a claim
     would take now."""
-    now = utcnow()
-    due = or_(
-        and_(InboxEvent.status.in_(("new", "failed")), InboxEvent.available_at <= now),
-        and_(InboxEvent.status == "processing", InboxEvent.claimed_until < now),
-    )
+    due = claimable(InboxEvent, utcnow())
     with store.session() as session:
         rows = session.execute(
             select(InboxEvent.tenant, func.max(InboxEvent.id), func.sum(InboxEvent.attempts))

@@ -48,12 +48,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 
 from connectors.spec.loader import load_spec
 from pipelines.dispatch.connections import ConnectorSet
 from pipelines.dispatch.flow import DispatchReport, DispatchRequest, run_dispatch
-from pipelines.store.claims import release
+from pipelines.store.claims import claimable, release
 from pipelines.store.db import Store
 from pipelines.store.models import InboxEvent, utcnow
 from ponte.errors import ConfigurationError
@@ -227,10 +227,7 @@ def hand_over(
             InboxEvent.tenant == tenant,
             InboxEvent.connector == CONNECTOR,
             _type_filter(triggers),
-            or_(
-                and_(InboxEvent.status.in_(("new", "failed")), InboxEvent.available_at <= now),
-                and_(InboxEvent.status == "processing", InboxEvent.claimed_until < now),
-            ),
+            claimable(InboxEvent, now),
         )
         .order_by(InboxEvent.id)
         .limit(limit)

@@ -8,10 +8,10 @@ expires and another worker takes the item; nothing is lost.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from pipelines.store.db import Store
 from pipelines.store.models import InboxEvent, OutboxItem, utcnow
@@ -20,6 +20,14 @@ W = TypeVar("W", OutboxItem, InboxEvent)
 
 READY = {OutboxItem: ("pending", "failed"), InboxEvent: ("new", "failed")}
 CLAIMED = {OutboxItem: "in_flight", InboxEvent: "processing"}
+
+
+def claimable(model: type[W], now: datetime) -> ColumnElement[bool]:
+    """Items a claim would take at ``now``: ready and available, or leased to a worker whose lease ran out."""
+    return or_(
+        and_(model.status.in_(READY[model]), model.available_at <= now),
+        and_(model.status == CLAIMED[model], model.claimed_until < now),
+    )
 
 
 def claim(
@@ -35,12 +43,8 @@ def claim(
 ) -> list[int]:
     """Lease up to ``limit`` ready items (or items whose lease expired) to ``worker``; return their ids."""
     now = utcnow()
-    ready, claimed = READY[model], CLAIMED[model]
-    condition = or_(
-        and_(model.status.in_(ready), model.available_at <= now),
-        and_(model.status == claimed, model.claimed_until < now),
-    )
-    query = select(model.id).where(condition)
+    claimed = CLAIMED[model]
+    query = select(model.id).where(claimable(model, now))
     if tenant:
         query = query.where(model.tenant == tenant)
     if connector:
