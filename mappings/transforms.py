@@ -15,6 +15,7 @@ the compiled mapping calls per record. Conventions every transform follows:
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -105,11 +106,21 @@ def build(name: str, raw_args: Any = None) -> tuple[TransformSpec, Fn]:
 # ---- text -----------------------------------------------------------------------------------------
 
 _SPACES = re.compile(r"\s+")
+_NON_DIGITS = re.compile(r"[^0-9]")
+
+
+def _only_digits(text: str) -> str:
+    """The digits of ``text`` (str.isdigit's idea of a digit, so superscripts count as well)."""
+    if text.isascii():
+        return _NON_DIGITS.sub("", text)
+    return "".join(ch for ch in text if ch.isdigit())
 _LOWER_PARTICLES = frozenset({"da", "de", "do", "das", "dos", "e", "di", "du"})
 
 
+@functools.lru_cache(maxsize=4096)
 def fold(text: str) -> str:
-    """Case- and accent-insensitive form, for matching people's spellings of enum values."""
+    """Case- and accent-insensitive form, for matching people's spellings of enum values (cached: an
+    import meets the same few spellings on every record)."""
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold().strip()
 
@@ -227,8 +238,7 @@ def _digits(_: None) -> Fn:
     """Keep digits only ('(48) 9912-3456' -> '4899123456'); no digit at all means missing."""
 
     def digits(value: Any) -> str | None:
-        out = "".join(ch for ch in _text(value) if ch.isdigit())
-        return out or None
+        return _only_digits(_text(value)) or None
 
     return digits
 
@@ -437,9 +447,10 @@ def _phone(args: PhoneArgs) -> Fn:
 
     def phone(value: Any) -> str | None:
         text = _text(value).strip()
-        digits = "".join(ch for ch in text if ch.isdigit())
-        if region == "BR" and not text.startswith("+") and digits.startswith("0") and len(digits) in (11, 12):
-            text = digits[1:]  # trunk prefix: 048 99123-4567
+        if region == "BR" and not text.startswith("+"):
+            digits = _only_digits(text)
+            if digits.startswith("0") and len(digits) in (11, 12):
+                text = digits[1:]  # trunk prefix: 048 99123-4567
         try:
             return normalize_phone(text, region)
         except ValueError:

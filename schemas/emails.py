@@ -20,7 +20,10 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _PLAIN = re.compile(rf"(?P<local>{_ATOM}(?:\.{_ATOM})*)@(?P<domain>(?:{_LABEL}\.)+[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?)")
 #: RFC 6761 / email-validator's special-use names, refused as domains
-_SPECIAL_USE = ("arpa", "invalid", "local", "localhost", "onion", "test")
+_SPECIAL_USE = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
+#: addresses already normalized: the mapping and the model validator meet the same address twice
+_SEEN: dict[str, str] = {}
+_SEEN_MAX = 50_000
 
 
 def _plain(value: str) -> str | None:
@@ -33,15 +36,21 @@ def _plain(value: str) -> str | None:
     local, domain = match["local"], match["domain"].lower()
     if len(local) > 64 or len(domain) > 253 or "--" in domain or not domain[-1].isalpha():
         return None
-    if any(domain == name or domain.endswith("." + name) for name in _SPECIAL_USE):
+    if domain.rpartition(".")[2] in _SPECIAL_USE:  # the pattern requires a dot: the last label decides
         return None
     return f"{local}@{domain}"
 
 
 def normalize_email(value: str) -> str:
     """The address as email-validator normalizes it (no deliverability check); ValueError otherwise."""
+    seen = _SEEN.get(value)
+    if seen is not None:
+        return seen
     fast = _plain(value)
     if fast is not None:
+        if len(_SEEN) >= _SEEN_MAX:
+            _SEEN.clear()
+        _SEEN[value] = fast
         return fast
     from pydantic.networks import validate_email
 

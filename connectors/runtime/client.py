@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import orjson
 
 from connectors.runtime.auth import AuthContext, AuthStrategy, build_auth, dig
 from connectors.runtime.errors import (
@@ -318,7 +319,11 @@ class Connector:
         if not response.content:
             return None
         try:
-            return response.json()
+            return orjson.loads(response.content)  # a third of the standard module's time on big pages
+        except orjson.JSONDecodeError:
+            pass
+        try:
+            return response.json()  # not UTF-8 (orjson reads nothing else): httpx detects the encoding
         except ValueError:
             raise UnexpectedStatusError(
                 f"{response.request.method} {response.request.url.path} answered non-JSON",

@@ -14,14 +14,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from connectors.runtime.client import Connector
 from pipelines.imports.report import EntityCounts, ImportReport
 from pipelines.imports.translate import Translator
+from pipelines.readahead import read_ahead
 from pipelines.store import deadletters
 from pipelines.store.db import Store
 from pipelines.store.repos import (
@@ -41,6 +44,8 @@ log = get_logger("import")
 FLOW = "import"
 SOURCE, TARGET = "sienge", "cvcrm"
 BATCH = 200
+#: batches read ahead of the one being mapped (memory stays flat: a few hundred records)
+READ_AHEAD = 2
 LOOKUP_CACHE = 20_000
 #: the id map's entity names (mappings look people up as "person")
 XREF = {"enterprise": "enterprise", "unit": "unit", "customer": "person", "sale": "sale"}
@@ -66,7 +71,27 @@ class ImportRequest:
 
 
 def content_hash(payload: Any) -> str:
+    """What the CRM would receive, fingerprinted: equal hashes mean nothing to write."""
+    return hashlib.sha256(orjson.dumps(payload, option=_HASH_OPTIONS, default=str)).hexdigest()
+
+
+_HASH_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def legacy_content_hash(payload: Any) -> str:
+    """The hash id-map rows written before the switch to orjson carry (the standard json module's
+    spelling). A record whose stored hash is this one is unchanged: its row gets the new hash, the CRM
+    gets nothing, so upgrading never re-sends a whole tenant."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _unchanged(previous: XrefRow | None, digest: str, payload: Any) -> tuple[bool, bool]:
+    """(unchanged, stored under the legacy hash) for a record's id-map row and its new hash."""
+    if previous is None or previous[1] is None:
+        return False, False
+    if previous[1] == digest:
+        return True, False
+    return (True, True) if previous[1] == legacy_content_hash(payload) else (False, False)
 
 
 @dataclass
@@ -76,6 +101,8 @@ class _Decision:
     payload: dict[str, Any]
     hash: str
     target_id: str | None = None
+    #: unchanged, but its id-map row still carries the legacy hash: rewrite the row (not the CRM)
+    rehash: bool = False
 
 
 class ImportRun:
@@ -187,15 +214,13 @@ class ImportRun:
         self.report.api_calls = {"sienge": self.sienge.api_calls, "cvcrm": self.cvcrm.api_calls}
         return self.report
 
-    def _batches(self, entity: str, stream: str) -> Iterator[list[dict[str, Any]]]:
-        batch: list[dict[str, Any]] = []
-        for raw in self._records(entity, stream):
-            batch.append(raw)
-            if len(batch) >= BATCH:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+    def _batches(self, entity: str, stream: str) -> Generator[list[dict[str, Any]], None, None]:
+        batches = _chunks(self._records(entity, stream), BATCH)
+        if self.request.ids:
+            return batches  # a few records by id: read here, where a missing one becomes a dead letter
+        # the next pages are fetched while this one is mapped and stored (the Sienge connector is
+        # used by nothing else during a stage)
+        return read_ahead(batches, depth=READ_AHEAD, name=f"import-read-{self.tenant.id}-{stream}")
 
     def _commit(
         self,
@@ -224,7 +249,8 @@ class ImportRun:
                         "content_hash": d.hash,
                         "mapping_version": version,
                     }
-                    for d in changed
+                    for d in decisions
+                    if d.kind != "unchanged" or d.rehash
                 ],
             )
             for decision in changed:
@@ -263,42 +289,43 @@ class ImportRun:
             for d in deadletters.list_open(self.store, self.tenant.id, FLOW)
             if d.record_key.startswith(f"{entity}:")
         }
-        batches = self._batches(entity, stream)
         pending: list[_Decision] = []
         complete = True
-        for batch in batches:
-            if pending:
-                self._commit(entity, stream, pending, cursor, final=False)
-            pending = []
-            with self.store.session() as session:
-                known = xrefs_by_ids(
-                    session, self.tenant.id, XREF[entity], SOURCE, TARGET, [str(r.get("id")) for r in batch]
-                )
-            for raw in batch:
-                counts.read += 1
-                record_id = str(raw.get("id"))
-                modified = raw.get("modifiedAt") or raw.get("modificationDate")
-                if modified and (cursor is None or str(modified) > cursor):
-                    cursor = str(modified)
-                try:
-                    decision = decide(raw, known)
-                except TransientError as exc:
-                    # only delayed, not bad: count it, keep the cursor where it was, retry next run
-                    counts.failed += 1
-                    complete = False
-                    self._deferred.setdefault(XREF[entity], set()).add(record_id)
-                    log.warning("import %s %s deferred: %s", entity, record_id, exc)
-                    continue
-                except PonteError as exc:
-                    self._dead(entity, record_id, exc, raw)
-                    continue
-                if decision is None:
-                    continue
-                counts.note(decision.kind, record_id, self.request.plan)
-                pending.append(decision)
-                if f"{entity}:{record_id}" in open_letters and not self.request.plan:
-                    deadletters.resolve(self.store, self.tenant.id, FLOW, f"{entity}:{record_id}")
-            self.progress(entity, len(batch))
+        # closed on any error too, so the read-ahead thread stops at once
+        with contextlib.closing(self._batches(entity, stream)) as batches:
+            for batch in batches:
+                if pending:
+                    self._commit(entity, stream, pending, cursor, final=False)
+                pending = []
+                with self.store.session() as session:
+                    known = xrefs_by_ids(
+                        session, self.tenant.id, XREF[entity], SOURCE, TARGET, [str(r.get("id")) for r in batch]
+                    )
+                for raw in batch:
+                    counts.read += 1
+                    record_id = str(raw.get("id"))
+                    modified = raw.get("modifiedAt") or raw.get("modificationDate")
+                    if modified and (cursor is None or str(modified) > cursor):
+                        cursor = str(modified)
+                    try:
+                        decision = decide(raw, known)
+                    except TransientError as exc:
+                        # only delayed, not bad: count it, keep the cursor where it was, retry next run
+                        counts.failed += 1
+                        complete = False
+                        self._deferred.setdefault(XREF[entity], set()).add(record_id)
+                        log.warning("import %s %s deferred: %s", entity, record_id, exc)
+                        continue
+                    except PonteError as exc:
+                        self._dead(entity, record_id, exc, raw)
+                        continue
+                    if decision is None:
+                        continue
+                    counts.note(decision.kind, record_id, self.request.plan)
+                    pending.append(decision)
+                    if f"{entity}:{record_id}" in open_letters and not self.request.plan:
+                        deadletters.resolve(self.store, self.tenant.id, FLOW, f"{entity}:{record_id}")
+                self.progress(entity, len(batch))
         self._commit(entity, stream, pending, _cursor_value(cursor) if complete else None, final=True)
 
     # ------------------------------------------------------------------------------ per entity
@@ -311,10 +338,9 @@ class ImportRun:
             digest = content_hash(record)
             record_id = str(raw["id"])
             previous = known.get(record_id)
-            kind = (
-                "unchanged" if previous and previous[1] == digest else ("updated" if previous else "created")
-            )
-            return _Decision(record_id, kind, record, digest, target_id=record_id)
+            same, rehash = _unchanged(previous, digest, record)
+            kind = "unchanged" if same else ("updated" if previous else "created")
+            return _Decision(record_id, kind, record, digest, target_id=record_id, rehash=rehash)
 
         self._stage(entity, stream, decide)
 
@@ -324,8 +350,9 @@ class ImportRun:
             record_id = str(raw["id"])
             digest = content_hash(payloads)
             previous = known.get(record_id)
-            if previous and previous[1] == digest:
-                return _Decision(record_id, "unchanged", payloads[-1], digest, previous[0])
+            same, rehash = _unchanged(previous, digest, payloads)
+            if previous and same:
+                return _Decision(record_id, "unchanged", payloads[-1], digest, previous[0], rehash)
             kind = "updated" if previous else "created"
             target_id = previous[0] if previous else None
             if not self.request.plan:
@@ -343,8 +370,9 @@ class ImportRun:
             digest = content_hash(payload)
             previous = known.get(record_id)
             cancelled = sale.status.value == "cancelled"
-            if previous and previous[1] == digest:
-                return _Decision(record_id, "unchanged", payload, digest, previous[0])
+            same, rehash = _unchanged(previous, digest, payload)
+            if previous and same:
+                return _Decision(record_id, "unchanged", payload, digest, previous[0], rehash)
             if cancelled and not previous:
                 # never reserved in the CRM: create it so the CRM shows the cancelled sale, then cancel
                 kind = "cancelled"
@@ -372,6 +400,17 @@ class ImportRun:
             return _Decision(record_id, kind, payload, digest, target_id)
 
         self._stage(entity, stream, decide)
+
+
+def _chunks(records: Iterable[dict[str, Any]], size: int) -> Generator[list[dict[str, Any]], None, None]:
+    batch: list[dict[str, Any]] = []
+    for raw in records:
+        batch.append(raw)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _cursor_value(cursor: str | None) -> str | None:

@@ -16,14 +16,15 @@ import uuid
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from connectors.runtime.ratelimit import Bucket, InMemoryRateBudget, Limiter, buckets_for
 from connectors.spec.models import RateLimit
-from pipelines.store.db import open_store
+from pipelines.store.db import Store, open_store
 from pipelines.store.rate_budget import SqlRateBudget
 from tests.connectors.loopback import Loopback, Received, Reply
 
@@ -140,6 +141,51 @@ def test_sql_budget_reserves_consecutive_slots(tmp_path: Path) -> None:
     bucket = Bucket("t:c:per_second", capacity=2, refill_per_second=1)
     waits = [budget.reserve(bucket) for _ in range(5)]
     assert waits == [0, 0, pytest.approx(1.0), pytest.approx(2.0), pytest.approx(3.0)]
+    store.dispose()
+
+
+def _record_statements(store: Store) -> list[str]:
+    statements: list[str] = []
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def _record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    return statements
+
+
+def test_sql_budget_takes_the_sqlite_write_lock_first(tmp_path: Path) -> None:
+    """reserve runs on a plain connection, not a session: its transaction must still open with BEGIN
+    IMMEDIATE, or two processes could both read the bucket before either writes it."""
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    statements = _record_statements(store)
+    budget = SqlRateBudget(store, clock=lambda: 1000.0)
+    budget.reserve(Bucket("t:c:per_second", capacity=2, refill_per_second=1))  # creates the row
+    budget.reserve(Bucket("t:c:per_second", capacity=2, refill_per_second=1))
+    assert statements[0] == "BEGIN IMMEDIATE"  # before the bucket is read
+    assert [s for s in statements if s.startswith("BEGIN")] == ["BEGIN IMMEDIATE"] * 2  # one per reserve
+    store.dispose()
+
+
+@pytest.mark.postgres
+def test_sql_budget_on_postgres_locks_the_row_and_reads_the_database_clock(postgres_url: str) -> None:
+    store = open_store(postgres_url)
+    frozen = SqlRateBudget(store, clock=lambda: 1000.0)
+    bucket = Bucket("t:c:per_second", capacity=2, refill_per_second=1)
+    assert [frozen.reserve(bucket) for _ in range(5)] == [0, 0, pytest.approx(1.0), pytest.approx(2.0),
+                                                          pytest.approx(3.0)]
+
+    statements = _record_statements(store)
+    budget = SqlRateBudget(store)
+    waits = [budget.reserve(Bucket("t:c:db", capacity=2, refill_per_second=1)) for _ in range(4)]
+    assert waits[:2] == [0, 0] and 0.5 < waits[2] <= 1.0 and 1.5 < waits[3] <= 2.0  # a little refilled
+    assert any(s.startswith("SELECT") and s.endswith("FOR UPDATE") for s in statements)
+    assert any("clock_timestamp()" in s for s in statements)
+    with store.engine.connect() as conn:
+        stored, db_now = conn.execute(
+            text("SELECT updated_at, extract(epoch FROM clock_timestamp()) FROM rate_budgets WHERE key = 't:c:db'")
+        ).one()
+    assert 0 <= float(db_now) - stored < 60  # real time, not the frozen budget's 1000.0
     store.dispose()
 
 

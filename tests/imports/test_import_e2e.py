@@ -209,3 +209,35 @@ def test_the_cli_replay_path_uses_the_tenant_file(world, monkeypatch) -> None:
     monkeypatch.setattr("pipelines.replay.load_tenant", lambda _tenant_id: tenant)
     outcome = replay(store, letter)
     assert outcome.resolved, outcome.reason
+
+
+def test_rows_hashed_by_the_previous_release_stay_unchanged_and_take_the_new_hash(world, monkeypatch) -> None:
+    """Upgrading must not re-send a tenant: rows carrying the old (json module) hash count as unchanged."""
+    from pipelines.imports import flow
+
+    sandbox, tenant, store, sienge, cvcrm = world
+    with monkeypatch.context() as patched:
+        patched.setattr(flow, "content_hash", flow.legacy_content_hash)  # the release before
+        first = run_import(store, tenant, sienge, cvcrm)
+    assert first.total("created") > 0
+
+    def hashes() -> dict[tuple[str, str], str | None]:
+        with store.session() as session:
+            rows = session.execute(select(IdMap.entity, IdMap.source_id, IdMap.content_hash))
+            return {(entity, source_id): digest for entity, source_id, digest in rows}
+
+    legacy = hashes()
+    before = cvcrm.api_calls
+    upgraded = run_import(store, tenant, sienge, cvcrm, ImportRequest(full=True))
+    assert _writes(before, cvcrm) == 0, "rows hashed by the previous release must not be written again"
+    assert upgraded.total("created") == upgraded.total("updated") == upgraded.total("cancelled") == 0
+    assert upgraded.total("unchanged") == first.total("read") - first.total("failed")
+    now = hashes()
+    assert now.keys() == legacy.keys()
+    assert all(now[key] != legacy[key] for key in now), "every row now carries the new hash"
+
+    # and with the new hashes in place, a change is still seen
+    customer_id = next(iter(sandbox.state.sienge.customers))
+    sandbox.sienge.mutate_customer(customer_id, name="Nome Corrigido da Silva")
+    changed = run_import(store, tenant, sienge, cvcrm, ImportRequest(full=True))
+    assert changed.entities["customer"].updated == 1

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import multiprocessing
+import uuid
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from pipelines.store import Base, Store
+from pipelines.store import Base, Store, open_store
 from pipelines.store.claims import claim, release
-from pipelines.store.models import InboxEvent, OutboxItem, SyncCursor
+from pipelines.store.models import AuditEntry, IdMap, InboxEvent, OutboxItem, SyncCursor
+from pipelines.store.repos import audit_many, upsert_xrefs, xrefs_by_ids
 
 EXPECTED_TABLES = {
     "tenants",
@@ -125,3 +129,67 @@ def test_failed_items_wait_for_their_retry_time(store: Store) -> None:
     (item,) = claim(store, OutboxItem, worker="w")
     release(store, OutboxItem, item, worker="w", status="failed", error="503", retry_in_seconds=3600)
     assert claim(store, OutboxItem, worker="w") == []
+
+
+def _xref(tenant: str, source_id: str, target_id: str | None, content_hash: str | None = "h1") -> dict[str, Any]:
+    return {"tenant": tenant, "entity": "person", "source_system": "sienge", "source_id": source_id,
+            "target_system": "cvcrm", "target_id": target_id, "content_hash": content_hash,
+            "mapping_version": "v1"}
+
+
+def _audit(tenant: str, entity_id: str, **extra: Any) -> dict[str, Any]:
+    return {"tenant": tenant, "flow": "import", "action": "created", "entity": "customers",
+            "entity_id": entity_id, "source_record": f"sienge:customers:{entity_id}", "run_id": "r1", **extra}
+
+
+def _batch_round_trip(store: Store, tenant: str = "demo") -> None:
+    """The import's batch bookkeeping: what lands in the tables, whichever way each backend sends it."""
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    with store.session() as session:
+        upsert_xrefs(session, [_xref(tenant, "1", "T1"), _xref(tenant, "2", None, None), _xref(tenant, "3", "T3")])
+    with store.session() as session:
+        # an update, and the same key twice in one batch: the last row wins, as row by row
+        upsert_xrefs(
+            session, [_xref(tenant, "1", "T1b", "h2"), _xref(tenant, "4", "T4"), _xref(tenant, "4", "T4b", "h4")]
+        )
+    with store.session() as session:
+        known = xrefs_by_ids(session, tenant, "person", "sienge", "cvcrm", ["1", "2", "4", "missing"])
+        rows = session.scalars(select(IdMap).where(IdMap.tenant == tenant).order_by(IdMap.source_id)).all()
+    assert known == {"1": ("T1b", "h2"), "2": (None, None), "4": ("T4b", "h4")}
+    assert [row.source_id for row in rows] == ["1", "2", "3", "4"]
+    assert all(row.last_synced_at.tzinfo is not None and row.last_synced_at > before for row in rows)
+
+    moment = datetime(2026, 7, 1, 9, 30, 15, 123456, tzinfo=timezone(timedelta(hours=-3)))
+    with store.session() as session:
+        audit_many(session, [_audit(tenant, "a1"), _audit(tenant, "a2")])
+        audit_many(session, [_audit(tenant, "a3"), _audit(tenant, "a4", at=moment, details={"changed": ["é"]}),
+                             _audit(tenant, "a5", details=None)])
+    with store.session() as session:
+        entries = {row.entity_id: row for row in session.scalars(select(AuditEntry).where(AuditEntry.tenant == tenant))}
+        stored_null = session.scalar(
+            text("SELECT count(*) FROM audit_log WHERE tenant = :tenant AND details IS NULL"), {"tenant": tenant}
+        )
+    assert sorted(entries) == ["a1", "a2", "a3", "a4", "a5"]
+    assert entries["a1"].details == {} and entries["a3"].details == {}
+    assert entries["a4"].details == {"changed": ["é"]}
+    assert entries["a5"].details is None and stored_null == 0  # JSON null, as the executemany stored it
+    assert entries["a4"].at == moment and entries["a4"].at.tzinfo == UTC
+    assert entries["a1"].at > before and entries["a1"].at.tzinfo == UTC
+    assert entries["a1"].mapping_version is None and entries["a1"].source_record == "sienge:customers:a1"
+
+
+def test_id_map_and_audit_batches_round_trip(store: Store) -> None:
+    _batch_round_trip(store)
+
+
+@pytest.mark.postgres
+def test_batch_statements_serve_sqlite_and_postgres_in_one_process(tmp_path: Path, postgres_url: str) -> None:
+    """The batch statements are built and compiled once per process and dialect: a process that opens a
+    SQLite store, then a PostgreSQL one, then SQLite again must get each backend's own statements."""
+    tenant = f"mixed-{uuid.uuid4().hex[:8]}"  # the PostgreSQL database is shared by the test session
+    for url in (f"sqlite:///{tmp_path / 'a.db'}", postgres_url, f"sqlite:///{tmp_path / 'b.db'}"):
+        store = open_store(url)
+        try:
+            _batch_round_trip(store, tenant)
+        finally:
+            store.dispose()

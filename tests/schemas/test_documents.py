@@ -20,6 +20,7 @@ from schemas.documents import (
     PhoneE164,
     _br_national,
     _parse_phone,
+    compact,
     format_br_phone,
     is_valid_cnpj,
     is_valid_cpf,
@@ -235,3 +236,20 @@ def test_brazilian_phone_formats_match_libphonenumber(national: str, style: str)
     if phonenumbers.number_type(number) in (phonenumbers.PhoneNumberType.MOBILE,
                                             phonenumbers.PhoneNumberType.FIXED_LINE):
         assert fast == expected  # the everyday numbers do take the fast path
+
+
+@settings(max_examples=1500)
+@given(
+    st.one_of(
+        st.text(alphabet=string.digits, min_size=11, max_size=11),
+        cpf_bases.map(oracle_cpf),
+        st.sampled_from([d * 11 for d in string.digits]),
+        st.text(min_size=9, max_size=13),
+    )
+)
+def test_the_fast_cpf_check_agrees_with_stdnum(number: str) -> None:
+    from stdnum.br import cpf as stdnum_cpf
+
+    digits = compact(number)
+    expected = len(digits) == 11 and digits.isdigit() and stdnum_cpf.is_valid(digits)
+    assert is_valid_cpf(number) == expected, number
