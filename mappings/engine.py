@@ -81,6 +81,12 @@ class CompiledMapping:
         return f"<CompiledMapping {self.name} v{self.version}: {self.source} -> {self.target}>"
 
     @property
+    def uses_id_map(self) -> bool:
+        """Whether records look ids up in the id map: such a mapping needs the run's store, so it cannot
+        run in a worker process of its own."""
+        return any(t.partition("(")[0] == "lookup" for f in self.fields for t in f.transforms)
+
+    @property
     def lineage(self) -> str:
         """What a write records as its producer: ``name@version``."""
         return f"{self.name}@{self.version}"

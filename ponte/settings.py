@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ponte.errors import ConfigurationError
+
 DEFAULT_HOME = ".ponte"
 
 
@@ -36,3 +38,17 @@ def project_root() -> Path:
 
 def tenants_dir() -> Path:
     return Path(os.environ.get("PONTE_TENANTS_DIR", project_root() / "tenants")).resolve()
+
+
+def import_workers() -> int:
+    """Processes that map and validate import batches beside the run: ``PONTE_IMPORT_WORKERS``, or the
+    machine's cores up to 4. ``0`` keeps everything in the run's own process."""
+    raw = os.environ.get("PONTE_IMPORT_WORKERS", "").strip()
+    if not raw:
+        return min(4, os.cpu_count() or 1)
+    if not raw.isdigit():
+        raise ConfigurationError(
+            f"PONTE_IMPORT_WORKERS must be a whole number of processes, got {raw!r}",
+            hint="set it to 0 (no workers), or to at most the machine's cores",
+        )
+    return int(raw)

@@ -12,16 +12,16 @@ as the last id-map rows, so a crash means re-reading (and skipping by hash), nev
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
+import itertools
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import orjson
-
 from connectors.runtime.client import Connector
+from pipelines.imports import hashing
+from pipelines.imports.collector import bulk_collection
+from pipelines.imports.parallel import Staged, StagingPool, staged_batches
 from pipelines.imports.report import EntityCounts, ImportReport
 from pipelines.imports.translate import Translator
 from pipelines.readahead import read_ahead
@@ -36,6 +36,7 @@ from pipelines.store.repos import (
     upsert_xrefs,
     xrefs_by_ids,
 )
+from ponte import settings
 from ponte.errors import ConflictError, DataError, NotFoundError, PonteError, TransientError
 from ponte.logging import get_logger
 from schemas.tenant import TenantConfig
@@ -70,28 +71,13 @@ class ImportRequest:
     entities: tuple[str, ...] = ("enterprise", "unit", "customer", "sale")
 
 
-def content_hash(payload: Any) -> str:
-    """What the CRM would receive, fingerprinted: equal hashes mean nothing to write."""
-    return hashlib.sha256(orjson.dumps(payload, option=_HASH_OPTIONS, default=str)).hexdigest()
-
-
-_HASH_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
-
-
-def legacy_content_hash(payload: Any) -> str:
-    """The hash id-map rows written before the switch to orjson carry (the standard json module's
-    spelling). A record whose stored hash is this one is unchanged: its row gets the new hash, the CRM
-    gets nothing, so upgrading never re-sends a whole tenant."""
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def _unchanged(previous: XrefRow | None, digest: str, payload: Any) -> tuple[bool, bool]:
     """(unchanged, stored under the legacy hash) for a record's id-map row and its new hash."""
     if previous is None or previous[1] is None:
         return False, False
     if previous[1] == digest:
         return True, False
-    return (True, True) if previous[1] == legacy_content_hash(payload) else (False, False)
+    return (True, True) if previous[1] == hashing.legacy_content_hash(payload) else (False, False)
 
 
 @dataclass
@@ -127,6 +113,9 @@ class ImportRun:
         #: id-map rows of the batch being processed, and a bounded cache for mapping lookups
         self._batch: dict[str, XrefRow] = {}
         self._lookups: dict[tuple[str, str], str | None] = {}
+        #: worker processes for the translation of big stages, started when one needs them
+        self._workers = settings.import_workers()
+        self._pool: StagingPool | None = None
         #: records that failed transiently this run, per id-map entity: they are retried, not dead-lettered
         self._deferred: dict[str, set[str]] = {}
 
@@ -207,12 +196,37 @@ class ImportRun:
             "customer": ("customers", self._customers),
             "sale": ("sales_contracts", self._sales),
         }
-        for entity, (stream, handler) in stages.items():
-            if entity not in self.request.entities:
-                continue
-            handler(entity, stream)
+        try:
+            with bulk_collection():
+                for entity, (stream, handler) in stages.items():
+                    if entity not in self.request.entities:
+                        continue
+                    handler(entity, stream)
+        finally:
+            if self._pool is not None:
+                self._pool.close()
         self.report.api_calls = {"sienge": self.sienge.api_calls, "cvcrm": self.cvcrm.api_calls}
         return self.report
+
+    def _translated(
+        self, entity: str, batches: Iterator[list[dict[str, Any]]]
+    ) -> Iterator[tuple[list[dict[str, Any]], list[Staged] | None]]:
+        """Each batch with its records' translations (None: the stage translates as it decides).
+        Workers join only when the stage's first batch is full, so there is more to come."""
+        if not self.translate.runs_alone(entity):
+            for batch in batches:
+                yield batch, None
+            return
+        first = next(batches, None)
+        if first is None:
+            return
+        if self._pool is None and len(first) >= BATCH and self._workers > 0:
+            try:
+                self._pool = StagingPool(self.tenant, self._workers)
+            except (OSError, RuntimeError, AssertionError) as exc:  # e.g. a daemonic process may not fork
+                log.warning("import workers could not start (%s); translating in the run itself", exc)
+                self._workers = 0
+        yield from staged_batches(itertools.chain([first], batches), entity, self.translate, self._pool)
 
     def _batches(self, entity: str, stream: str) -> Generator[list[dict[str, Any]], None, None]:
         batches = _chunks(self._records(entity, stream), BATCH)
@@ -280,7 +294,7 @@ class ImportRun:
         self,
         entity: str,
         stream: str,
-        decide: Callable[[dict[str, Any], dict[str, Any]], _Decision | None],
+        decide: Callable[[dict[str, Any], dict[str, Any], Staged | None], _Decision | None],
     ) -> None:
         counts: EntityCounts = self.report.entities[entity]
         cursor: str | None = None
@@ -293,7 +307,7 @@ class ImportRun:
         complete = True
         # closed on any error too, so the read-ahead thread stops at once
         with contextlib.closing(self._batches(entity, stream)) as batches:
-            for batch in batches:
+            for batch, translations in self._translated(entity, batches):
                 if pending:
                     self._commit(entity, stream, pending, cursor, final=False)
                 pending = []
@@ -301,14 +315,17 @@ class ImportRun:
                     known = xrefs_by_ids(
                         session, self.tenant.id, XREF[entity], SOURCE, TARGET, [str(r.get("id")) for r in batch]
                     )
-                for raw in batch:
+                for index, raw in enumerate(batch):
                     counts.read += 1
                     record_id = str(raw.get("id"))
                     modified = raw.get("modifiedAt") or raw.get("modificationDate")
                     if modified and (cursor is None or str(modified) > cursor):
                         cursor = str(modified)
+                    staged = translations[index] if translations is not None else None
                     try:
-                        decision = decide(raw, known)
+                        if isinstance(staged, PonteError):
+                            raise staged
+                        decision = decide(raw, known, staged)
                     except TransientError as exc:
                         # only delayed, not bad: count it, keep the cursor where it was, retry next run
                         counts.failed += 1
@@ -333,9 +350,8 @@ class ImportRun:
     def _reference(self, entity: str, stream: str) -> None:
         """Enterprises and units: validated and kept as reference data; CV links them by Sienge id."""
 
-        def decide(raw: dict[str, Any], known: dict[str, Any]) -> _Decision:
-            record = self.translate.reference(entity, raw)
-            digest = content_hash(record)
+        def decide(raw: dict[str, Any], known: dict[str, Any], staged: Staged | None) -> _Decision:
+            record, digest = staged if isinstance(staged, tuple) else self.translate.staged(entity, raw)
             record_id = str(raw["id"])
             previous = known.get(record_id)
             same, rehash = _unchanged(previous, digest, record)
@@ -345,10 +361,9 @@ class ImportRun:
         self._stage(entity, stream, decide)
 
     def _customers(self, entity: str, stream: str) -> None:
-        def decide(raw: dict[str, Any], known: dict[str, Any]) -> _Decision:
-            _person, payloads = self.translate.customer(raw)
+        def decide(raw: dict[str, Any], known: dict[str, Any], staged: Staged | None) -> _Decision:
+            payloads, digest = staged if isinstance(staged, tuple) else self.translate.staged(entity, raw)
             record_id = str(raw["id"])
-            digest = content_hash(payloads)
             previous = known.get(record_id)
             same, rehash = _unchanged(previous, digest, payloads)
             if previous and same:
@@ -364,10 +379,10 @@ class ImportRun:
         self._stage(entity, stream, decide)
 
     def _sales(self, entity: str, stream: str) -> None:
-        def decide(raw: dict[str, Any], known: dict[str, Any]) -> _Decision:
+        def decide(raw: dict[str, Any], known: dict[str, Any], _staged: Staged | None) -> _Decision:
             sale, payload = self.translate.sale(raw)
             record_id = str(raw["id"])
-            digest = content_hash(payload)
+            digest = hashing.content_hash(payload)
             previous = known.get(record_id)
             cancelled = sale.status.value == "cancelled"
             same, rehash = _unchanged(previous, digest, payload)

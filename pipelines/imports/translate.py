@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mappings import MappingContext, load_mapping
+from pipelines.imports import hashing
 from ponte.errors import DataError
 from schemas.canonical import Enterprise, Person, Sale, Unit
 from schemas.tenant import TenantConfig
@@ -25,6 +26,8 @@ MAPPINGS = {
     "sale": ("sienge/sales_contract_to_sale", "cvcrm/sale_to_reserva"),
 }
 MODELS = {"enterprise": Enterprise, "unit": Unit, "customer": Person, "sale": Sale}
+#: entities whose whole translation is ``Translator.staged`` (a sale's decision needs its canonical form)
+STAGED = ("enterprise", "unit", "customer")
 
 
 class Translator:
@@ -68,6 +71,18 @@ class Translator:
         assert name is not None
         result = self._mapping(name).apply(canonical.model_dump(mode="json"), self.context)
         return dict(result)
+
+    def runs_alone(self, entity: str) -> bool:
+        """Whether ``staged`` can run in a worker process: no id-map lookups, which need the run's store."""
+        if entity not in STAGED:
+            return False
+        return not any(self._mapping(name).uses_id_map for name in MAPPINGS[entity] if name)
+
+    def staged(self, entity: str, raw: dict[str, Any]) -> tuple[Any, str]:
+        """What the import compares and writes for one record of ``entity`` (one of ``STAGED``), and its
+        content hash: the reference record, or the customer's cliente payloads. Pure CPU, no I/O."""
+        payload: Any = self.customer(raw)[1] if entity == "customer" else self.reference(entity, raw)
+        return payload, hashing.content_hash(payload)
 
     def reference(self, entity: str, raw: dict[str, Any]) -> dict[str, Any]:
         return self._canonical(entity, raw).model_dump(mode="json")

@@ -213,11 +213,11 @@ def test_the_cli_replay_path_uses_the_tenant_file(world, monkeypatch) -> None:
 
 def test_rows_hashed_by_the_previous_release_stay_unchanged_and_take_the_new_hash(world, monkeypatch) -> None:
     """Upgrading must not re-send a tenant: rows carrying the old (json module) hash count as unchanged."""
-    from pipelines.imports import flow
+    from pipelines.imports import hashing
 
     sandbox, tenant, store, sienge, cvcrm = world
     with monkeypatch.context() as patched:
-        patched.setattr(flow, "content_hash", flow.legacy_content_hash)  # the release before
+        patched.setattr(hashing, "content_hash", hashing.legacy_content_hash)  # the release before
         first = run_import(store, tenant, sienge, cvcrm)
     assert first.total("created") > 0
 

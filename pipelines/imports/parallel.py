@@ -1,0 +1,167 @@
+"""Map, validate and hash import batches in worker processes while the run reads and writes.
+
+One Python process runs on one core, and mapping and validating a customer (two mappings, check
+digits, phones, e-mail, the canonical model) is as much CPU as everything else the run does for it.
+Workers take that part: a batch of raw Sienge records in; per record its payload and content hash, or
+the error its translation raised, out, in the same order. Everything with side effects stays in the
+run: reading, the id map, the CRM writes, the dead letters, the cursor. What a run writes, and in
+which order, is the same with workers or without.
+
+- Only entities whose mappings need no id-map lookup go to workers (``Translator.runs_alone``); sales
+  look buyers and units up in the store, so they stay in the run.
+- Workers start only for a stage whose first batch is full: small incremental runs and webhook
+  imports never pay for processes. They fork from a server process started clean, never from the
+  run (it has threads), and the run translates batches itself until they are ready.
+- A worker that dies (killed, out of memory) costs nothing but time: its batches are translated again
+  in the run (translation has no side effects) and the run goes on without workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from pipelines.imports.collector import tune_for_bulk
+from pipelines.imports.translate import Translator
+from ponte.errors import PonteError
+from ponte.logging import get_logger
+from schemas.tenant import TenantConfig
+
+log = get_logger("import")
+
+Raw = dict[str, Any]
+#: one record's translation: (payload, content hash), or the error it raised
+Staged = tuple[Any, str] | PonteError
+
+_translator: Translator | None = None
+
+
+def stage_batch(translator: Translator, entity: str, batch: list[Raw]) -> list[Staged]:
+    """Each record's payload and hash, or its translation error (a bad record never stops a batch)."""
+    out: list[Staged] = []
+    for raw in batch:
+        try:
+            out.append(translator.staged(entity, raw))
+        except PonteError as exc:
+            out.append(exc)
+    return out
+
+
+def _no_lookup(entity: str, _source: str, _source_id: str, _target: str) -> str | None:
+    raise RuntimeError(f"id-map lookup for {entity} in an import worker: only lookup-free mappings run there")
+
+
+def _start_worker(tenant: TenantConfig) -> None:
+    global _translator
+    _translator = Translator(tenant, _no_lookup)
+    tune_for_bulk()
+
+
+def _worker_ready() -> bool:
+    return True
+
+
+def _stage_in_worker(entity: str, batch: list[Raw]) -> list[Staged]:
+    assert _translator is not None, "the worker was not started with a tenant"
+    return stage_batch(_translator, entity, batch)
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """Workers fork from a server process that imported the translation code once (a fresh worker
+    would spend ~0.6 s importing it), and that server never forks the run itself, which has threads."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+class StagingPool:
+    """Worker processes for one import run; ``close`` them when the run ends."""
+
+    def __init__(self, tenant: TenantConfig, workers: int) -> None:
+        self.workers = workers
+        self._executor: ProcessPoolExecutor | None = ProcessPoolExecutor(
+            workers,
+            mp_context=_context(),
+            initializer=_start_worker,
+            initargs=(tenant,),
+        )
+        # one no-op per worker starts them all now, in the background
+        self._warming = [self._executor.submit(_worker_ready) for _ in range(workers)]
+
+    @property
+    def usable(self) -> bool:
+        """Started and not broken; until then the run translates by itself."""
+        if self._executor is None:
+            return False
+        if not all(future.done() for future in self._warming):
+            return False
+        failed = next((f.exception() for f in self._warming if f.exception() is not None), None)
+        if failed is not None:
+            self._give_up(f"import workers did not start ({failed}); translating in the run itself")
+            return False
+        return True
+
+    def submit(self, entity: str, batch: list[Raw]) -> Future[list[Staged]] | None:
+        """The batch on its way to a worker; None when the workers are gone (the run translates it)."""
+        if self._executor is None:
+            return None
+        try:
+            return self._executor.submit(_stage_in_worker, entity, batch)
+        except BrokenProcessPool as exc:
+            self._give_up(f"an import worker stopped ({exc}); translating in the run itself")
+            return None
+
+    def _give_up(self, why: str) -> None:
+        log.warning("%s", why)
+        self.close()
+
+    def result(self, future: Future[list[Staged]], translator: Translator, entity: str,
+               batch: list[Raw]) -> list[Staged]:
+        """The batch's translation from its worker, or from the run when the workers broke."""
+        try:
+            return future.result()
+        except BrokenProcessPool as exc:
+            if self._executor is not None:
+                self._give_up(f"an import worker stopped ({exc}); translating in the run itself")
+            return stage_batch(translator, entity, batch)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+def staged_batches(
+    batches: Iterable[list[Raw]],
+    entity: str,
+    translator: Translator,
+    pool: StagingPool | None,
+) -> Iterator[tuple[list[Raw], list[Staged]]]:
+    """Each batch with its translation, in order. Up to two batches per worker are in flight while
+    the run stores the one before them."""
+    window: deque[tuple[list[Raw], Future[list[Staged]] | list[Staged]]] = deque()
+    depth = 2 * pool.workers if pool is not None else 0
+    for batch in batches:
+        future = pool.submit(entity, batch) if pool is not None and pool.usable else None
+        window.append((batch, future if future is not None else stage_batch(translator, entity, batch)))
+        while window and (len(window) > depth or not isinstance(window[0][1], Future)):
+            yield _settle(window.popleft(), entity, translator, pool)
+    while window:
+        yield _settle(window.popleft(), entity, translator, pool)
+
+
+def _settle(
+    entry: tuple[list[Raw], Future[list[Staged]] | list[Staged]],
+    entity: str,
+    translator: Translator,
+    pool: StagingPool | None,
+) -> tuple[list[Raw], list[Staged]]:
+    batch, staged = entry
+    if isinstance(staged, Future):
+        assert pool is not None
+        return batch, pool.result(staged, translator, entity, batch)
+    return batch, staged
