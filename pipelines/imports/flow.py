@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from connectors.runtime.client import Connector
 from pipelines.imports import hashing
 from pipelines.imports.collector import bulk_collection
@@ -243,52 +245,70 @@ class ImportRun:
         decisions: Iterable[_Decision],
         cursor: str | None,
         final: bool,
+        next_ids: list[str] | None = None,
+    ) -> dict[str, XrefRow]:
+        """Record what was written, and on the stream's last batch, advance its cursor, in one transaction.
+
+        The same transaction then reads the id-map rows of the next batch (``next_ids``), which sees
+        what it just wrote: one transaction a batch instead of two (each costs a write lock on SQLite).
+        """
+        with self.store.session() as session:
+            if not self.request.plan:
+                self._record(session, entity, stream, decisions, cursor, final)
+            if not next_ids:
+                return {}
+            return xrefs_by_ids(session, self.tenant.id, XREF[entity], SOURCE, TARGET, next_ids)
+
+    def _record(
+        self,
+        session: Session,
+        entity: str,
+        stream: str,
+        decisions: Iterable[_Decision],
+        cursor: str | None,
+        final: bool,
     ) -> None:
-        """Record what was written, and on the stream's last batch, advance its cursor, in one transaction."""
-        if self.request.plan:
-            return
         version = self.translate.version(entity)
         changed = [d for d in decisions if d.kind != "unchanged"]
-        with self.store.session() as session:
-            upsert_xrefs(
-                session,
-                [
-                    {
-                        "tenant": self.tenant.id,
-                        "entity": XREF[entity],
-                        "source_system": SOURCE,
-                        "source_id": d.record_id,
-                        "target_system": TARGET,
-                        "target_id": d.target_id,
-                        "content_hash": d.hash,
-                        "mapping_version": version,
-                    }
-                    for d in decisions
-                    if d.kind != "unchanged" or d.rehash
-                ],
-            )
-            for decision in changed:
-                if decision.target_id is not None:
-                    self._lookups[(XREF[entity], decision.record_id)] = decision.target_id
-            audit_many(
-                session,
-                [
-                    {
-                        "tenant": self.tenant.id,
-                        "flow": FLOW,
-                        "action": d.kind,
-                        "entity": entity,
-                        "entity_id": d.target_id or d.record_id,
-                        "source_record": f"sienge:{entity}:{d.record_id}",
-                        "mapping_version": version,
-                        "run_id": self.request.run_id,
-                    }
-                    for d in changed
-                ],
-            )
-            if final and cursor and not self.request.ids:
-                set_cursor(session, self.tenant.id, SOURCE, stream, cursor)
-                self.report.cursors[stream] = cursor
+        upsert_xrefs(
+            session,
+            [
+                {
+                    "tenant": self.tenant.id,
+                    "entity": XREF[entity],
+                    "source_system": SOURCE,
+                    "source_id": d.record_id,
+                    "target_system": TARGET,
+                    "target_id": d.target_id,
+                    "content_hash": d.hash,
+                    "mapping_version": version,
+                }
+                for d in decisions
+                if d.kind != "unchanged" or d.rehash
+            ],
+        )
+        for decision in changed:
+            if decision.target_id is not None:
+                self._lookups[(XREF[entity], decision.record_id)] = decision.target_id
+        audit_many(
+            session,
+            [
+                {
+                    "tenant": self.tenant.id,
+                    "flow": FLOW,
+                    "action": d.kind,
+                    "entity": entity,
+                    "entity_id": d.target_id or d.record_id,
+                    "source_record": f"sienge:{entity}:{d.record_id}",
+                    "mapping_version": version,
+                    "run_id": self.request.run_id,
+                }
+                for d in changed
+            ],
+        )
+        if final and cursor and not self.request.ids:
+            set_cursor(session, self.tenant.id, SOURCE, stream, cursor)
+            self.report.cursors[stream] = cursor
 
     def _stage(
         self,
@@ -308,13 +328,9 @@ class ImportRun:
         # closed on any error too, so the read-ahead thread stops at once
         with contextlib.closing(self._batches(entity, stream)) as batches:
             for batch, translations in self._translated(entity, batches):
-                if pending:
-                    self._commit(entity, stream, pending, cursor, final=False)
+                ids = [str(r.get("id")) for r in batch]
+                known = self._commit(entity, stream, pending, cursor, final=False, next_ids=ids)
                 pending = []
-                with self.store.session() as session:
-                    known = xrefs_by_ids(
-                        session, self.tenant.id, XREF[entity], SOURCE, TARGET, [str(r.get("id")) for r in batch]
-                    )
                 for index, raw in enumerate(batch):
                     counts.read += 1
                     record_id = str(raw.get("id"))
