@@ -108,7 +108,9 @@ _PHONES: dict[tuple[str, str], str] = {}
 _CPFS: dict[str, str] = {}
 _TAX_IDS: dict[str, str] = {}
 _FORMATTED: dict[tuple[str, str], str | None] = {}
-_CACHE_MAX = 50_000
+#: small on purpose: the hits come from one record meeting its own values again, rarely from another
+#: record, and a bigger cache only grows the memory of a long import
+_CACHE_MAX = 4_096
 
 
 def _remember(cache: dict, key: object, value: str, *extra_keys: object) -> str:

@@ -23,7 +23,7 @@ _PLAIN = re.compile(rf"(?P<local>{_ATOM}(?:\.{_ATOM})*)@(?P<domain>(?:{_LABEL}\.
 _SPECIAL_USE = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
 #: addresses already normalized: the mapping and the model validator meet the same address twice
 _SEEN: dict[str, str] = {}
-_SEEN_MAX = 50_000
+_SEEN_MAX = 4_096  # the hits are one record's own address met twice; more only costs memory
 
 
 def _plain(value: str) -> str | None:

@@ -103,7 +103,16 @@ def test_one_changed_customer_makes_exactly_one_update_and_keeps_the_crm_enrichm
     assert {"tipo": "email", "valor": "outro@example.com"} in person["contatos"]
 
 
-def test_faults_change_nothing_in_the_final_crm_state(store: Store) -> None:
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-run", "workers"])
+def test_faults_change_nothing_in_the_final_crm_state(
+    store: Store, workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With import workers too: batches of 5 so that 30 customers start them."""
+    from pipelines.imports import flow
+
+    monkeypatch.setenv("PONTE_IMPORT_WORKERS", str(workers))
+    if workers:
+        monkeypatch.setattr(flow, "BATCH", 5)
     with start_sandbox(customers=CUSTOMERS, seed=11, rate_limits=False) as clean:
         tenant = sandbox_tenant(clean, unthrottled=True)
         sienge, cvcrm = open_connector(tenant, "sienge"), open_connector(tenant, "cvcrm")
