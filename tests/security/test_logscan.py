@@ -78,8 +78,9 @@ def _cpf_digits(base: str) -> str:
 def test_whatever_redact_masks_the_scan_accepts(base: str, formatted: bool) -> None:
     """Ponte's masking and the scan agree: a CPF or CNPJ redacted by ponte.redaction is not a finding."""
     cpf = _cpf_digits(base)
-    assume_valid = len(set(cpf)) > 1
-    assert _cpf.is_valid(cpf) == assume_valid
+    assume_valid = len(set(cpf)) > 1  # one repeated digit is never issued: the scan skips it
+    # stdnum takes 111.111.111-11 (its arithmetic holds), not 000.000.000-00
+    assert _cpf.is_valid(cpf) or not assume_valid
     cnpj = base[:8] + "0001"
     cnpj += _cnpj.calc_check_digits(cnpj)
     text = (f"cpf {_cpf.format(cpf) if formatted else cpf} cnpj {_cnpj.format(cnpj) if formatted else cnpj} "
