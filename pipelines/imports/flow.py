@@ -163,10 +163,14 @@ class ImportRun:
             row = get_xref(session, self.tenant.id, entity, source_system, str(source_id), target_system)
         target = row.target_id if row else None
         if (source_system, target_system) == (SOURCE, TARGET):
-            if len(self._lookups) > LOOKUP_CACHE:
-                self._lookups.clear()
-            self._lookups[key] = target
+            self._remember(key, target)
         return target
+
+    def _remember(self, key: tuple[str, str], target: str | None) -> None:
+        """Cache a lookup, within bounds: a run writes one entry per imported record."""
+        if len(self._lookups) >= LOOKUP_CACHE:
+            self._lookups.clear()
+        self._lookups[key] = target
 
     # ----------------------------------------------------------------------------------- failures
 
@@ -289,7 +293,7 @@ class ImportRun:
         )
         for decision in changed:
             if decision.target_id is not None:
-                self._lookups[(XREF[entity], decision.record_id)] = decision.target_id
+                self._remember((XREF[entity], decision.record_id), decision.target_id)
         audit_many(
             session,
             [

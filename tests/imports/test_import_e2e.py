@@ -250,3 +250,17 @@ def test_rows_hashed_by_the_previous_release_stay_unchanged_and_take_the_new_has
     sandbox.sienge.mutate_customer(customer_id, name="Nome Corrigido da Silva")
     changed = run_import(store, tenant, sienge, cvcrm, ImportRequest(full=True))
     assert changed.entities["customer"].updated == 1
+
+
+def test_the_lookup_cache_stays_within_its_bound_however_many_records_are_written(
+    world, monkeypatch
+) -> None:
+    """Memory stays flat on a big first import, where every customer gets a CRM id."""
+    from pipelines.imports import flow
+
+    _sandbox, tenant, store, sienge, cvcrm = world
+    monkeypatch.setattr(flow, "LOOKUP_CACHE", 7)
+    run = flow.ImportRun(store, tenant, sienge, cvcrm, ImportRequest(entities=("customer",)))
+    report = run.run()
+    assert report.entities["customer"].created == CUSTOMERS
+    assert 0 < len(run._lookups) <= 7
