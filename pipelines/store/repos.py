@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Table, any_, bindparam, func, insert, select
+from sqlalchemy import String, Table, any_, bindparam, func, insert, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -24,6 +24,7 @@ from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.selectable import TableValuedAlias
 from sqlalchemy.types import TypeEngine
 
+from pipelines.store.db import Store
 from pipelines.store.models import AuditEntry, IdMap, SyncCursor, Tenant, utcnow
 
 
@@ -314,6 +315,13 @@ def xrefs_by_ids(
         },
     )
     return {source_id: (target_id, content_hash) for source_id, target_id, content_hash in rows}
+
+
+def refresh_statistics(store: Store) -> None:
+    """Let PostgreSQL's planner see what a bulk load just wrote to the id map (SQLite plans without)."""
+    if store.is_postgres:
+        with store.session() as session:
+            session.execute(text("ANALYZE id_map"))
 
 
 def _batch_target(session: Session) -> tuple[Connection, Dialect, datetime]:

@@ -139,3 +139,39 @@ def test_a_worker_that_dies_costs_only_time(raw_customers, caplog: pytest.LogCap
         assert "an import worker stopped" in caplog.text
     finally:
         pool.close()
+
+
+@pytest.mark.postgres
+def test_a_bulk_load_leaves_postgresql_statistics_for_the_id_map_lookup(
+    small_batches: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first import into an empty PostgreSQL store: without statistics the planner walked every
+    id-map row of the entity for each batch's lookup (it chose the target-id index)."""
+    from sqlalchemy import text
+
+    from tests.conftest import _create_pg_database, _drop_pg_database
+
+    name, url = _create_pg_database()
+    store = open_store(url)
+    try:
+        with store.session() as session:
+            assert session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'id_map'")) < 0
+        _import(store, 0, monkeypatch)
+        with store.session() as session:
+            analysed = session.scalar(
+                text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'id_map'")
+            )
+            plan = "\n".join(
+                session.execute(
+                    text(
+                        "EXPLAIN SELECT target_id FROM id_map WHERE tenant = 'demo' AND entity = 'person'"
+                        " AND source_system = 'sienge' AND target_system = 'cvcrm'"
+                        " AND source_id = ANY(ARRAY['1', '2'])"
+                    )
+                ).scalars()
+            )
+    finally:
+        store.dispose()
+        _drop_pg_database(name)
+    assert analysed is not None, "the import did not refresh the id map's statistics"
+    assert "ix_id_map_target" not in plan, plan
