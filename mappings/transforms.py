@@ -107,6 +107,7 @@ def build(name: str, raw_args: Any = None) -> tuple[TransformSpec, Fn]:
 
 _SPACES = re.compile(r"\s+")
 _NON_DIGITS = re.compile(r"[^0-9]")
+_LOWER_PARTICLES = frozenset({"da", "de", "do", "das", "dos", "e", "di", "du"})
 
 
 def _only_digits(text: str) -> str:
@@ -114,7 +115,6 @@ def _only_digits(text: str) -> str:
     if text.isascii():
         return _NON_DIGITS.sub("", text)
     return "".join(ch for ch in text if ch.isdigit())
-_LOWER_PARTICLES = frozenset({"da", "de", "do", "das", "dos", "e", "di", "du"})
 
 
 @functools.lru_cache(maxsize=4096)

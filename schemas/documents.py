@@ -18,6 +18,8 @@ from pydantic import AfterValidator, BeforeValidator, Field
 from stdnum.br import cnpj as _cnpj
 from stdnum.br import cpf as _cpf
 
+from schemas.memo import remember
+
 _NON_ALNUM = re.compile(r"[^0-9A-Za-z]")
 
 
@@ -63,7 +65,7 @@ def normalize_cpf(value: str) -> str:
         raise ValueError(f"a CPF has 11 digits, got {len(digits)} characters")
     if not is_valid_cpf(digits):
         raise ValueError("CPF check digits do not match (typo in the number?)")
-    return _remember(_CPFS, str(value), digits, digits)
+    return remember(_CPFS, str(value), digits, digits)
 
 
 def normalize_cnpj(value: str) -> str:
@@ -85,9 +87,9 @@ def normalize_tax_id(value: str) -> str:
         return cached
     chars = compact(str(value))
     if len(chars) == 11:
-        return _remember(_TAX_IDS, str(value), normalize_cpf(chars), chars)
+        return remember(_TAX_IDS, str(value), normalize_cpf(chars), chars)
     if len(chars) == 14:
-        return _remember(_TAX_IDS, str(value), normalize_cnpj(chars), chars)
+        return remember(_TAX_IDS, str(value), normalize_cnpj(chars), chars)
     raise ValueError(f"a CPF has 11 digits and a CNPJ 14 characters, got {len(chars)}")
 
 
@@ -101,25 +103,12 @@ def format_cnpj(value: str) -> str:
     return f"{d[:2]}.{d[2:5]}.{d[5:8]}/{d[8:12]}-{d[12:]}"
 
 
-#: parsed phones, CPFs and CNPJs by input: one record meets the same value in several validators (the
-#: mapping, its document_kind, the model), libphonenumber's parse costs ~100 µs and a check-digit test
-#: ~5 µs; outputs map to themselves (normalising is idempotent)
+#: parsed phones, CPFs and CNPJs by input (``schemas.memo``): libphonenumber's parse costs ~100 µs and
+#: a check-digit test ~5 µs; outputs map to themselves (normalising is idempotent)
 _PHONES: dict[tuple[str, str], str] = {}
 _CPFS: dict[str, str] = {}
 _TAX_IDS: dict[str, str] = {}
 _FORMATTED: dict[tuple[str, str], str | None] = {}
-#: small on purpose: the hits come from one record meeting its own values again, rarely from another
-#: record, and a bigger cache only grows the memory of a long import
-_CACHE_MAX = 4_096
-
-
-def _remember(cache: dict, key: object, value: str, *extra_keys: object) -> str:
-    if len(cache) >= _CACHE_MAX:
-        cache.clear()
-    cache[key] = value
-    for extra in extra_keys:
-        cache[extra] = value
-    return value
 
 
 def normalize_phone(value: str, region: str = "BR") -> str:
@@ -128,7 +117,7 @@ def normalize_phone(value: str, region: str = "BR") -> str:
     cached = _PHONES.get((text, region))
     if cached is not None:
         return cached
-    return _remember(_PHONES, (text, region), _parse_phone(text, region))
+    return remember(_PHONES, (text, region), _parse_phone(text, region))
 
 
 def _br_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
@@ -173,10 +162,7 @@ def format_br_phone(e164: str, style: str) -> str | None:
     key = (e164, style)
     if key in _FORMATTED:
         return _FORMATTED[key]
-    if len(_FORMATTED) >= _CACHE_MAX:
-        _FORMATTED.clear()
-    _FORMATTED[key] = formatted = _format_br_phone(e164, style)
-    return formatted
+    return remember(_FORMATTED, key, _format_br_phone(e164, style))
 
 
 def _format_br_phone(e164: str, style: str) -> str | None:

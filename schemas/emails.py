@@ -16,14 +16,15 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from schemas.memo import remember
+
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _PLAIN = re.compile(rf"(?P<local>{_ATOM}(?:\.{_ATOM})*)@(?P<domain>(?:{_LABEL}\.)+[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?)")
 #: RFC 6761 / email-validator's special-use names, refused as domains
 _SPECIAL_USE = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
-#: addresses already normalized: the mapping and the model validator meet the same address twice
+#: addresses already normalized (``schemas.memo``): the mapping and the model meet each one twice
 _SEEN: dict[str, str] = {}
-_SEEN_MAX = 4_096  # the hits are one record's own address met twice; more only costs memory
 
 
 def _plain(value: str) -> str | None:
@@ -48,10 +49,7 @@ def normalize_email(value: str) -> str:
         return seen
     fast = _plain(value)
     if fast is not None:
-        if len(_SEEN) >= _SEEN_MAX:
-            _SEEN.clear()
-        _SEEN[value] = fast
-        return fast
+        return remember(_SEEN, value, fast)
     from pydantic.networks import validate_email
 
     try:

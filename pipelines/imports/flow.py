@@ -113,8 +113,7 @@ class ImportRun:
         self.progress = progress or (lambda _entity, _n: None)
         self.report = ImportReport(tenant=tenant.id, plan=request.plan)
         self.translate = translator or Translator(tenant, self._lookup)
-        #: id-map rows of the batch being processed, and a bounded cache for mapping lookups
-        self._batch: dict[str, XrefRow] = {}
+        #: a bounded cache for mapping lookups
         self._lookups: dict[tuple[str, str], str | None] = {}
         #: worker processes for the translation of big stages, started when one needs them
         self._workers = settings.import_workers()
@@ -337,8 +336,7 @@ class ImportRun:
             for batch, translations in self._translated(entity, batches):
                 ids = [str(r.get("id")) for r in batch]
                 known = self._commit(entity, stream, pending, cursor, final=False, next_ids=ids)
-                created = sum(1 for d in pending if d.kind == "created")
-                if created >= BATCH // 2 and entity not in self._analyzed:
+                if entity not in self._analyzed and _created(pending) >= BATCH // 2:
                     # a bulk load: PostgreSQL plans the id-map lookup from statistics, and a table
                     # that was empty has none (it then walked every row of the entity: 14-17 ms a batch
                     # at 50,000 customers instead of 2 ms); autovacuum comes too late for this run
@@ -396,7 +394,7 @@ class ImportRun:
             record_id = str(raw["id"])
             previous = known.get(record_id)
             same, rehash = _unchanged(previous, digest, payloads)
-            if previous and same:
+            if same:
                 return _Decision(record_id, "unchanged", payloads[-1], digest, previous[0], rehash)
             kind = "updated" if previous else "created"
             target_id = previous[0] if previous else None
@@ -416,7 +414,7 @@ class ImportRun:
             previous = known.get(record_id)
             cancelled = sale.status.value == "cancelled"
             same, rehash = _unchanged(previous, digest, payload)
-            if previous and same:
+            if same:
                 return _Decision(record_id, "unchanged", payload, digest, previous[0], rehash)
             if cancelled and not previous:
                 # never reserved in the CRM: create it so the CRM shows the cancelled sale, then cancel
@@ -445,6 +443,10 @@ class ImportRun:
             return _Decision(record_id, kind, payload, digest, target_id)
 
         self._stage(entity, stream, decide)
+
+
+def _created(decisions: list[_Decision]) -> int:
+    return sum(1 for d in decisions if d.kind == "created")
 
 
 def _chunks(records: Iterable[dict[str, Any]], size: int) -> Generator[list[dict[str, Any]], None, None]:

@@ -99,7 +99,7 @@ class StagingPool:
             return False
         if not all(future.done() for future in self._warming):
             return False
-        failed = next((f.exception() for f in self._warming if f.exception() is not None), None)
+        failed = next((exc for f in self._warming if (exc := f.exception()) is not None), None)
         if failed is not None:
             self._give_up(f"import workers did not start ({failed}); translating in the run itself")
             return False

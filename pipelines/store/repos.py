@@ -249,10 +249,7 @@ class _DriverInsert:
         for start in range(0, len(rows), _ROWS_PER_INSERT):
             chunk = rows[start : start + _ROWS_PER_INSERT]
             params = tuple(itertools.chain.from_iterable(chunk))
-            connection.exec_driver_sql(self._sql_for(len(chunk)), params)
-
-    def _sql_for(self, count: int) -> str:
-        return _multi_row(self.sql, count)
+            connection.exec_driver_sql(_multi_row(self.sql, len(chunk)), params)
 
 
 @functools.lru_cache(maxsize=64)
@@ -346,8 +343,7 @@ def upsert_xrefs(session: Session, rows: list[dict[str, Any]]) -> None:
         return
     order = (*_XREF_COLUMNS, "last_synced_at")
     prepared = _driver_insert("upsert_xrefs", _UPSERT_XREFS_SQLITE, _ID_MAP, order, {"last_synced_at"}, dialect)
-    process_now = prepared.process.get("last_synced_at")
-    synced = process_now(now) if process_now else now
+    synced = prepared.process.get("last_synced_at", _as_is)(now)
     prepared.run(connection, [(*map(row.get, _XREF_COLUMNS), synced) for row in rows])
 
 
