@@ -136,8 +136,12 @@ def _strip(_: None) -> Fn:
     sub = _SPACES.sub
 
     def strip(value: Any) -> str | None:
-        text = sub(" ", value if value.__class__ is str else str(value)).strip()
-        return text or None
+        text = value if value.__class__ is str else str(value)
+        # every whitespace character but the ASCII space is unprintable, so a printable text without
+        # two spaces in a row has nothing to collapse (most do: the regex was a tenth of a mapping)
+        if "  " in text or not text.isprintable():
+            text = sub(" ", text)
+        return text.strip() or None
 
     return strip
 
@@ -538,7 +542,15 @@ def _date(args: DateArgs) -> Fn:
 def _date_format(args: DateArgs) -> Fn:
     """Write a date (or an ISO date text) in ``format``."""
     pattern = DATE_FORMATS.get(args.format, args.format)
+    if pattern == "%d/%m/%Y":
+        return lambda value: _day_month_year(_as_date(value, "%Y-%m-%d"))
     return lambda value: _as_date(value, "%Y-%m-%d").strftime(pattern)
+
+
+def _day_month_year(day: date) -> str:
+    """``strftime("%d/%m/%Y")`` (the year unpadded, as the C library writes it) at a third of its cost:
+    CV CRM wants every birth date in this form."""
+    return f"{day.day:02d}/{day.month:02d}/{day.year}"
 
 
 def _zone(name: str) -> ZoneInfo:

@@ -38,21 +38,42 @@ def is_valid_cpf(value: str) -> bool:
 
 
 _CPF_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
+_ZERO = ord("0")
 
 
 def _cpf_check_digits_match(digits: str) -> bool:
-    """stdnum's CPF arithmetic on 11 ASCII digits; a property test holds the two equal."""
-    values = [ord(c) - 48 for c in digits]
-    first = sum(map(operator.mul, values, _CPF_WEIGHTS))  # map stops at the 9 weights
+    """stdnum's CPF arithmetic on 11 ASCII digits; a property test holds the two equal. The digits are
+    summed as bytes (their ASCII codes) and the codes of nine zeros taken off once."""
+    codes = digits.encode("ascii")
+    first = sum(map(operator.mul, codes, _CPF_WEIGHTS)) - _ZERO * sum(_CPF_WEIGHTS)  # map stops at 9
     d1 = (11 - first) % 11 % 10
-    second = first + sum(values[:9]) + 2 * d1  # the second weights are the first ones plus one
+    second = first + sum(codes[:9]) - _ZERO * 9 + 2 * d1  # the second weights are the first plus one
     d2 = (11 - second) % 11 % 10
-    return values[9] == d1 and values[10] == d2
+    return codes[9] - _ZERO == d1 and codes[10] - _ZERO == d2
 
 
 def is_valid_cnpj(value: str) -> bool:
     chars = compact(value)
-    return len(chars) == 14 and _cnpj.is_valid(chars)
+    if len(chars) != 14:
+        return False
+    if chars.isascii() and chars[12:].isdigit():  # numeric or alphanumeric, without stdnum's cleaning
+        return not chars.startswith("000000000000") and _cnpj_check_digits_match(chars)
+    return _cnpj.is_valid(chars)
+
+
+_CNPJ_WEIGHTS = (5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)
+_CNPJ_SECOND_WEIGHTS = (6, *_CNPJ_WEIGHTS)
+
+
+def _cnpj_check_digits_match(chars: str) -> bool:
+    """stdnum's CNPJ arithmetic (a letter counts as its ASCII code minus 48) on 14 upper-case ASCII
+    characters, the last two digits; a property test holds the two equal."""
+    codes = chars.encode("ascii")
+    first = sum(map(operator.mul, codes, _CNPJ_WEIGHTS)) - _ZERO * sum(_CNPJ_WEIGHTS)
+    d1 = (11 - first) % 11 % 10
+    second = sum(map(operator.mul, codes, _CNPJ_SECOND_WEIGHTS[:12])) - _ZERO * sum(_CNPJ_SECOND_WEIGHTS[:12])
+    d2 = (11 - second - 2 * d1) % 11 % 10
+    return codes[12] - _ZERO == d1 and codes[13] - _ZERO == d2
 
 
 def normalize_cpf(value: str) -> str:
@@ -109,6 +130,8 @@ _PHONES: dict[tuple[str, str], str] = {}
 _CPFS: dict[str, str] = {}
 _TAX_IDS: dict[str, str] = {}
 _FORMATTED: dict[tuple[str, str], str | None] = {}
+#: national numbers of the E.164 phones ``_br_national`` accepted
+_NATIONAL: dict[str, str] = {}
 
 
 def normalize_phone(value: str, region: str = "BR") -> str:
@@ -166,7 +189,9 @@ def format_br_phone(e164: str, style: str) -> str | None:
 
 
 def _format_br_phone(e164: str, style: str) -> str | None:
-    national = _br_national(e164) if e164.startswith("+55") else None
+    national = _NATIONAL.get(e164)
+    if national is None and e164.startswith("+55"):
+        national = _br_national(e164)
     if national is None:
         return None
     if style == "digits":
@@ -185,6 +210,7 @@ def _parse_phone(text: str, region: str) -> str:
         if national is not None:
             e164 = "+55" + national
             _PHONES[(e164, region)] = e164
+            remember(_NATIONAL, e164, national)  # formatting it for CV CRM need not match it again
             return e164
     try:
         number = phonenumbers.parse(text, region)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -84,6 +85,17 @@ def resolve_values(spec: m.HttpConnectorSpec | m.SmtpConnectorSpec, given: Mappi
             except DataError:
                 continue
     return values
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def _finite(number: str) -> float:
+    value = float(number)
+    if not math.isfinite(value):
+        raise ValueError(f"{number} does not fit a double")
+    return value
 
 
 def _url_quote(value: str, ref: Any) -> str:
@@ -323,8 +335,13 @@ class Connector:
         except orjson.JSONDecodeError:
             pass
         try:
-            return response.json()  # not UTF-8 (orjson reads nothing else): httpx detects the encoding
-        except ValueError:
+            # not UTF-8 (orjson reads nothing else): the charset the server declared, else UTF-16/32,
+            # which the json module tells from the bytes. Standard JSON only, as orjson reads it: NaN,
+            # Infinity and numbers past a double are not JSON
+            charset = response.charset_encoding
+            body = response.content.decode(charset) if charset else response.content
+            return json.loads(body, parse_constant=_not_json, parse_float=_finite)
+        except (ValueError, LookupError):
             raise UnexpectedStatusError(
                 f"{response.request.method} {response.request.url.path} answered non-JSON",
                 status=response.status_code,

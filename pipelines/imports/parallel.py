@@ -14,6 +14,12 @@ which order, is the same with workers or without.
   run (it has threads), and the run translates batches itself until they are ready.
 - A worker that dies (killed, out of memory) costs nothing but time: its batches are translated again
   in the run (translation has no side effects) and the run goes on without workers.
+- Batches travel as JSON bytes (orjson) both ways, not pickled: a customer's raw record and its
+  payload cost ~6 µs a record to pickle and unpickle, against ~2.5 µs as JSON, and the run's part of
+  it (encoding what it sends, decoding what comes back) shrinks most. Records are JSON to begin with
+  (the connector parses pages as standard JSON), so the round trip gives back equal records. Anything
+  orjson cannot encode exactly (a Decimal, a huge integer) travels pickled, and so do translation
+  errors.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
+
+import orjson
 
 from pipelines.imports.collector import tune_for_bulk
 from pipelines.imports.translate import Translator
@@ -65,9 +73,32 @@ def _worker_ready() -> bool:
     return True
 
 
-def _stage_in_worker(entity: str, batch: list[Raw]) -> list[Staged]:
+#: what crosses the process boundary: JSON bytes, or the objects themselves (pickled)
+Packed = bytes | list[Any]
+
+
+def _pack(items: list[Any]) -> Packed:
+    if any(isinstance(item, PonteError) for item in items):
+        return items
+    try:
+        return orjson.dumps(items)
+    except TypeError:  # e.g. a Decimal or an integer past 64 bits: pickled instead, unchanged
+        return items
+
+
+def _unpack_batch(packed: Packed) -> list[Raw]:
+    return orjson.loads(packed) if isinstance(packed, bytes) else packed
+
+
+def _unpack_staged(packed: Packed) -> list[Staged]:
+    if isinstance(packed, bytes):
+        return [(payload, digest) for payload, digest in orjson.loads(packed)]
+    return packed
+
+
+def _stage_in_worker(entity: str, batch: Packed) -> Packed:
     assert _translator is not None, "the worker was not started with a tenant"
-    return stage_batch(_translator, entity, batch)
+    return _pack(stage_batch(_translator, entity, _unpack_batch(batch)))
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -105,12 +136,12 @@ class StagingPool:
             return False
         return True
 
-    def submit(self, entity: str, batch: list[Raw]) -> Future[list[Staged]] | None:
+    def submit(self, entity: str, batch: list[Raw]) -> Future[Packed] | None:
         """The batch on its way to a worker; None when the workers are gone (the run translates it)."""
         if self._executor is None:
             return None
         try:
-            return self._executor.submit(_stage_in_worker, entity, batch)
+            return self._executor.submit(_stage_in_worker, entity, _pack(batch))
         except BrokenProcessPool as exc:
             self._give_up(f"an import worker stopped ({exc}); translating in the run itself")
             return None
@@ -119,11 +150,11 @@ class StagingPool:
         log.warning("%s", why)
         self.close()
 
-    def result(self, future: Future[list[Staged]], translator: Translator, entity: str,
+    def result(self, future: Future[Packed], translator: Translator, entity: str,
                batch: list[Raw]) -> list[Staged]:
         """The batch's translation from its worker, or from the run when the workers broke."""
         try:
-            return future.result()
+            return _unpack_staged(future.result())
         except BrokenProcessPool as exc:
             if self._executor is not None:
                 self._give_up(f"an import worker stopped ({exc}); translating in the run itself")
@@ -143,7 +174,7 @@ def staged_batches(
 ) -> Iterator[tuple[list[Raw], list[Staged]]]:
     """Each batch with its translation, in order. Up to two batches per worker are in flight while
     the run stores the one before them."""
-    window: deque[tuple[list[Raw], Future[list[Staged]] | list[Staged]]] = deque()
+    window: deque[tuple[list[Raw], Future[Packed] | list[Staged]]] = deque()
     depth = 2 * pool.workers if pool is not None else 0
     for batch in batches:
         future = pool.submit(entity, batch) if pool is not None and pool.usable else None
@@ -155,7 +186,7 @@ def staged_batches(
 
 
 def _settle(
-    entry: tuple[list[Raw], Future[list[Staged]] | list[Staged]],
+    entry: tuple[list[Raw], Future[Packed] | list[Staged]],
     entity: str,
     translator: Translator,
     pool: StagingPool | None,

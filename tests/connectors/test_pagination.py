@@ -154,3 +154,40 @@ def test_link_header_parser(header: str, expected: dict) -> None:
     from connectors.runtime.paginators import parse_link_header
 
     assert parse_link_header(header) == expected
+
+
+def _single_page(body: bytes, content_type: str) -> Reply:
+    return Reply(200, body, {"Content-Type": content_type})
+
+
+@pytest.mark.parametrize(("encoding", "content_type"), [
+    ("latin-1", "application/json; charset=iso-8859-1"),
+    ("utf-16", "application/json"),  # told from the bytes
+])
+def test_a_page_in_another_encoding_is_read(server: Loopback, encoding: str, content_type: str) -> None:
+    body = '{"results": [{"id": 1, "name": "João", "area": 52.5}]}'.encode(encoding)
+    server.route("GET", "/items", lambda _req: _single_page(body, content_type))
+    with open_connector(spec({"type": "none"}), server) as conn:
+        assert list(conn.read("items")) == [{"id": 1, "name": "João", "area": 52.5}]
+
+
+def test_a_page_not_in_its_declared_charset_is_refused(server: Loopback) -> None:
+    from connectors.runtime.errors import UnexpectedStatusError
+
+    body = '{"results": [{"id": 1, "name": "João"}]}'.encode("latin-1")
+    server.route("GET", "/items", lambda _req: _single_page(body, "application/json; charset=utf-8"))
+    with open_connector(spec({"type": "none"}), server) as conn, pytest.raises(UnexpectedStatusError,
+                                                                                match="non-JSON"):
+        list(conn.read("items"))
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_a_page_with_a_number_json_has_no_place_for_is_refused(server: Loopback, number: str) -> None:
+    """Records are standard JSON whatever the page's encoding, as the import's workers rely on."""
+    from connectors.runtime.errors import UnexpectedStatusError
+
+    body = f'{{"results": [{{"id": 1, "area": {number}, "name": "João"}}]}}'.encode("latin-1")
+    server.route("GET", "/items", lambda _req: _single_page(body, "application/json; charset=iso-8859-1"))
+    with open_connector(spec({"type": "none"}), server) as conn, pytest.raises(UnexpectedStatusError,
+                                                                                match="non-JSON"):
+        list(conn.read("items"))

@@ -12,6 +12,8 @@ import signal
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from connectors.sandbox import start_sandbox
@@ -175,3 +177,32 @@ def test_a_bulk_load_leaves_postgresql_statistics_for_the_id_map_lookup(
         _drop_pg_database(name)
     assert analysed is not None, "the import did not refresh the id map's statistics"
     assert "ix_id_map_target" not in plan, plan
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.characters(exclude_categories=("Cs",))),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(st.text(max_size=8), _JSON, max_size=5), max_size=4))
+def test_batches_cross_to_workers_unchanged(batch: list[dict]) -> None:
+    assert parallel._unpack_batch(parallel._pack(batch)) == batch
+    staged = [(record, "0" * 64) for record in batch]
+    assert parallel._unpack_staged(parallel._pack(staged)) == staged
+
+
+def test_what_json_cannot_carry_exactly_crosses_pickled() -> None:
+    from decimal import Decimal
+
+    from ponte.errors import DataError
+
+    with_decimal = [{"id": 1, "area": Decimal("52.50")}]
+    assert parallel._pack(with_decimal) is with_decimal
+    huge = [{"id": 2**70}]
+    assert parallel._pack(huge) is huge
+    with_error = [({"id": 1}, "0" * 64), DataError("bad CPF")]
+    assert parallel._pack(with_error) is with_error

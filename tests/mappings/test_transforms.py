@@ -259,3 +259,20 @@ def test_every_transform_is_documented_and_validates_its_arguments() -> None:
             "concat", "split_name", "coalesce", "lookup"} <= set(REGISTRY)
     with pytest.raises(ValueError, match="takes no arguments"):
         build("strip", {"x": 1})
+
+
+@FAST
+@given(st.text(alphabet=st.sampled_from("ab é\t\n\r\x0b\x0c\x1c\x85\xa0\u2003\u2028\u3000"), max_size=12))
+def test_strip_collapses_every_kind_of_whitespace_like_the_regular_expression(text: str) -> None:
+    import re
+
+    expected = re.sub(r"\s+", " ", text).strip() or None
+    assert fn("strip")(text) == expected
+
+
+@FAST
+@given(st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)))
+def test_cvcrm_dates_are_written_as_strftime_writes_them(day: date) -> None:
+    expected = day.strftime("%d/%m/%Y")
+    assert fn("date_format", "cvcrm")(day) == expected
+    assert fn("date_format", "cvcrm")(day.isoformat()) == expected

@@ -220,17 +220,21 @@ _LIKELY_VALID = st.builds(
 )
 
 
+def _library_format(number: phonenumbers.PhoneNumber, style: str) -> str:
+    if style == "digits":
+        return phonenumbers.national_significant_number(number)
+    kind = {"national": phonenumbers.PhoneNumberFormat.NATIONAL,
+            "international": phonenumbers.PhoneNumberFormat.INTERNATIONAL}[style]
+    return phonenumbers.format_number(number, kind)
+
+
 @settings(max_examples=1500, deadline=None)
 @given(_LIKELY_VALID, st.sampled_from(["national", "digits", "international"]))
 def test_brazilian_phone_formats_match_libphonenumber(national: str, style: str) -> None:
     e164 = _library_e164("+55" + national)
     assume(e164 is not None)
     number = phonenumbers.parse(e164, None)
-    expected = {
-        "digits": phonenumbers.national_significant_number(number),
-        "national": phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL),
-        "international": phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL),
-    }[style]
+    expected = _library_format(number, style)
     fast = format_br_phone(e164, style)
     assert fast in (None, expected)
     if phonenumbers.number_type(number) in (phonenumbers.PhoneNumberType.MOBILE,
@@ -253,3 +257,33 @@ def test_the_fast_cpf_check_agrees_with_stdnum(number: str) -> None:
     digits = compact(number)
     expected = len(digits) == 11 and digits.isdigit() and stdnum_cpf.is_valid(digits)
     assert is_valid_cpf(number) == expected, number
+
+
+@settings(max_examples=1500)
+@given(
+    st.one_of(
+        st.text(alphabet=string.digits, min_size=14, max_size=14),
+        st.text(alphabet=ALNUM, min_size=14, max_size=14),
+        cnpj_numeric_bases.map(oracle_cnpj),
+        cnpj_alnum_bases.map(oracle_cnpj),
+        st.sampled_from(["00000000000000", "00000000000191", "000000000001AB"]),
+        st.text(min_size=12, max_size=16),
+    )
+)
+def test_the_fast_cnpj_check_agrees_with_stdnum(number: str) -> None:
+    from stdnum.br import cnpj as stdnum_cnpj
+
+    chars = compact(number)
+    expected = len(chars) == 14 and stdnum_cnpj.is_valid(chars)
+    assert is_valid_cnpj(number) == expected, number
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_LIKELY_VALID, st.sampled_from(["national", "digits", "international"]))
+def test_phones_normalised_first_are_formatted_like_libphonenumber(national: str, style: str) -> None:
+    """The import formats the E.164 it normalised a moment before (the national part is remembered)."""
+    e164 = _library_e164("+55" + national)
+    assume(e164 is not None)
+    assert normalize_phone(national) == e164
+    expected = _library_format(phonenumbers.parse(e164, None), style)
+    assert format_br_phone(e164, style) in (None, expected)
