@@ -125,9 +125,7 @@ def test_a_worker_that_dies_costs_only_time(raw_customers, caplog: pytest.LogCap
     expected = parallel.stage_batch(translator, "customer", raws)
     pool = parallel.StagingPool(tenant, 1)  # type: ignore[arg-type]
     try:
-        for future in pool._warming:
-            future.result(timeout=60)
-        assert pool.usable
+        assert pool.wait(60)
         assert pool._executor is not None
         for process in list(pool._executor._processes.values()):  # the worker is killed
             os.kill(process.pid, signal.SIGKILL)
@@ -139,6 +137,31 @@ def test_a_worker_that_dies_costs_only_time(raw_customers, caplog: pytest.LogCap
         )
         assert not pool.usable, "the run goes on without workers"
         assert "an import worker stopped" in caplog.text
+    finally:
+        pool.close()
+
+
+def test_workers_that_cannot_start_leave_the_work_to_the_run(
+    raw_customers, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The workers start in a thread while the run translates; a start that fails there is reported
+    and the run carries on alone."""
+    tenant, raws = raw_customers
+    translator = Translator(tenant, parallel._no_lookup)  # type: ignore[arg-type]
+    expected = parallel.stage_batch(translator, "customer", raws)
+
+    class Daemonic(parallel.ProcessPoolExecutor):
+        def submit(self, *_args, **_kwargs):  # type: ignore[no-untyped-def]
+            raise AssertionError("daemonic processes are not allowed to have children")
+
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", Daemonic)
+    pool = parallel.StagingPool(tenant, 2)  # type: ignore[arg-type]
+    try:
+        with caplog.at_level(logging.WARNING, logger="ponte.import"):
+            assert not pool.wait(60)
+            got = list(parallel.staged_batches([raws[:10], raws[10:]], "customer", translator, pool))
+        assert [staged for _batch, staged in got] == [expected[:10], expected[10:]]
+        assert "import workers did not start (daemonic processes are not allowed" in caplog.text
     finally:
         pool.close()
 
