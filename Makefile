@@ -15,7 +15,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
+# bytecode compiled ahead: a process that starts (a CLI call, a Dagster run, the import workers' fork
+# server) then loads it instead of compiling every module again where the environment forbids
+# writing it (PYTHONDONTWRITEBYTECODE); stale files are recompiled from their source's timestamp
 setup: $(STAMP)
+	@$(PY) -m compileall -q -j 0 ponte schemas connectors mappings pipelines orchestration > /dev/null
 
 services:
 	@bash .ci/services

@@ -368,7 +368,7 @@ class ImportRun:
                         continue
                     counts.note(decision.kind, record_id, self.request.plan)
                     pending.append(decision)
-                    if f"{entity}:{record_id}" in open_letters and not self.request.plan:
+                    if open_letters and f"{entity}:{record_id}" in open_letters and not self.request.plan:
                         deadletters.resolve(self.store, self.tenant.id, FLOW, f"{entity}:{record_id}")
                 self.progress(entity, len(batch))
         self._commit(entity, stream, pending, _cursor_value(cursor) if complete else None, final=True)

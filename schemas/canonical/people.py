@@ -8,7 +8,7 @@ from enum import StrEnum
 from pydantic import Field, model_validator
 
 from schemas.base import CanonicalModel
-from schemas.documents import PhoneE164, TaxId, compact
+from schemas.documents import PhoneE164, TaxId
 from schemas.emails import EmailAddress
 
 
@@ -57,7 +57,8 @@ class Person(CanonicalModel):
 
     @model_validator(mode="after")
     def _type_matches_document(self) -> Person:
-        expected = PersonType.individual if len(compact(self.document)) == 11 else PersonType.company
+        # the document is already compact: TaxId normalised it
+        expected = PersonType.individual if len(self.document) == 11 else PersonType.company
         if self.person_type != expected:
             raise ValueError(
                 f"person_type is {self.person_type.value} but the document is a "
