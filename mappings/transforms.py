@@ -451,7 +451,9 @@ def _phone(args: PhoneArgs) -> Fn:
 
     def phone(value: Any) -> str | None:
         text = _text(value).strip()
-        if region == "BR" and not text.startswith("+"):
+        first = text[:1]
+        # a trunk prefix is a leading 0: a text that starts with another digit has none
+        if region == "BR" and first != "+" and not (first.isdigit() and first != "0"):
             digits = _only_digits(text)
             if digits.startswith("0") and len(digits) in (11, 12):
                 text = digits[1:]  # trunk prefix: 048 99123-4567

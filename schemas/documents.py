@@ -87,12 +87,19 @@ def normalize_cpf(value: str) -> str:
     cached = _CPFS.get(value) if isinstance(value, str) else None
     if cached is not None:
         return cached
-    digits = compact(str(value))
+    return remember(_CPFS, str(value), _checked_cpf(compact(str(value))))
+
+
+def _checked_cpf(digits: str) -> str:
+    """``digits`` (compacted already) when they are a CPF, remembered as one; ValueError otherwise."""
+    known = _CPFS.get(digits)
+    if known is not None:
+        return known
     if len(digits) != 11 or not digits.isdigit():
         raise ValueError(f"a CPF has 11 digits, got {len(digits)} characters")
     if not _is_valid_compact_cpf(digits):
         raise ValueError("CPF check digits do not match (typo in the number?)")
-    return remember(_CPFS, str(value), digits, digits)
+    return remember(_CPFS, digits, digits)
 
 
 def normalize_cnpj(value: str) -> str:
@@ -114,7 +121,7 @@ def normalize_tax_id(value: str) -> str:
         return cached
     chars = compact(str(value))
     if len(chars) == 11:
-        return remember(_TAX_IDS, str(value), normalize_cpf(chars), chars)
+        return remember(_TAX_IDS, str(value), _checked_cpf(chars), chars)
     if len(chars) == 14:
         return remember(_TAX_IDS, str(value), normalize_cnpj(chars), chars)
     raise ValueError(f"a CPF has 11 digits and a CNPJ 14 characters, got {len(chars)}")
@@ -149,16 +156,17 @@ def normalize_phone(value: str, region: str = "BR") -> str:
     return remember(_PHONES, (text, region), _parse_phone(text, region))
 
 
-def _br_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
-    """libphonenumber's own Brazilian metadata: the whole plan, and landlines + mobiles."""
+def _br_pattern() -> re.Pattern[str]:
+    """libphonenumber's own Brazilian metadata: a number of the whole plan (the lookahead, anchored at
+    the end) that is a landline or a mobile, in one pattern for ``fullmatch``."""
     meta = phonenumbers.PhoneMetadata.metadata_for_region("BR")
     assert meta is not None and meta.general_desc and meta.fixed_line and meta.mobile
     general = meta.general_desc.national_number_pattern
     kinds = f"(?:{meta.fixed_line.national_number_pattern})|(?:{meta.mobile.national_number_pattern})"
-    return re.compile(f"(?:{general})"), re.compile(kinds)
+    return re.compile(f"(?=(?:{general})\\Z)(?:{kinds})")
 
 
-_BR_GENERAL, _BR_LANDLINE_OR_MOBILE = _br_patterns()
+_BR_LANDLINE_OR_MOBILE = _br_pattern()
 _PHONE_PUNCTUATION = str.maketrans("", "", " ()-.")
 
 
@@ -180,9 +188,7 @@ def _br_national(text: str) -> str | None:
         national = compacted
     if len(national) not in (10, 11) or not national.isdigit() or not national.isascii():
         return None
-    if _BR_GENERAL.fullmatch(national) and _BR_LANDLINE_OR_MOBILE.fullmatch(national):
-        return national
-    return None
+    return national if _BR_LANDLINE_OR_MOBILE.fullmatch(national) else None
 
 
 def format_br_phone(e164: str, style: str) -> str | None:

@@ -276,3 +276,41 @@ def test_cvcrm_dates_are_written_as_strftime_writes_them(day: date) -> None:
     expected = day.strftime("%d/%m/%Y")
     assert fn("date_format", "cvcrm")(day) == expected
     assert fn("date_format", "cvcrm")(day.isoformat()) == expected
+
+
+def _phone_as_before(text: str) -> str | None:
+    """The phone transform as written before its fast path: a trunk 0 is dropped from the digits."""
+    from schemas.documents import normalize_phone
+
+    text = text.strip()
+    if not text.startswith("+"):
+        digits = "".join(ch for ch in text if ch.isdigit())
+        if digits.startswith("0") and len(digits) in (11, 12):
+            text = digits[1:]
+    try:
+        return normalize_phone(text, "BR")
+    except ValueError:
+        return None
+
+
+_PHONE_TEXTS = st.one_of(
+    st.builds(
+        lambda trunk, area, number, spaced: (f"{trunk}({area}) {number[:-4]}-{number[-4:]}" if spaced
+                                             else f"{trunk}{area}{number}"),
+        st.sampled_from(["", "0", "00", " 0"]),
+        st.sampled_from(["11", "21", "48", "61", "92"]),
+        st.text("0123456789", min_size=8, max_size=9).map(lambda d: "9" + d[1:] if len(d) == 9 else d),
+        st.booleans(),
+    ),
+    st.text(alphabet=st.sampled_from("0123456789 ()-.+²"), min_size=1, max_size=16),
+)
+
+
+@FAST
+@given(_PHONE_TEXTS)
+def test_the_phone_transform_reads_trunk_prefixes_as_before(text: str) -> None:
+    try:
+        got = fn("phone")(text)
+    except ValueError:
+        got = None
+    assert got == _phone_as_before(text)
