@@ -54,7 +54,10 @@ logging.getLogger("uvicorn.error").addFilter(_HideDroppedConnections())
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP spelt out: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on connections of a
+    # socket made so, as its own create_server does. Without it, a small response (headers, then the
+    # body) waited for the client's delayed ACK: 44 ms for every request on a kept-alive connection.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

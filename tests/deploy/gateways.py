@@ -65,7 +65,7 @@ def gateway_processes(count: int, env: Mapping[str, str], workdir: Path) -> Iter
     with ExitStack() as stack:
         gateways: list[GatewayProcess] = []
         for index in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP))
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", 0))
             sock.listen(128)
