@@ -42,15 +42,17 @@ def _is_valid_compact_cpf(digits: str) -> bool:
 
 _CPF_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
 _ZERO = ord("0")
+#: what the ASCII codes of the digits add to each weighted sum, taken off once
+_CPF_OFFSET, _CPF_SECOND_OFFSET = _ZERO * sum(_CPF_WEIGHTS), _ZERO * 9
 
 
 def _cpf_check_digits_match(digits: str) -> bool:
     """stdnum's CPF arithmetic on 11 ASCII digits; a property test holds the two equal. The digits are
     summed as bytes (their ASCII codes) and the codes of nine zeros taken off once."""
     codes = digits.encode("ascii")
-    first = sum(map(operator.mul, codes, _CPF_WEIGHTS)) - _ZERO * sum(_CPF_WEIGHTS)  # map stops at 9
+    first = sum(map(operator.mul, codes, _CPF_WEIGHTS)) - _CPF_OFFSET  # map stops at the 9 weights
     d1 = (11 - first) % 11 % 10
-    second = first + sum(codes[:9]) - _ZERO * 9 + 2 * d1  # the second weights are the first plus one
+    second = first + sum(codes[:9]) - _CPF_SECOND_OFFSET + 2 * d1  # the second weights: the first plus one
     d2 = (11 - second) % 11 % 10
     return codes[9] - _ZERO == d1 and codes[10] - _ZERO == d2
 
@@ -68,16 +70,17 @@ def _is_valid_compact_cnpj(chars: str) -> bool:
 
 
 _CNPJ_WEIGHTS = (5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)
-_CNPJ_SECOND_WEIGHTS = (6, *_CNPJ_WEIGHTS)
+_CNPJ_SECOND_WEIGHTS = (6, *_CNPJ_WEIGHTS[:11])  # for the 12 base characters; the first check digit weighs 2
+_CNPJ_OFFSET, _CNPJ_SECOND_OFFSET = _ZERO * sum(_CNPJ_WEIGHTS), _ZERO * sum(_CNPJ_SECOND_WEIGHTS)
 
 
 def _cnpj_check_digits_match(chars: str) -> bool:
     """stdnum's CNPJ arithmetic (a letter counts as its ASCII code minus 48) on 14 upper-case ASCII
     characters, the last two digits; a property test holds the two equal."""
     codes = chars.encode("ascii")
-    first = sum(map(operator.mul, codes, _CNPJ_WEIGHTS)) - _ZERO * sum(_CNPJ_WEIGHTS)
+    first = sum(map(operator.mul, codes, _CNPJ_WEIGHTS)) - _CNPJ_OFFSET
     d1 = (11 - first) % 11 % 10
-    second = sum(map(operator.mul, codes, _CNPJ_SECOND_WEIGHTS[:12])) - _ZERO * sum(_CNPJ_SECOND_WEIGHTS[:12])
+    second = sum(map(operator.mul, codes, _CNPJ_SECOND_WEIGHTS)) - _CNPJ_SECOND_OFFSET
     d2 = (11 - second - 2 * d1) % 11 % 10
     return codes[12] - _ZERO == d1 and codes[13] - _ZERO == d2
 
