@@ -36,8 +36,16 @@ def open_connector(tenant: TenantConfig, key: str, *, store: Store | None = None
         kwargs["budget"] = shared_budget(store)
     try:
         spec = load_spec(config.spec)
-        if config.rate_limit and isinstance(spec, HttpConnectorSpec):
-            spec = spec.model_copy(update={"rate_limit": RateLimit(**config.rate_limit)})
+        if isinstance(spec, HttpConnectorSpec):
+            update: dict[str, Any] = {}
+            if config.rate_limit:
+                update["rate_limit"] = RateLimit(**config.rate_limit)
+            if config.file_hosts:
+                update["file_hosts"] = [*spec.file_hosts, *config.file_hosts]
+            if config.max_download_bytes:
+                update["max_download_bytes"] = config.max_download_bytes
+            if update:
+                spec = spec.model_copy(update=update)
         return Connector.open(spec, values=config.values, secrets=secrets, tenant=tenant.id, **kwargs)
     except ConfigurationError as exc:
         raise exc.context(tenant=tenant.id) from None

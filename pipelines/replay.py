@@ -2,6 +2,10 @@
 
 The source is re-read (reads are truth), so a record fixed in Sienge or the CRM replays with its new
 content, and a record that fails again keeps one open dead letter with the new reason.
+
+Every flow that writes dead letters has its replayer in :data:`REPLAYERS`, one explicit table (a test
+holds it equal to the flows that write dead letters). A replayer is named by its module so the CLI
+imports only the flow it replays.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from pipelines.connections import open_connector
 from pipelines.store import deadletters
 from pipelines.store.db import Store
 from pipelines.store.models import DeadLetter
-from ponte.errors import ConfigurationError
+from ponte.errors import ConfigurationError, PonteError
 from schemas.tenant import load_tenant
+
+Replayer = Callable[[Store, DeadLetter, str | None], None]
 
 
 @dataclass
@@ -26,10 +32,16 @@ class ReplayOutcome:
     reason: str | None = None
 
 
-def _replay_import(store: Store, letter: DeadLetter, run_id: str | None) -> None:
+def replay_import(store: Store, letter: DeadLetter, run_id: str | None) -> None:
     from pipelines.imports.flow import ImportRequest, run_import
+    from pipelines.imports.report import ENTITIES
 
     entity, _, record_id = letter.record_key.partition(":")
+    if entity not in ENTITIES or not record_id:
+        raise ConfigurationError(
+            f"unknown import dead letter {letter.record_key!r}",
+            hint=f"import dead letters are <entity>:<Sienge id>, entity one of {', '.join(ENTITIES)}",
+        )
     tenant = load_tenant(letter.tenant)
     with (
         open_connector(tenant, "sienge", store=store) as sienge,
@@ -38,33 +50,37 @@ def _replay_import(store: Store, letter: DeadLetter, run_id: str | None) -> None
         run_import(store, tenant, sienge, cvcrm, ImportRequest(ids={entity: [record_id]}, run_id=run_id))
 
 
-REPLAYERS: dict[str, Callable[[Store, DeadLetter, str | None], None]] = {"import": _replay_import}
+#: flow -> "module:function" of its replayer; every flow that writes dead letters is here
+REPLAYERS: dict[str, str] = {
+    "import": "pipelines.replay:replay_import",
+    "dispatch": "pipelines.dispatch.flow:replay_dispatch",
+    "backsync": "pipelines.backsync.replay:replay_backsync",
+    "assistance": "pipelines.assistance.replay:replay_assistance",
+}
 
 
-def register_replayer(flow: str, replayer: Callable[[Store, DeadLetter, str | None], None]) -> None:
-    REPLAYERS[flow] = replayer
-
-
-#: flows that register their replayer when imported
-FLOW_PACKAGES = ("pipelines.assistance", "pipelines.dispatch", "pipelines.backsync")
-
-
-def _load_flow_replayers() -> None:
-    for package in FLOW_PACKAGES:
-        try:
-            importlib.import_module(package)
-        except ModuleNotFoundError as exc:
-            if exc.name != package:
-                raise
+def replayer_for(flow: str) -> Replayer | None:
+    target = REPLAYERS.get(flow)
+    if target is None:
+        return None
+    module, _, name = target.partition(":")
+    replayer: Replayer = getattr(importlib.import_module(module), name)
+    return replayer
 
 
 def replay(store: Store, letter: DeadLetter, run_id: str | None = None) -> ReplayOutcome:
-    if letter.flow not in REPLAYERS:
-        _load_flow_replayers()
-    replayer = REPLAYERS.get(letter.flow)
+    """Run ``letter``'s record through its flow again. Never raises for a Ponte error: a replay that
+    fails (again, or before it could start) comes back unresolved with the reason."""
+    replayer = replayer_for(letter.flow)
     if replayer is None:
-        raise ConfigurationError(f"no replay for flow {letter.flow!r}", hint=f"flows: {', '.join(REPLAYERS)}")
-    replayer(store, letter, run_id)
+        return ReplayOutcome(
+            letter.id, letter.record_key, False,
+            f"no replay for flow {letter.flow!r} (flows that replay: {', '.join(REPLAYERS)})",
+        )
+    try:
+        replayer(store, letter, run_id)
+    except PonteError as exc:
+        return ReplayOutcome(letter.id, letter.record_key, False, str(exc))
     still_open = [
         d
         for d in deadletters.list_open(store, letter.tenant, letter.flow)

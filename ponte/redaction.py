@@ -4,17 +4,33 @@ LGPD treats CPF/CNPJ, e-mail and phone as personal data; tokens and passwords ar
 are built from records all day long, so masking cannot rely on every caller remembering: the logging
 setup runs every line through :func:`redact`. Masks keep just enough (last digits, first letter, the
 e-mail domain) for an operator to tell two records apart.
+
+Three tools, for three shapes of data:
+
+- :func:`redact` masks free text by pattern (what a value *looks like*): log lines, error messages.
+- :func:`mask_record` masks structured data by field (what a key *says it holds*), at any depth and
+  whatever the value looks like: a malformed e-mail under ``email`` is still an e-mail. Dead-letter
+  payloads are shown through it.
+- :func:`redact_url` masks the credentials and capabilities of a URL or a request path: a file link
+  whose random token alone downloads a contract, a signature in the query.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import threading
+import unicodedata
+from collections.abc import Callable
+from typing import Any
 
 from stdnum.br import cnpj as _cnpj
+from stdnum.br import cpf as _cpf
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
+
+MASK = "***"
 
 
 def register_secret(value: str | None) -> None:
@@ -26,12 +42,12 @@ def register_secret(value: str | None) -> None:
 
 def mask_cpf(value: str) -> str:
     digits = re.sub(r"\D", "", value)
-    return f"***.***.***-{digits[-2:]}" if len(digits) == 11 else "***"
+    return f"***.***.***-{digits[-2:]}" if len(digits) == 11 else MASK
 
 
 def mask_cnpj(value: str) -> str:
     chars = re.sub(r"[^0-9A-Za-z]", "", value)
-    return f"**.***.***/****-{chars[-2:]}" if len(chars) == 14 else "***"
+    return f"**.***.***/****-{chars[-2:]}" if len(chars) == 14 else MASK
 
 
 def mask_document(value: str) -> str:
@@ -40,35 +56,174 @@ def mask_document(value: str) -> str:
 
 
 def mask_email(value: str) -> str:
-    local, _, domain = value.partition("@")
-    return f"{local[:1]}***@{domain}" if domain else "***"
+    """``m***@example.com``; the local part goes whatever it looks like (``a@@b.com`` included)."""
+    local, _, domain = value.rpartition("@")
+    first = local.strip().lstrip("@<\"'")[:1]
+    return f"{first or '*'}***@{domain.strip()}" if local and domain.strip() else MASK
 
 
 def mask_phone(value: str) -> str:
     digits = re.sub(r"\D", "", value)
-    return f"+{'*' * max(len(digits) - 2, 3)}{digits[-2:]}" if digits else "***"
+    return f"+{'*' * max(len(digits) - 2, 3)}{digits[-2:]}" if digits else MASK
 
+
+def mask_name(value: str) -> str:
+    """First name and initials ("Maria A. d. S."): enough to recognise oneself, not to profile."""
+    first, *rest = value.split() or [""]
+    return " ".join([first, *(f"{part[0]}." for part in rest)]) if first else MASK
+
+
+def mask_link(value: str) -> str:
+    """A link whose path or query may be a capability: the origin stays, the rest goes."""
+    match = re.match(r"\s*([A-Za-z][A-Za-z0-9+.-]*://)([^/?#\s]*)(.*)", value, re.S)
+    if not match:
+        return MASK
+    scheme, authority, rest = match.groups()
+    host = authority.rpartition("@")[2]  # user info is a credential
+    return f"{scheme}{host}/{MASK}" if rest.strip("/") else f"{scheme}{host}"
+
+
+# ------------------------------------------------------------------------------------ URLs and paths
+
+#: path segments after which everything is a capability (a file token, a shared link)
+TOKEN_SEGMENTS = frozenset({
+    "files", "file", "download", "downloads", "arquivo", "arquivos", "token", "tokens", "share", "shared",
+    "secret", "secrets",
+})
+_QUERY_SECRET_PARTS = frozenset({
+    "token", "key", "secret", "password", "passwd", "senha", "signature", "sig", "auth", "credential",
+    "credentials", "apikey", "otp", "hmac", "assinatura", "chave",
+})
+_QUERY_SECRET_WORDS = re.compile(r"token|secret|passw|senha|signature|apikey|api_key|credential|hmac", re.I)
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_HEX_TOKEN = re.compile(r"[0-9a-fA-F]{24,}")
+_B64_TOKEN = re.compile(r"[A-Za-z0-9_-]{20,}={0,2}")
+
+
+def looks_random(value: str) -> bool:
+    """Whether a URL part looks like a generated token (hex digest, base64url) rather than a word or id.
+
+    UUIDs with their dashes (envelope and account ids), numbers, slugs (``contratos-assinados``,
+    ``customer_to_person_v2``) and file names do not: they name things, they do not open them.
+    """
+    if len(value) < 20 or _UUID.fullmatch(value) or value.isdigit():
+        return False
+    if _HEX_TOKEN.fullmatch(value):
+        return any(c.isalpha() for c in value)
+    if not _B64_TOKEN.fullmatch(value):
+        return False
+    digits = sum(c.isdigit() for c in value)
+    upper = sum(c.isupper() for c in value)
+    lower = sum(c.islower() for c in value)
+    if digits >= 2 and upper >= 2 and lower >= 2:  # mixed case with digits: base64 / base62
+        return True
+    plain = value.replace("-", "").replace("_", "")
+    return len(plain) >= 24 and plain.isalnum() and digits >= 6 and upper + lower >= 6
+
+
+def _secret_param(name: str) -> bool:
+    lowered = name.lower()
+    parts = set(re.split(r"[^a-z0-9]+", lowered))
+    return bool(parts & _QUERY_SECRET_PARTS) or bool(_QUERY_SECRET_WORDS.search(lowered))
+
+
+def redact_url(url: str) -> str:
+    """``url`` (absolute, or a path with its query) with its credentials and capabilities masked.
+
+    Masked: user info; every path segment after a token-bearing one (``/files/<token>``); any segment
+    that looks generated (:func:`looks_random`); query values whose name says secret (``token``,
+    ``signature``, ``sig``, ``X-Amz-Signature``, ``key``...) or that look generated. Everything else
+    is kept as written (nothing is re-encoded), so the line still says which endpoint was called.
+    """
+    if not url:
+        return url
+    text = str(url)
+    prefix = ""
+    match = re.match(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)", text)
+    if match:
+        authority = match.group(2)
+        if "@" in authority:  # user info: the user names an account, the password opens it
+            user, _, host = authority.rpartition("@")
+            authority = f"{user.partition(':')[0]}{':' + MASK if ':' in user else ''}@{host}"
+        prefix, text = match.group(1) + authority, text[match.end():]
+    path, hash_mark, fragment = text.partition("#")
+    path, question, query = path.partition("?")
+    segments = path.split("/")
+    masked: list[str] = []
+    after_token = False
+    for segment in segments:
+        if after_token and segment:
+            masked.append(MASK)
+            continue
+        masked.append(MASK if looks_random(segment) else segment)
+        if segment.lower() in TOKEN_SEGMENTS:
+            after_token = True
+    out = prefix + "/".join(masked)
+    if question:
+        pairs = []
+        for pair in query.split("&"):
+            name, eq, value = pair.partition("=")
+            if eq and value and (_secret_param(name) or looks_random(value)):
+                value = MASK
+            pairs.append(f"{name}{eq}{value}")
+        out += "?" + "&".join(pairs)
+    if hash_mark:
+        out += "#" + (MASK if fragment and (looks_random(fragment) or "=" in fragment) else fragment)
+    return out
+
+
+# ----------------------------------------------------------------------------------- free text
 
 _SECRET_KEYS = (
     r"authorization|x-api-key|api[_-]?key|access[_-]?token|refresh[_-]?token|client[_-]?secret|"
     r"password|passwd|senha|secret|token|signature|content-hmac|x-hub-signature-256|"
     r"x-docusign-signature-\d+"
 )
+#: "field credentials.password: <message>" (how PonteError names a field): a label, not key=value
+_FIELD_LABEL = re.compile(r"\bfields?\s+[\w.\[\]=*-]*$", re.I)
+_PHONE_WORDS = re.compile(r"(?:phone|fone|celular|cel|whats\w*|mobile|tel)\W{0,3}$", re.I)
 
-_PATTERNS: list[tuple[re.Pattern[str], object]] = [
-    # Authorization schemes first, so the token after "Bearer" is masked whatever precedes it.
-    (re.compile(r"\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{6,}", re.I), lambda m: f"{m.group(1)} ***"),
+
+def _key_value(match: re.Match[str]) -> str:
+    if _FIELD_LABEL.search(match.string, max(0, match.start() - 120), match.start()):
+        return match.group(0)
+    return f"{match.group('key')}{match.group('q')}{MASK}"
+
+
+def _auth_scheme(match: re.Match[str]) -> str:
+    scheme, value = match.group(1), match.group(2)
+    # "Token" is also an ordinary word ("token expired"): only a credential-looking value follows it
+    if scheme.lower() == "token" and not re.search(r"[\d._~+/=-]", value):
+        return match.group(0)
+    return f"{scheme} {MASK}"
+
+
+def _eleven_digits(match: re.Match[str]) -> str:
+    """CPF or mobile phone: check digits and the words before decide (both are masked either way)."""
+    digits = match.group(0)
+    before = match.string[max(0, match.start() - 24):match.start()]
+    phone_shaped = digits[0] != "0" and digits[1] != "0" and digits[2] == "9"
+    if phone_shaped and (_PHONE_WORDS.search(before) or not _cpf.is_valid(digits)):
+        return mask_phone(digits)
+    return mask_cpf(digits)
+
+
+_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    # URLs first: their tokens and signatures go before any other pattern splits them.
+    (re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>`]+"), lambda m: redact_url(m.group(0))),
+    # Authorization schemes, so the token after "Bearer" is masked whatever precedes it.
+    (re.compile(r"\b(Bearer|Basic|Token)\s+([A-Za-z0-9._~+/=-]{6,})", re.I), _auth_scheme),
     # key=value / "key": "value" / key: value
     (
         re.compile(
             rf"""(?P<key>["']?(?:{_SECRET_KEYS})["']?\s*[:=]\s*)(?P<q>["']?)(?P<val>[^\s"',;&}}]+)""",
             re.I,
         ),
-        lambda m: f"{m.group('key')}{m.group('q')}***",
+        _key_value,
     ),
-    # E-mail addresses.
+    # E-mail addresses, malformed ones too (a doubled @).
     (
-        re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\b"),
+        re.compile(r"\b[A-Za-z0-9._%+-]+@+[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\b"),
         lambda m: mask_email(m.group(0)),
     ),
     # Formatted CNPJ, numeric or alphanumeric (12.ABC.345/01DE-35).
@@ -85,7 +240,7 @@ _PATTERNS: list[tuple[re.Pattern[str], object]] = [
     ),
     # Bare 14 digits (CNPJ) and 10-13 digits (CPF, phones with area code): masked whatever they are.
     (re.compile(r"(?<![\w*])\d{14}(?!\w)"), lambda m: mask_cnpj(m.group(0))),
-    (re.compile(r"(?<![\w*])\d{11}(?!\w)"), lambda m: mask_cpf(m.group(0))),
+    (re.compile(r"(?<![\w*])\d{11}(?!\w)"), _eleven_digits),
     (re.compile(r"(?<![\w*])(?:\d{10}|\d{12,13})(?!\w)"), lambda m: mask_phone(m.group(0))),
     # Bare alphanumeric CNPJ: only when its check digits are right (random ids look alike).
     (
@@ -103,7 +258,107 @@ def redact(text: str) -> str:
         secrets = sorted(_secrets, key=len, reverse=True)
     for secret in secrets:
         if secret in text:
-            text = text.replace(secret, "***")
+            text = text.replace(secret, MASK)
     for pattern, replace in _PATTERNS:
-        text = pattern.sub(replace, text)  # type: ignore[arg-type]
+        text = pattern.sub(replace, text)
     return text
+
+
+# ----------------------------------------------------------------------------- structured data
+
+_NAME_KEYS = frozenset({
+    "nome", "name", "nomecompleto", "fullname", "firstname", "lastname", "surname", "sobrenome",
+    "primeironome", "ultimonome", "nomesocial", "socialname", "contactname", "nomecontato", "nomeconjuge",
+    "conjugenome", "spousename", "mothername", "nomemae", "nomedamae", "fathername", "nomepai",
+    "nomedopai", "signername", "nomesignatario", "recipientname", "displayname", "personname",
+    "customername", "clientname", "clientename", "nomecliente", "nomepessoa", "pessoanome",
+    "nomeresponsavel", "responsavelnome", "nomecorretor", "corretornome",
+})
+_DOCUMENT_KEYS = frozenset({
+    "doc", "docs", "rg", "taxid", "nationalid", "passport", "passaporte", "identidade", "identitycard",
+    "numberidentitycard", "ssn", "nif",
+})
+_DOCUMENT_KEY = re.compile(r"(?:numero|num|nro)?(?:documento?s?|doc)(?:numero|number|num|nro|valor|value)?")
+_SECRET_KEY = re.compile(
+    r"passw|senha|secret|token|apikey|accesskey|privatekey|authorization|signature|hmac|credential|cookie|"
+    r"verificationcode|codigoverificacao|^otp|otp$|^pin$|^cvv$"
+)
+_PHONE_KEY = re.compile(r"phone|fone|celular|whatsapp|mobile|^tel$|^cel$|^fax$|telefax")
+_EMAIL_KEY = re.compile(r"email|^mail$|^mails$|mail$|^correio")
+_LINK_KEY = re.compile(r"^(?:links?|urls?|hrefs?|uris?)$|(?:link|url|uri|href)s?$")
+
+
+def _normal_key(key: str) -> str:
+    text = unicodedata.normalize("NFKD", str(key))
+    return re.sub(r"[^a-z0-9]", "", "".join(c for c in text if not unicodedata.combining(c)).lower())
+
+
+def field_kind(key: Any) -> str | None:
+    """What personal data or secret a field holds, by its name: ``secret``, ``email``, ``phone``,
+    ``document``, ``name``, ``link``, or None for anything else."""
+    k = _normal_key(str(key))
+    if not k:
+        return None
+    if _SECRET_KEY.search(k):
+        return "secret"
+    if _EMAIL_KEY.search(k):
+        return "email"
+    if _PHONE_KEY.search(k):
+        return "phone"
+    if "cpf" in k or "cnpj" in k or k in _DOCUMENT_KEYS or _DOCUMENT_KEY.fullmatch(k):
+        return "document"
+    if k in _NAME_KEYS:
+        return "name"
+    if _LINK_KEY.search(k):
+        return "link"
+    return None
+
+
+_MASKERS: dict[str, Callable[[str], str]] = {
+    "secret": lambda _value: MASK,
+    "email": mask_email,
+    "phone": mask_phone,
+    "document": lambda value: mask_document(value) if value.strip() else MASK,
+    "name": mask_name,
+    "link": mask_link,
+}
+
+
+def mask_value(kind: str, value: Any) -> Any:
+    """``value`` masked as a ``kind`` field (see :func:`field_kind`), whatever it looks like."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, dict | list | tuple):
+        return mask_record(value, kind=kind)
+    text = str(value)
+    return _MASKERS[kind](text) if text.strip() else text
+
+
+def mask_record(data: Any, *, kind: str | None = None, keep: frozenset[str] | set[str] = frozenset()) -> Any:
+    """A copy of ``data`` (dicts and lists at any depth) with each personal or secret field masked by
+    its key, whatever its value looks like; under such a key everything below is masked too. Other
+    text is masked by pattern (:func:`redact`), and a string holding JSON is masked inside.
+
+    ``kind`` masks all of ``data`` as that kind; ``keep`` names kinds not to mask by key (``{"name"}``
+    where names are what the reader checks, as in `ponte mapping test`).
+    """
+    if isinstance(data, dict):
+        out = {}
+        for key, value in data.items():
+            found = field_kind(key)
+            out[key] = mask_record(value, kind=kind if found is None or found in keep else found, keep=keep)
+        return out
+    if isinstance(data, list | tuple):
+        return [mask_record(item, kind=kind, keep=keep) for item in data]
+    if kind is not None:
+        return mask_value(kind, data)
+    if not isinstance(data, str):
+        return data
+    if data[:1] in "{[" and data[-1:] in "}]":
+        try:
+            inner = json.loads(data)
+        except ValueError:
+            inner = None
+        if isinstance(inner, dict | list):
+            return json.dumps(mask_record(inner, keep=keep), ensure_ascii=False)
+    return redact(data)

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: where a connector may download a file from (connector specs' and tenants' ``file_hosts``): a host
+#: pattern, HTTPS only (``*.docusign.net``), or an exact origin (``http://127.0.0.1:8080``)
+FileHost = Annotated[
+    str,
+    Field(pattern=r"^(?:\*\.)?[a-z0-9.-]+$|^https?://[a-z0-9.-]+(?::[0-9]{1,5})?$", max_length=253),
+]
 
 
 class ConfigModel(BaseModel):

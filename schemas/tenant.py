@@ -21,7 +21,7 @@ from ponte import settings
 from ponte.errors import ConfigurationError
 from ponte.redaction import register_secret
 from ponte.yamlfile import load_yaml, parse_model
-from schemas.base import ConfigModel
+from schemas.base import ConfigModel, FileHost
 from schemas.emails import EmailAddress
 
 TENANT_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -66,6 +66,18 @@ class TenantConnector(ConfigModel):
             "Overrides the spec's request budget for this tenant (e.g. the Sienge daily quota of the "
             "package the developer bought: {per_day: 30000})."
         ),
+    )
+
+    file_hosts: list[FileHost] = Field(
+        default_factory=list,
+        description=(
+            "More places files may be downloaded from for this tenant, added to the spec's file_hosts "
+            "(e.g. the storage host a CRM's file links redirect to): host patterns, HTTPS only "
+            "(`*.example-storage.com`), or exact origins (`https://files.example.com:8443`)."
+        ),
+    )
+    max_download_bytes: int | None = Field(
+        None, gt=0, description="Overrides the spec's largest download for this tenant (bytes)."
     )
 
     @field_validator("rate_limit")

@@ -4,6 +4,7 @@ from connectors.runtime.client import ActionResult, CheckResult, Connector
 from connectors.runtime.errors import (
     AmbiguousWriteError,
     ConnectionFailed,
+    ForeignHostError,
     HttpAuthError,
     HttpConflictError,
     HttpDataError,
@@ -14,10 +15,12 @@ from connectors.runtime.errors import (
     MalformedDeliveryError,
     MissingSignatureError,
     RequestInfo,
+    ResponseTooLargeError,
     SignatureMismatchError,
     StaleDeliveryError,
     UnexpectedStatusError,
     WebhookAuthError,
+    host_of,
 )
 from connectors.runtime.ratelimit import Bucket, InMemoryRateBudget, RateBudget
 from connectors.runtime.webhooks import WebhookDelivery
@@ -29,6 +32,7 @@ __all__ = [
     "CheckResult",
     "ConnectionFailed",
     "Connector",
+    "ForeignHostError",
     "HttpAuthError",
     "HttpConflictError",
     "HttpDataError",
@@ -41,9 +45,11 @@ __all__ = [
     "MissingSignatureError",
     "RateBudget",
     "RequestInfo",
+    "ResponseTooLargeError",
     "SignatureMismatchError",
     "StaleDeliveryError",
     "UnexpectedStatusError",
     "WebhookAuthError",
     "WebhookDelivery",
+    "host_of",
 ]

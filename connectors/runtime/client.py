@@ -8,6 +8,7 @@ sends (``api_calls``) so pipelines can report the budget they used.
 from __future__ import annotations
 
 import base64
+import fnmatch
 import json
 import logging
 import math
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import orjson
@@ -26,13 +27,16 @@ from connectors.runtime.auth import AuthContext, AuthStrategy, build_auth, dig
 from connectors.runtime.errors import (
     AmbiguousWriteError,
     ConnectionFailed,
+    ForeignHostError,
     HttpAuthError,
     HttpConflictError,
     HttpError,
     HttpRateLimitedError,
+    ResponseTooLargeError,
     UnexpectedStatusError,
     from_response,
     from_transport,
+    host_of,
 )
 from connectors.runtime.paginators import paginator_for
 from connectors.runtime.ratelimit import InMemoryRateBudget, Limiter, RateBudget, buckets_for
@@ -43,7 +47,7 @@ from connectors.spec.loader import load_spec
 from connectors.spec.templates import render, render_string
 from ponte.errors import ConfigurationError, DataError, PonteError
 from ponte.logging import get_logger
-from ponte.redaction import register_secret
+from ponte.redaction import redact_url, register_secret
 
 log = get_logger("connectors.runtime")
 # httpx logs every request at INFO with its full URL (query keys included); Ponte logs its own line at
@@ -121,6 +125,24 @@ class _HttpClient(httpx.Client):
         return headers
 
 
+#: redirect hops followed per request (each one's host checked)
+_MAX_REDIRECTS = 5
+#: how much of an error answer is read (for its excerpt)
+_ERROR_BODY_BYTES = 64 * 1024
+
+
+def _origin(scheme: str, host: str, port: int | None) -> tuple[str, str, int]:
+    return scheme.lower(), host.lower(), port or (443 if scheme.lower() == "https" else 80)
+
+
+def _origin_of(url: str) -> tuple[str, str, int] | None:
+    try:
+        parts = urlsplit(url)
+        return _origin(parts.scheme, parts.hostname or "", parts.port) if parts.hostname else None
+    except ValueError:
+        return None
+
+
 def _with_query(url: str, query: Mapping[str, Any] | None) -> httpx.URL:
     """``url`` with ``query`` added to the query it already has (httpx would replace it, even with {})."""
     target = httpx.URL(url)
@@ -151,6 +173,7 @@ class Connector:
         self.api_calls = 0
         self._sleep = sleep
         self.base_url = str(self._render_config(spec.base_url, "base_url", quote_values=False)).rstrip("/")
+        self._origin = _origin_of(self.base_url)
         headers = {k: str(v) for k, v in self._render_config(spec.headers, "headers").items()}
         t = spec.timeouts
         self._http = _HttpClient(
@@ -158,7 +181,7 @@ class Connector:
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
             headers=headers,
             transport=transport,
-            follow_redirects=True,
+            follow_redirects=False,  # _follow takes each hop itself, after checking its host
         )
         self.limiter = Limiter(
             budget or _PROCESS_BUDGET, buckets_for(spec.rate_limit, f"{tenant}:{spec.name}"), sleep=sleep
@@ -246,30 +269,92 @@ class Connector:
 
     def _transmit(
         self, request: httpx.Request, *, authenticate: bool = True, raise_for_status: bool = True,
-        ok: list[int] | None = None, auth: str | None = None,
+        ok: list[int] | None = None, auth: str | None = None, max_bytes: int | None = None,
     ) -> httpx.Response:
-        """One request on the wire (plus one re-login after a 401 for token strategies)."""
+        """One request on the wire (plus one re-login after a 401 for token strategies).
+
+        Redirects are followed here, one hop at a time, only to hosts the connector allows
+        (:meth:`allows`); a hop to another origin carries no credentials. With ``max_bytes`` the body is
+        read while it streams and refused past that size.
+        """
         strategy = self._auth(auth) if authenticate else None
         for refreshed in (False, True):
             if strategy is not None:
                 strategy.apply(request)
-            self.limiter.acquire()
-            self.api_calls += 1
-            started = time.monotonic()
-            try:
-                response = self._http.send(request)
-            except httpx.TransportError as exc:
-                raise from_transport(exc, request, source=self.name).context(tenant=self.tenant) from None
-            log.debug("%s %s %s -> %s in %.0f ms", self.name, request.method, request.url.path,
-                      response.status_code, (time.monotonic() - started) * 1000)
+            response = self._follow(request)
             if response.status_code == 401 and strategy is not None and not refreshed and strategy.invalidate():
                 response.close()
                 continue
             break
         if raise_for_status and (response.status_code >= 400 or (ok and response.status_code not in ok)):
-            response.read()
+            self._read_capped(response, _ERROR_BODY_BYTES, truncate=True)
             raise from_response(response, source=self.name).context(tenant=self.tenant)
+        self._read_capped(response, max_bytes)
         return response
+
+    def _follow(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request``; follow its redirects while each hop's host is allowed. Returns unread."""
+        for hop in range(_MAX_REDIRECTS + 1):
+            self.limiter.acquire()
+            self.api_calls += 1
+            started = time.monotonic()
+            try:
+                response = self._http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                raise from_transport(exc, request, source=self.name).context(tenant=self.tenant) from None
+            log.debug("%s %s %s -> %s in %.0f ms", self.name, request.method, redact_url(request.url.path),
+                      response.status_code, (time.monotonic() - started) * 1000)
+            following = response.next_request
+            if following is None or not response.has_redirect_location:
+                return response
+            response.close()
+            target = str(following.url)
+            if not self.allows(target):
+                raise ForeignHostError(
+                    f"{request.method} {host_of(str(request.url))} redirected to "
+                    f"{host_of(target)}, which is not one of {self.name}'s hosts; nothing was fetched from there",
+                    source=self.name,
+                    tenant=self.tenant,
+                    hint=f"if {host_of(target)} is a legitimate file host of {self.name}, add it to the "
+                    "tenant connector's file_hosts",
+                    details={"host": host_of(target), "hop": hop + 1},
+                )
+            request = following
+        raise UnexpectedStatusError(
+            f"more than {_MAX_REDIRECTS} redirects from {host_of(str(request.url))}",
+            source=self.name,
+            tenant=self.tenant,
+        )
+
+    def _read_capped(self, response: httpx.Response, limit: int | None, *, truncate: bool = False) -> None:
+        """Read the body, at most ``limit`` bytes: past it the transfer stops and the record is refused
+        (or, for an error answer, the excerpt is cut). Nothing larger is ever held in memory."""
+        declared = response.headers.get("content-length", "")
+        too_big = limit is not None and declared.isdigit() and int(declared) > limit
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            if not too_big:
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if limit is not None and size > limit:
+                        too_big = True
+                        break
+                    chunks.append(chunk)
+        except httpx.TransportError as exc:
+            raise from_transport(exc, response.request, source=self.name).context(tenant=self.tenant) from None
+        finally:
+            response.close()
+        if too_big and not truncate:
+            raise ResponseTooLargeError(
+                f"the file at {host_of(str(response.request.url))} is larger than the "
+                f"{limit:,} bytes allowed; the transfer was stopped",
+                source=self.name,
+                tenant=self.tenant,
+                hint="if the file is legitimate, raise max_download_bytes on the tenant's connector",
+                details={"limit": limit},
+            )
+        response._content = b"".join(chunks)  # what .content returns from now on
 
     def _request(
         self,
@@ -279,6 +364,8 @@ class Connector:
         safe_to_repeat: bool = True,
         lookup: Callable[[], ActionResult | None] | None = None,
         auth: str | None = None,
+        authenticated: bool = True,
+        max_bytes: int | None = None,
     ) -> httpx.Response | ActionResult:
         """Send with retries. A write that is not safe to repeat is sent again only when the first try
         provably never reached the server, the server refused it (429), or ``lookup`` found nothing."""
@@ -309,7 +396,8 @@ class Connector:
                         if found is not None:
                             log.info("%s: the earlier attempt had created the object; not creating again", self.name)
                             return found
-                    return self._transmit(request_factory(), ok=ok, auth=auth)
+                    return self._transmit(request_factory(), ok=ok, auth=auth, authenticate=authenticated,
+                                          max_bytes=max_bytes)
         except HttpError as exc:
             if not safe_to_repeat and lookup is None and is_retryable(exc, self.spec.retry) and not (
                 isinstance(exc, HttpRateLimitedError)
@@ -554,7 +642,8 @@ class Connector:
         safe = spec.is_idempotent or bool(idempotency_key and spec.idempotency_header)
         try:
             outcome = self._request(lambda: self._build(spec, record, idempotency_key), ok=spec.expect,
-                                    safe_to_repeat=safe, lookup=None if safe else lookup, auth=spec.auth)
+                                    safe_to_repeat=safe, lookup=None if safe else lookup, auth=spec.auth,
+                                    max_bytes=self.spec.max_download_bytes if spec.response == "binary" else None)
         except HttpConflictError:
             # "already exists" (e.g. CV CRM's 409 on a known idreserva_int): return the object we made
             found = lookup() if lookup is not None else None
@@ -579,6 +668,64 @@ class Connector:
             raise ConfigurationError(f"action {action} is not a download (response: binary)")
         content = self.call(action, params).content
         return content or b""
+
+    def allows(self, url: str) -> bool:
+        """Whether a file may be fetched from ``url`` (or a redirect may lead there) for this connector.
+
+        The connector's own origin (scheme, host and port of its base URL) passes; so does an origin or,
+        over HTTPS, a host pattern listed in the spec's and the tenant's ``file_hosts``. A URL with
+        user info never passes.
+        """
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            return False
+        if parts.username or parts.password or not parts.hostname or parts.scheme not in ("http", "https"):
+            return False
+        origin = _origin(parts.scheme, parts.hostname, port)
+        if origin == self._origin:
+            return True
+        host = parts.hostname.lower()
+        for pattern in self.spec.file_hosts:
+            if "://" in pattern:
+                if origin == _origin_of(pattern):
+                    return True
+            elif parts.scheme == "https" and port in (None, 443) and fnmatch.fnmatchcase(host, pattern):
+                return True
+        return False
+
+    def fetch_url(self, url: str, *, what: str = "file", credentials: bool | None = None) -> bytes:
+        """Download the file at an absolute ``url`` named in a payload (a signed PDF, an attachment).
+
+        The one way Ponte fetches a URL it was given: the host must pass :meth:`allows` before anything
+        is sent, and so must every redirect hop; the connector's credentials go only where
+        ``credentials`` says (default: only to its own origin) and never across a redirect to another
+        origin; the body is counted while it streams and refused past ``max_download_bytes``; the call
+        is counted in the rate budget, retried and classified like every other call (a 429 or a 5xx is
+        transient, a 4xx is the record's problem). ``what`` names the file in messages.
+        """
+        if not self.allows(url):
+            others = ", ".join(self.spec.file_hosts)
+            raise ForeignHostError(
+                f"refusing to download the {what} from {host_of(url)}: not a {self.name} host "
+                f"(allowed: {host_of(self.base_url)}{', ' + others if others else ''}); nothing was fetched",
+                source=self.name,
+                tenant=self.tenant,
+                hint=f"if {host_of(url)} is a legitimate file host of {self.name}, add it to the tenant "
+                "connector's file_hosts",
+                details={"host": host_of(url)},
+            )
+        send_credentials = credentials if credentials is not None else _origin_of(url) == self._origin
+        if send_credentials:
+            factory = lambda: self._http.build_request("GET", url)  # noqa: E731
+        else:  # not even the spec's static headers, which may carry tokens (CV CRM's email/token)
+            factory = lambda: httpx.Request("GET", url)  # noqa: E731
+        response = self._request(
+            factory, authenticated=send_credentials, max_bytes=self.spec.max_download_bytes
+        )
+        assert isinstance(response, httpx.Response)
+        return response.content
 
     # ---------------------------------------------------------------------------------------- webhooks
 

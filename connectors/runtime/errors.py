@@ -39,6 +39,18 @@ def redact_url(url: str | httpx.URL) -> str:
     return redact(urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="*"), "")))
 
 
+def host_of(url: str) -> str:
+    """``host[:port]`` of a URL for messages (never the path or query, which may carry tokens)."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "an unreadable URL"
+    if not host:
+        return "a URL without a host"
+    return f"{host}:{port}" if port else host
+
+
 def redact_headers(headers: httpx.Headers | dict[str, str]) -> dict[str, str]:
     return {
         k: "***" if any(s in k.lower() for s in _SECRET_HEADERS) else redact(v) for k, v in headers.items()
@@ -132,6 +144,14 @@ class AmbiguousWriteError(HttpError, TransientError):
     """
 
     retryable = False
+
+
+class ForeignHostError(DataError):
+    """A URL (or a redirect hop) leads outside the connector's hosts: nothing is sent there."""
+
+
+class ResponseTooLargeError(DataError):
+    """A download passed the connector's ``max_download_bytes``; the transfer was stopped there."""
 
 
 class WebhookAuthError(AuthError):

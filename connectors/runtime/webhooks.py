@@ -4,6 +4,13 @@ Verification runs on the raw body exactly as received (re-serialised JSON would 
 and compares in constant time. Each failure raises a specific :class:`WebhookAuthError` subclass, so the
 gateway can answer 401 and count forgeries apart from misconfigured senders; an authentic but unreadable
 delivery raises :class:`MalformedDeliveryError` (a DataError).
+
+Replay window: where the scheme signs the send time (Standard Webhooks' ``webhook-timestamp``), an
+authentic delivery further than the tolerance from now, either way (default 300 s; per spec, or per
+tenant through a ``{values.<name>}`` template), is refused with :class:`StaleDeliveryError` before the
+gateway stores anything. The other schemes sign no send time (a body's event time is not one: providers
+resend old events on purpose), so their replays are absorbed downstream: the inbox's unique event id,
+then a re-read of the provider (webhooks are hints, reads are truth). docs/reliability.md has the table.
 """
 
 from __future__ import annotations
@@ -107,9 +114,51 @@ def check_hmac(spec: m.HmacVerify, secret: str, headers: Mapping[str, str], body
     raise SignatureMismatchError("signature does not match (wrong secret or altered body)")
 
 
+#: the replay window when a spec does not set one: five minutes either side of now
+DEFAULT_TOLERANCE_SECONDS = 300
+
+
+def tolerance_seconds(spec: m.StandardWebhooksVerify, values: Mapping[str, str]) -> int:
+    """The replay window of ``spec``: its number, or its ``{values.<name>}`` template rendered for the
+    tenant (a ConfigurationError when that is not a whole number of seconds, at least 1)."""
+    if isinstance(spec.tolerance_seconds, int):
+        return spec.tolerance_seconds
+    hint = "set the connector value to a whole number of seconds, e.g. 300 (five minutes)"
+    try:
+        text = str(render(spec.tolerance_seconds, {"values": values})).strip()
+    except DataError:
+        raise ConfigurationError(
+            f"webhook tolerance {spec.tolerance_seconds} is not configured for this tenant", hint=hint
+        ) from None
+    try:
+        seconds = int(text)
+    except ValueError:
+        seconds = 0
+    if seconds < 1:
+        raise ConfigurationError(f"webhook tolerance {text!r} is not a number of seconds >= 1", hint=hint)
+    return seconds
+
+
+def check_window(sent: int, now: datetime, tolerance: int, header: str = "webhook-timestamp") -> None:
+    """Refuse a signed send time further than ``tolerance`` seconds from ``now``, either way."""
+    skew = now.timestamp() - sent
+    if abs(skew) > tolerance:
+        when = f"{int(skew)} s old" if skew > 0 else f"{int(-skew)} s in the future"
+        raise StaleDeliveryError(
+            f"{header} is {when}, outside the replay window of ±{tolerance} s (a replayed delivery, or a "
+            "clock far off)"
+        )
+
+
 def check_standard(
-    spec: m.StandardWebhooksVerify, secret: str, headers: Mapping[str, str], body: bytes, now: datetime
+    spec: m.StandardWebhooksVerify,
+    secret: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    now: datetime,
+    tolerance: int | None = None,
 ) -> None:
+    """Standard Webhooks; ``tolerance`` is the tenant's window (default: the spec's number, or 300 s)."""
     msg_id, stamp, signatures = (headers.get(h) for h in ("webhook-id", "webhook-timestamp", "webhook-signature"))
     if not (msg_id and stamp and signatures):
         raise MissingSignatureError("webhook-id, webhook-timestamp and webhook-signature are required")
@@ -117,20 +166,19 @@ def check_standard(
         sent = int(stamp)
     except ValueError:
         raise SignatureMismatchError("webhook-timestamp is not a number") from None
-    if abs(now.timestamp() - sent) > spec.tolerance_seconds:
-        raise StaleDeliveryError(f"timestamp is {int(now.timestamp() - sent)} s away from now "
-                                 f"(tolerance {spec.tolerance_seconds} s)")
     key_text = secret.removeprefix("whsec_")
     try:
         key = base64.b64decode(key_text, validate=True)
     except ValueError:
         raise ConfigurationError("the Standard Webhooks secret is not whsec_<base64>") from None
     expected = base64.b64encode(_digest("sha256", key, f"{msg_id}.{stamp}.".encode() + body)).decode()
-    for item in signatures.split():
-        version, _, value = item.partition(",")
-        if version == "v1" and _same(value, expected):
-            return
-    raise SignatureMismatchError("no v1 signature matches (wrong secret or altered body)")
+    if not any(version == "v1" and _same(value, expected)
+               for version, _, value in (item.partition(",") for item in signatures.split())):
+        raise SignatureMismatchError("no v1 signature matches (wrong secret or altered body)")
+    # the timestamp is authentic (it is in the signed message): now it must be a fresh send
+    if tolerance is None:
+        tolerance = spec.tolerance_seconds if isinstance(spec.tolerance_seconds, int) else DEFAULT_TOLERANCE_SECONDS
+    check_window(sent, now, tolerance)
 
 
 def authenticate(
@@ -170,7 +218,7 @@ def authenticate(
         if not _same(got, secret):
             raise SignatureMismatchError(f"the URL's {verify.param} does not match")
     elif isinstance(verify, m.StandardWebhooksVerify):
-        check_standard(verify, secret, headers, body, now)
+        check_standard(verify, secret, headers, body, now, tolerance_seconds(verify, values))
 
 
 def locate(loc: m.Locator, headers: Mapping[str, str], body: bytes, payload: Any,

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from connectors.spec.templates import TemplateSyntaxError, check
+from schemas.base import FileHost
 
 
 class Model(BaseModel):
@@ -419,11 +420,20 @@ class UrlSecretVerify(Model):
 
 
 class StandardWebhooksVerify(Model):
-    """Standard Webhooks: ``webhook-id``/``-timestamp``/``-signature: v1,<base64>`` over ``id.ts.body``."""
+    """Standard Webhooks: ``webhook-id``/``-timestamp``/``-signature: v1,<base64>`` over ``id.ts.body``.
+
+    The signed ``webhook-timestamp`` is the attempt's send time, so a delivery further than
+    ``tolerance_seconds`` from now, in the past or the future, is refused as a replay (or a clock far
+    off) before it is stored. The only scheme with such a window: the others sign no send time.
+    """
 
     type: Literal["standard_webhooks"]
     secret: SecretTpl = Field(description="The whsec_… secret (base64 after the prefix)")
-    tolerance_seconds: int = Field(300, ge=1)
+    tolerance_seconds: Annotated[int, Field(ge=1)] | UrlTpl = Field(
+        300,
+        description="Replay window in seconds, either side of now (default 300); a number, or a "
+        "{values.<name>} template so each tenant can set it in its connector values",
+    )
 
 
 Verify = Annotated[
@@ -546,6 +556,19 @@ class HttpConnectorSpec(_Common):
     actions: dict[str, Action] = Field(default_factory=dict)
     webhooks: dict[str, Webhook] = Field(default_factory=dict)
     check: list[str | CheckRead] = Field(default_factory=list, description="Streams `ponte connector check` reads")
+    file_hosts: list[FileHost] = Field(
+        default_factory=list,
+        description=(
+            "Where files named in this system's payloads (a signed document's link, an attachment) may "
+            "be downloaded from, and where a redirect may lead, besides the base URL's own origin: host "
+            "patterns, HTTPS only (`*.clicksign.com`), or exact origins (`http://127.0.0.1:8080`)."
+        ),
+    )
+    max_download_bytes: int = Field(
+        50 * 1024 * 1024,
+        gt=0,
+        description="The largest file a download may bring (counted while it streams; a bigger one is a bad record).",
+    )
 
 
 class SmtpConnectorSpec(_Common):

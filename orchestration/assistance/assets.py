@@ -11,23 +11,19 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    Backoff,
     Config,
-    Jitter,
     MaterializeResult,
     MetadataValue,
-    RetryPolicy,
     asset,
 )
 from pydantic import Field
 
 from orchestration.partitions import tenant_partitions
 from orchestration.resources import ConnectorsResource, StoreResource, TenantsResource
+from orchestration.steps import STEP_RETRY, step_errors
 from pipelines.assistance.flow import AssistanceRequest, run_assistance
 from pipelines.assistance.report import AssistanceReport
 
-#: only what the HTTP layer gave up on is retried at the step level
-STEP_RETRY = RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
 DRIFT_CHECK = "assistance_drift"
 
 
@@ -99,15 +95,20 @@ def assistance_sync(
     tenants: TenantsResource,
     connectors: ConnectorsResource,
 ) -> MaterializeResult:
-    tenant = tenants.load(context.partition_key)
-    state = store.get()
-    sienge = connectors.open(tenant, "sienge", state)
-    cvcrm = connectors.open(tenant, "cvcrm", state)
-    try:
-        report = run_assistance(state, tenant, sienge, cvcrm, config.request(context.run.run_id))
-    finally:
-        sienge.close()
-        cvcrm.close()
+    with step_errors(context):
+        tenant = tenants.load(context.partition_key)
+        state = store.get()
+        sienge = connectors.open(tenant, "sienge", state)
+        try:
+            cvcrm = connectors.open(tenant, "cvcrm", state)
+        except BaseException:
+            sienge.close()
+            raise
+        try:
+            report = run_assistance(state, tenant, sienge, cvcrm, config.request(context.run.run_id))
+        finally:
+            sienge.close()
+            cvcrm.close()
     context.log.info(
         f"assistance {tenant.id} ({config.mode}): created {len(report.created)}, updated "
         f"{len(report.updated)}, failed {len(report.failed)}"

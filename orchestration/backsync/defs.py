@@ -33,9 +33,11 @@ from pydantic import Field
 from orchestration.inbox_sensing import inbox_run_requests
 from orchestration.partitions import tenant_ids, tenant_partitions
 from orchestration.resources import ConnectorsResource, StoreResource, TenantsResource
+from orchestration.steps import STEP_RETRY, step_errors
 from pipelines.backsync.flow import INBOX_CONNECTORS, BacksyncReport, drain_inbox, poll_stale, sync_contract
 from pipelines.backsync.history import contract_history
 from pipelines.store.models import InboxEvent
+from ponte.errors import ConfigurationError
 
 JOB = "signature_backsync"
 
@@ -55,7 +57,8 @@ def _merge(total: BacksyncReport, part: BacksyncReport) -> None:
     total.statuses.update(part.statuses)
 
 
-@op(description="Back-sync signing status for one tenant: webhooks, polling or one contract.")
+@op(description="Back-sync signing status for one tenant: webhooks, polling or one contract.",
+    retry_policy=STEP_RETRY)
 def backsync(
     context: OpExecutionContext,
     config: BacksyncConfig,
@@ -63,34 +66,38 @@ def backsync(
     tenants: TenantsResource,
     connectors: ConnectorsResource,
 ) -> Output[dict]:
-    tenant = tenants.load(context.partition_key if context.has_partition_key else "demo")
-    state = store.get()
+    with step_errors(context):
+        tenant = tenants.load(context.partition_key if context.has_partition_key else "demo")
+        state = store.get()
 
-    def opener(key: str):
-        return connectors.open(tenant, key, state)
+        def opener(key: str):
+            return connectors.open(tenant, key, state)
 
-    run_id = context.run_id
-    metadata: dict = {"tenant": tenant.id, "mode": config.mode}
-    if config.mode == "contract":
-        if not config.contract:
-            raise ValueError("mode=contract needs config.contract (the CRM contract id)")
-        result = sync_contract(state, tenant, config.contract, opener, run_id=run_id)
-        report = result.report
-        context.log.info(result.message)
-        metadata.update({"message": result.message, "pending": result.pending,
-                         "history": contract_history(state, tenant.id, config.contract,
-                                                     tenant.options.verification_base_url)})
-    elif config.mode == "poll":
-        report = poll_stale(state, tenant, opener, quiet_for=timedelta(minutes=config.quiet_minutes), run_id=run_id)
-    elif config.mode == "inbox":
-        report = BacksyncReport(tenant.id)
-        for _ in range(50):  # bounded: a flood is finished by the next sensor tick
-            part = drain_inbox(state, tenant, opener, limit=config.batch, run_id=run_id)
-            _merge(report, part)
-            if part.events == 0:
-                break
-    else:
-        raise ValueError(f"unknown mode {config.mode!r}: use inbox, poll or contract")
+        run_id = context.run_id
+        metadata: dict = {"tenant": tenant.id, "mode": config.mode}
+        if config.mode == "contract":
+            if not config.contract:
+                raise ConfigurationError("mode=contract needs a contract", field="contract",
+                                         hint="set config.contract to the CV CRM contract id (idreservacontrato)")
+            result = sync_contract(state, tenant, config.contract, opener, run_id=run_id)
+            report = result.report
+            context.log.info(result.message)
+            metadata.update({"message": result.message, "pending": result.pending,
+                             "history": contract_history(state, tenant.id, config.contract,
+                                                         tenant.options.verification_base_url)})
+        elif config.mode == "poll":
+            report = poll_stale(state, tenant, opener, quiet_for=timedelta(minutes=config.quiet_minutes),
+                                run_id=run_id)
+        elif config.mode == "inbox":
+            report = BacksyncReport(tenant.id)
+            for _ in range(50):  # bounded: a flood is finished by the next sensor tick
+                part = drain_inbox(state, tenant, opener, limit=config.batch, run_id=run_id)
+                _merge(report, part)
+                if part.events == 0:
+                    break
+        else:
+            raise ConfigurationError(f"unknown back-sync mode {config.mode!r}", field="mode",
+                                     hint="use inbox, poll or contract")
     metadata.update(report.as_metadata())
     return Output(report.as_metadata(), metadata=metadata)
 

@@ -5,17 +5,15 @@ No ``from __future__ import annotations`` here: Dagster resolves the Config para
 
 from typing import Literal
 
-from dagster import AssetExecutionContext, Backoff, Config, Jitter, MaterializeResult, RetryPolicy, asset
+from dagster import AssetExecutionContext, Config, MaterializeResult, asset
 from pydantic import Field
 
 from orchestration.partitions import tenant_partitions
 from orchestration.resources import ConnectorsResource, StoreResource, TenantsResource
+from orchestration.steps import STEP_RETRY, step_errors
 from pipelines.dispatch.connections import ConnectorSet
 from pipelines.dispatch.flow import DispatchRequest, run_dispatch
 from pipelines.dispatch.webhooks import dispatch_claimed
-
-#: only what the HTTP layer gave up on is retried at the step level (the outbox makes it safe)
-STEP_RETRY = RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
 
 
 class DispatchConfig(Config):
@@ -51,23 +49,24 @@ def signing_envelopes(
     tenants: TenantsResource,
     connectors: ConnectorsResource,
 ) -> MaterializeResult:
-    tenant = tenants.load(context.partition_key)
-    state = store.get()
-    named = bool(config.contracts or config.reservations)
-    request = DispatchRequest(contracts=list(config.contracts), reservations=list(config.reservations),
-                              all_ready=config.all_ready or not named, ready_only=config.ready_only,
-                              template=config.template, terms=config.terms, plan=config.plan,
-                              run_id=context.run.run_id)
-    with ConnectorSet(tenant, state) as conns:
-        if config.inbox_claim and not config.plan:
-            claimed = dispatch_claimed(state, tenant, config.inbox_claim, request, conns)
-            context.log.info(
-                f"dispatch {tenant.id} from CV CRM webhooks: {claimed.events} event(s) held, "
-                f"{claimed.done} processed, {claimed.retry} to retry"
-                + (" (handed to another run; nothing done)" if claimed.superseded else "")
-            )
-            return MaterializeResult(metadata=claimed.as_metadata())
-        report = run_dispatch(state, tenant, request, conns)
+    with step_errors(context):
+        tenant = tenants.load(context.partition_key)
+        state = store.get()
+        named = bool(config.contracts or config.reservations)
+        request = DispatchRequest(contracts=list(config.contracts), reservations=list(config.reservations),
+                                  all_ready=config.all_ready or not named, ready_only=config.ready_only,
+                                  template=config.template, terms=config.terms, plan=config.plan,
+                                  run_id=context.run.run_id)
+        with ConnectorSet(tenant, state) as conns:
+            if config.inbox_claim and not config.plan:
+                claimed = dispatch_claimed(state, tenant, config.inbox_claim, request, conns)
+                context.log.info(
+                    f"dispatch {tenant.id} from CV CRM webhooks: {claimed.events} event(s) held, "
+                    f"{claimed.done} processed, {claimed.retry} to retry"
+                    + (" (handed to another run; nothing done)" if claimed.superseded else "")
+                )
+                return MaterializeResult(metadata=claimed.as_metadata())
+            report = run_dispatch(state, tenant, request, conns)
     context.log.info(
         f"dispatch {tenant.id}: sent {report.count('sent')}, found {report.count('found')}, "
         f"already sent {report.count('already_sent')}, dead-lettered {report.count('dead_lettered')}, "

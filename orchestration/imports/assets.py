@@ -8,11 +8,8 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
-    Backoff,
     Config,
-    Jitter,
     MaterializeResult,
-    RetryPolicy,
     asset,
     asset_check,
 )
@@ -21,14 +18,12 @@ from sqlalchemy import func, select
 
 from orchestration.partitions import tenant_partitions
 from orchestration.resources import ConnectorsResource, StoreResource, TenantsResource
+from orchestration.steps import STEP_RETRY, step_errors
 from pipelines.imports.flow import ImportRequest, run_import
 from pipelines.imports.report import ImportReport
 from pipelines.imports.webhooks import process_sienge_events
 from pipelines.store.models import IdMap
-from ponte.errors import TransientError
-
-#: only what the HTTP layer gave up on (its own retries are exhausted) is retried at the step level
-STEP_RETRY = RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+from ponte.errors import ConfigurationError
 
 
 class ImportConfig(Config):
@@ -43,6 +38,18 @@ class ImportConfig(Config):
     unit_ids: list[str] = Field(default_factory=list, description="Sienge unit ids, with mode=ids")
     plan: bool = Field(False, description="Dry run: report what would change, write nothing")
 
+    def since_date(self) -> date | None:
+        """The ``since`` date of mode=since (a ConfigurationError when it is missing or not yyyy-mm-dd)."""
+        if self.mode != "since":
+            return None
+        hint = "set since to a date written yyyy-mm-dd, e.g. 2026-11-01"
+        if not self.since:
+            raise ConfigurationError("mode=since needs a since date", field="since", hint=hint)
+        try:
+            return date.fromisoformat(self.since)
+        except ValueError:
+            raise ConfigurationError(f"since {self.since!r} is not a date", field="since", hint=hint) from None
+
     def request(self, run_id: str) -> ImportRequest:
         ids: dict[str, list[str]] = {}
         if self.mode == "ids":
@@ -55,7 +62,7 @@ class ImportConfig(Config):
                     ids[entity] = [str(v) for v in values]
         return ImportRequest(
             full=self.mode == "full",
-            since=date.fromisoformat(self.since) if self.mode == "since" and self.since else None,
+            since=self.since_date(),
             ids=ids,
             plan=self.plan,
             run_id=run_id,
@@ -77,22 +84,26 @@ def crm_customers_and_sales(
     tenants: TenantsResource,
     connectors: ConnectorsResource,
 ) -> MaterializeResult:
-    tenant = tenants.load(context.partition_key)
-    state = store.get()
-    sienge = connectors.open(tenant, "sienge", state)
-    cvcrm = connectors.open(tenant, "cvcrm", state)
-    try:
-        if config.mode == "webhooks":
-            outcome = process_sienge_events(state, tenant, sienge, cvcrm, run_id=context.run.run_id)
-            report = outcome.report or ImportReport(tenant=tenant.id, plan=False)
-            report.api_calls = {"sienge": sienge.api_calls, "cvcrm": cvcrm.api_calls}
-        else:
-            report = run_import(state, tenant, sienge, cvcrm, config.request(context.run.run_id))
-    except TransientError:
-        raise  # the step retry policy handles it
-    finally:
-        sienge.close()
-        cvcrm.close()
+    with step_errors(context):
+        tenant = tenants.load(context.partition_key)
+        request = config.request(context.run.run_id) if config.mode != "webhooks" else None
+        state = store.get()
+        sienge = connectors.open(tenant, "sienge", state)
+        try:
+            cvcrm = connectors.open(tenant, "cvcrm", state)
+        except BaseException:
+            sienge.close()
+            raise
+        try:
+            if request is None:
+                outcome = process_sienge_events(state, tenant, sienge, cvcrm, run_id=context.run.run_id)
+                report = outcome.report or ImportReport(tenant=tenant.id, plan=False)
+                report.api_calls = {"sienge": sienge.api_calls, "cvcrm": cvcrm.api_calls}
+            else:
+                report = run_import(state, tenant, sienge, cvcrm, request)
+        finally:
+            sienge.close()
+            cvcrm.close()
     context.log.info(
         f"import {tenant.id}: read {report.total('read')}, created {report.total('created')}, "
         f"updated {report.total('updated')}, unchanged {report.total('unchanged')}, "

@@ -1,4 +1,4 @@
-"""Technical-assistance sync between CV CRM and Sienge (see flow.py); registers its dead-letter replay.
+"""Technical-assistance sync between CV CRM and Sienge (see flow.py); its dead-letter replay is pipelines.assistance.replay.
 
 Public surface: :func:`run_assistance` with :class:`AssistanceRequest`, :class:`AssistanceReport` /
 :class:`Drift`, the pure state machine in :mod:`pipelines.assistance.state`, and
@@ -10,9 +10,6 @@ from __future__ import annotations
 from pipelines.assistance.flow import AssistanceRequest, AssistanceSync, run_assistance
 from pipelines.assistance.replay import replay_assistance
 from pipelines.assistance.report import AssistanceReport, Drift
-from pipelines.replay import register_replayer
-
-register_replayer("assistance", replay_assistance)
 
 __all__ = [
     "AssistanceReport",

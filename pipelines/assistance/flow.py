@@ -2,7 +2,7 @@
 
 CRM -> Sienge: an assistência opened in the CRM (its ``AS`` webhook, a poll, or a reconciliation) is
 re-read, mapped, checked (every maintenance item needs its minimum completion days, or nothing is sent),
-its attachments downloaded (only from CV CRM's own hosts, see ``pipelines.allowed_hosts``), and created
+its attachments downloaded (only from CV CRM's own hosts, see ``Connector.fetch_url``), and created
 in Sienge exactly once through the outbox (key ``{tenant}:assistance:{crm id}``, looked up by
 ``externalId`` after an unsure attempt). Sienge's id is then written back on the CRM record and kept
 in the id map (entity ``assistance``, cvcrm -> sienge).
@@ -28,12 +28,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import httpx
 from sqlalchemy import or_, select
 
+from connectors.runtime import ForeignHostError
 from connectors.runtime.client import Connector
 from mappings import MappingContext, load_mapping
-from pipelines import allowed_hosts
 from pipelines.assistance.report import AssistanceReport, Drift
 from pipelines.assistance.state import (
     RANK,
@@ -69,8 +68,6 @@ CRM, ERP = "cvcrm", "sienge"
 #: CV CRM webhook event types are "<funcionalidade>:<gatilho>"; AS = assistência
 CRM_EVENT_PREFIX = "AS:"
 DEFAULT_EVENT_PREFIX = "TECHNICAL_ASSISTANCE"
-MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
-MAX_ATTACHMENT_REDIRECTS = 5
 
 TO_CANONICAL = "cvcrm/assistencia_to_assistance"
 TO_SIENGE = "sienge/assistance_to_technical_assistance"
@@ -83,44 +80,6 @@ Fetcher = Callable[[str], bytes]
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def fetch_url(url: str, follow: Callable[[str], bool] | None = None) -> bytes:
-    """Download an attachment link. A 4xx is the record's problem (DataError); network trouble is transient.
-
-    A redirect is followed only when ``follow`` accepts its target (the CRM's allowed hosts): a link on
-    a CRM host must not lead the download somewhere else.
-    """
-    try:
-        with httpx.Client(timeout=30, follow_redirects=False) as client:
-            response = client.get(url)
-            for _ in range(MAX_ATTACHMENT_REDIRECTS):
-                if not response.is_redirect or response.next_request is None:
-                    break
-                target = str(response.next_request.url)
-                if follow is None or not follow(target):
-                    raise DataError(
-                        f"attachment link redirects to {allowed_hosts.host_of(target)}, outside the CRM's "
-                        "allowed hosts; nothing was fetched from there",
-                        field="anexos",
-                        hint="attach the file again in CV CRM, then replay with `ponte deadletter replay`",
-                    )
-                response = client.get(target)
-    except httpx.HTTPError as exc:
-        raise TransientError(f"attachment download failed: {type(exc).__name__}") from None
-    if response.status_code >= 500:
-        raise TransientError(f"attachment download answered HTTP {response.status_code}")
-    if response.status_code >= 400 or response.is_redirect:
-        raise DataError(
-            f"attachment link answered HTTP {response.status_code}",
-            field="anexos",
-            hint="attach the file again in CV CRM, then replay with `ponte deadletter replay`",
-        )
-    if len(response.content) > MAX_ATTACHMENT_BYTES:
-        raise DataError(
-            "attachment larger than 20 MB", field="anexos", hint="attach a smaller file in CV CRM"
-        )
-    return response.content
 
 
 def normalize_assistencia(raw: dict[str, Any]) -> dict[str, Any]:
@@ -221,9 +180,9 @@ class AssistanceSync:
         self.sienge = sienge
         self.cvcrm = cvcrm
         self.request = request or AssistanceRequest()
-        #: the host check in _with_files runs whatever the fetcher; the default one also keeps redirects
-        #: on the CRM's hosts
-        self.fetch = fetch or partial(fetch_url, follow=partial(allowed_hosts.allowed, connector=cvcrm))
+        #: the connector runtime's one download path: CV CRM's hosts only, on every redirect hop too, no
+        #: credentials sent off the CRM's API origin, the tenant's size limit while the file streams
+        self.fetch = fetch or partial(cvcrm.fetch_url, what="attachment", credentials=False)
         self.options = tenant.options.assistance
         self.report = AssistanceReport(tenant=tenant.id, plan=self.request.plan)
         self.context = MappingContext(lookup=self._lookup, tenant=tenant)
@@ -349,13 +308,11 @@ class AssistanceSync:
         for attachment in assistance.attachments:
             if attachment.content_base64 is None and attachment.url:
                 try:
-                    allowed_hosts.check(
-                        attachment.url,
-                        self.cvcrm,
-                        what="attachment",
-                        hint=self._foreign_attachment_hint(assistance, attachment.name),
-                    )
                     content = self.fetch(attachment.url)
+                except ForeignHostError as exc:
+                    exc.hint = self._foreign_attachment_hint(assistance, attachment.name)
+                    exc.context(record=f"assistencia {assistance.crm_id}", field=f"anexos[{attachment.name}]")
+                    raise
                 except PonteError as exc:
                     exc.context(record=f"assistencia {assistance.crm_id}", field=f"anexos[{attachment.name}]")
                     raise
@@ -375,7 +332,7 @@ class AssistanceSync:
             f"in CV CRM open the assistance ({where}), remove the attachment {name!r} and attach the file "
             "itself (a link to another site is not downloaded), then run `ponte deadletter replay` or wait "
             "for the next sync; if that host really is where the customer's CV CRM keeps files, it must be "
-            "added to the CV CRM hosts in pipelines/allowed_hosts.py"
+            "added to the tenant's cvcrm connector file_hosts"
         )
 
     def send_to_sienge(self, crm_id: str, raw: dict[str, Any] | None = None) -> str:

@@ -37,7 +37,7 @@ from pipelines.store.db import Store
 from pipelines.store.models import Envelope, utcnow
 from pipelines.store.repos import audit
 from ponte import settings
-from ponte.errors import DataError, TransientError
+from ponte.errors import DataError
 from ponte.logging import get_logger
 from ponte.redaction import mask_document, mask_email
 from schemas.canonical.signing import EnvelopeStatus
@@ -103,26 +103,6 @@ def _lease(store: Store, envelope_id: int, worker: str) -> Envelope | None:
         return envelope
 
 
-def _download(tenant: TenantConfig, envelope: Envelope, provider: Connector) -> tuple[bytes, bytes | None]:
-    """The signed PDF and the provider's certificate (None when the provider has no separate one)."""
-    eid = envelope.provider_envelope_id
-    if provider.name == "docusign":
-        combined = provider.download("download_combined", envelope_id=eid)
-        certificate = provider.download("download_certificate", envelope_id=eid)
-        return combined, certificate
-    if provider.name == "clicksign":
-        urls = list((envelope.details or {}).get("download_urls") or [])
-        if not urls:  # reads are truth: ask for the document links
-            for doc in provider.read("documents", params={"envelope_id": eid}):
-                signed = ((doc.get("links") or {}).get("files") or {}).get("signed")
-                if signed:
-                    urls.append(str(signed))
-        if not urls:
-            raise TransientError(f"Clicksign has no signed file for envelope {eid} yet", source="clicksign")
-        return downloads.fetch(urls[-1], provider), None
-    raise DataError(f"no signed-document download for provider {provider.name}")
-
-
 def _evidence_rows(
     envelope: Envelope, provider: Connector, certificate_sha: str | None
 ) -> list[dict[str, Any]]:
@@ -167,7 +147,7 @@ def _stamp_and_store(
 ) -> tuple[str, str]:
     code = str(envelope.verification_code)
     url = verification_url(tenant, code)
-    signed, certificate = _download(tenant, envelope, provider)
+    signed, certificate = downloads.signed_document(store, envelope, provider)
     total = _page_count(signed)
     doc_pages = total - (_page_count(certificate) if certificate else 0)
     if doc_pages < 1:

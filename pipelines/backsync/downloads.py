@@ -1,38 +1,97 @@
-"""Fetching documents named by URLs in webhook payloads, only from the provider's own hosts.
+"""The signed document of a completed envelope, fetched from the provider. Rule: **reads are the truth**.
 
-A webhook body is attacker-reachable input until proven otherwise: even an authentic delivery should
-not make Ponte fetch an arbitrary URL (server-side request forgery). Which hosts pass is decided in
-:mod:`pipelines.allowed_hosts` (the connector's own origin, or the provider's known download hosts over
-HTTPS), shared with the assistance flow's attachment downloads; redirects are not followed.
+A download link carried by a webhook (Clicksign's ``document.signed_url``) is a hint, never the truth:
+even an authentic delivery may carry a link that has expired, that points at a host Ponte must not
+fetch from, or that does not answer. So the hint is tried once, through the connector runtime's one
+download path (:meth:`Connector.fetch_url`: the provider's hosts only, on every redirect hop, size
+capped while streaming); when it fails in any way, back-sync forgets it and asks the provider's API for
+the document's current signed-file link (``GET /envelopes/{id}/documents``, ``links.files.signed``;
+../shared/specs/clicksign collection, "Documents"), which is fetched the same way. A poisoned hint can
+therefore delay a completion by one failed request, never block it: no poll or replay tries it again.
+
+DocuSign has no link to hint at: its combined PDF and certificate are API downloads
+(``GET /envelopes/{id}/documents/combined``, PROVIDERS.md §3.1 "Download").
 """
 
 from __future__ import annotations
 
-import httpx
+import hashlib
 
 from connectors.runtime.client import Connector
-from pipelines import allowed_hosts
-from ponte.errors import DataError, TransientError
+from pipelines.store.db import Store
+from pipelines.store.models import Envelope
+from ponte.errors import DataError, PonteError, TransientError
+from ponte.logging import get_logger
 
-MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
+log = get_logger("backsync.downloads")
+
+#: details keys: the links webhooks named (newest last), and digests of those that failed (never tried again)
+HINTS = "download_urls"
+FAILED_HINTS = "failed_download_urls"
 
 
-def fetch(url: str, connector: Connector, *, timeout: float = 30.0) -> bytes:
-    """GET a provider file link after checking its host; redirects are not followed (they could leave)."""
-    allowed_hosts.check(
-        url,
-        connector,
-        what="signed document",
-        hint="the webhook named a download URL outside the provider's allowed hosts",
+def signed_document(store: Store, envelope: Envelope, provider: Connector) -> tuple[bytes, bytes | None]:
+    """The signed PDF and the provider's certificate (None when the provider has no separate one)."""
+    eid = str(envelope.provider_envelope_id)
+    if provider.name == "docusign":
+        combined = provider.download("download_combined", envelope_id=eid)
+        certificate = provider.download("download_certificate", envelope_id=eid)
+        return combined, certificate
+    if provider.name == "clicksign":
+        return _clicksign(store, envelope, provider), None
+    raise DataError(
+        f"back-sync cannot download signed documents from {provider.name}",
+        source=provider.name,
+        hint="back-sync supports docusign and clicksign",
     )
-    try:
-        response = httpx.get(url, timeout=timeout, follow_redirects=False)
-    except httpx.HTTPError as exc:
-        raise TransientError(f"download from {connector.name} failed: {type(exc).__name__}") from exc
-    if response.status_code >= 500 or response.status_code == 429:
-        raise TransientError(f"download from {connector.name} answered {response.status_code}")
-    if response.status_code != 200:
-        raise DataError(f"download from {connector.name} answered {response.status_code}")
-    if len(response.content) > MAX_DOWNLOAD_BYTES:
-        raise DataError("the downloaded document is larger than 50 MB")
-    return response.content
+
+
+def _clicksign(store: Store, envelope: Envelope, provider: Connector) -> bytes:
+    details = envelope.details or {}
+    failed = set(details.get(FAILED_HINTS) or [])
+    hints = [u for u in details.get(HINTS) or [] if _digest(str(u)) not in failed]
+    if hints:
+        hint = str(hints[-1])
+        try:
+            return provider.fetch_url(hint, what="signed document")
+        except PonteError as exc:
+            log.warning(
+                "envelope %s: the signed-file link a webhook named failed (%s: %s); asking %s for the "
+                "current link",
+                envelope.id, exc.kind, exc.message, provider.name,
+            )
+            _forget(store, envelope.id, hint)
+    links = current_links(provider, str(envelope.provider_envelope_id))
+    if not links:
+        raise TransientError(
+            f"{provider.name} has no signed file for envelope {envelope.provider_envelope_id} yet",
+            source=provider.name,
+        )
+    return provider.fetch_url(links[-1], what="signed document")
+
+
+def current_links(provider: Connector, provider_envelope_id: str) -> list[str]:
+    """The signed-file links the provider's API gives now for each document of the envelope."""
+    links = []
+    for doc in provider.read("documents", params={"envelope_id": provider_envelope_id}):
+        signed = ((doc.get("links") or {}).get("files") or {}).get("signed")
+        if signed:
+            links.append(str(signed))
+    return links
+
+
+def _digest(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
+def _forget(store: Store, envelope_id: int, url: str) -> None:
+    """A link that failed is never tried again (its digest is kept: the link itself may be a capability)."""
+    with store.session() as session:
+        row = session.get(Envelope, envelope_id)
+        if row is None:
+            return
+        details = dict(row.details or {})
+        failed = list(details.get(FAILED_HINTS) or [])
+        if _digest(url) not in failed:
+            details[FAILED_HINTS] = [*failed, _digest(url)][-20:]
+        row.details = details

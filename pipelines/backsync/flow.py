@@ -189,8 +189,12 @@ def drain_inbox(
     run_id: str | None = None,
     worker: str | None = None,
     lease_seconds: float = 300,
+    event_ids: list[int] | None = None,
 ) -> BacksyncReport:
-    """Process up to ``limit`` stored provider webhooks of ``tenant`` (repeat until it returns 0 events)."""
+    """Process up to ``limit`` stored provider webhooks of ``tenant`` (repeat until it returns 0 events).
+
+    ``event_ids`` processes only those stored events (a dead letter's replay).
+    """
     worker = worker or worker_name()
     report = BacksyncReport(tenant.id)
     ids: list[int] = []
@@ -204,6 +208,7 @@ def drain_inbox(
                 tenant=tenant.id,
                 connector=connector,
                 lease_seconds=lease_seconds,
+                ids=event_ids,
             )
     if not ids:
         return report
@@ -551,25 +556,42 @@ def poll_stale(
     due_ids = [env.id for env in due]
     with Connectors(opener) as connectors:
         for envelope_id in due_ids[:limit]:
-            try:
-                outcome = sync_envelope(store, tenant, envelope_id, connectors, report, run_id=run_id)
-                if outcome.envelope_id is not None and outcome.status:
-                    with store.session() as session:
-                        env = session.get(Envelope, envelope_id)
-                        if env is not None:
-                            report.statuses[env.contract_id] = env.status
-                deadletters.resolve(store, tenant.id, FLOW, f"envelope:{envelope_id}")
-            except PonteError as exc:
-                report.failed += 1
-                log.warning("poll of envelope %s failed: %s", envelope_id, exc)
-                if not exc.retryable:
-                    deadletters.put(
-                        store,
-                        tenant=tenant.id,
-                        flow=FLOW,
-                        record_key=f"envelope:{envelope_id}",
-                        error=exc,
-                        payload={"envelope_id": envelope_id},
-                        run_id=run_id,
-                    )
+            resync(store, tenant, envelope_id, connectors, report, run_id=run_id)
     return report
+
+
+def resync(
+    store: Store,
+    tenant: TenantConfig,
+    envelope_id: int,
+    connectors: Connectors,
+    report: BacksyncReport,
+    *,
+    run_id: str | None = None,
+) -> PonteError | None:
+    """Re-read one envelope and finish what it needs; its dead letter closes on success, opens on a bad
+    record (a transient failure is left to the next poll). The poll and a dead letter's replay both
+    come through here. Returns the failure, if any."""
+    try:
+        outcome = sync_envelope(store, tenant, envelope_id, connectors, report, run_id=run_id)
+        if outcome.envelope_id is not None and outcome.status:
+            with store.session() as session:
+                env = session.get(Envelope, envelope_id)
+                if env is not None:
+                    report.statuses[env.contract_id] = env.status
+        deadletters.resolve(store, tenant.id, FLOW, f"envelope:{envelope_id}")
+        return None
+    except PonteError as exc:
+        report.failed += 1
+        log.warning("sync of envelope %s failed: %s", envelope_id, exc)
+        if not exc.retryable:
+            deadletters.put(
+                store,
+                tenant=tenant.id,
+                flow=FLOW,
+                record_key=f"envelope:{envelope_id}",
+                error=exc,
+                payload={"envelope_id": envelope_id},
+                run_id=run_id,
+            )
+        return exc

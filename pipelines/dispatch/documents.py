@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 from pypdf import PdfReader, PdfWriter
 
+from connectors.runtime import ForeignHostError
 from connectors.runtime.client import Connector
-from pipelines import allowed_hosts
 from pipelines.documents.render import RenderedDocument, render_contract
-from ponte.errors import DataError
+from ponte.errors import DataError, PonteError
 from schemas.canonical.signing import Contract
 from schemas.tenant import TenantConfig
 
@@ -51,35 +51,15 @@ def _measure(content: bytes, record: str) -> tuple[int, tuple[float, float]]:
         ) from exc
 
 
-#: the CV CRM spec's declared download of a contract's PDF, and the value its absolute URL is bound to
-DOWNLOAD_ACTION = "download_contrato"
-LINK_VALUE = "contrato_link"
-
-
-def _bound_to(cvcrm: Connector, url: str) -> Connector:
-    """The tenant's CV CRM connector with ``contrato_link`` set to ``url`` (the spec is shared, not copied).
-
-    The link is an absolute URL on the CRM's file host. The runtime quotes a record field into one path
-    segment, so the declared action takes it as a value, which it uses as written; auth, retries and
-    the rate budget (the same buckets) are the tenant connector's own.
-    """
-    return Connector(
-        cvcrm.spec,
-        values={**cvcrm.values, LINK_VALUE: url},
-        secrets=cvcrm.secrets,
-        tenant=cvcrm.tenant,
-        budget=cvcrm.limiter.budget,
-    )
-
-
 def download_crm_pdf(cvcrm: Connector, record: dict[str, Any]) -> bytes:
-    """The contract's own PDF from the CRM, fetched only from CV CRM's hosts.
+    """The contract's own PDF from the CRM, through the connector runtime's one download path.
 
-    The ``link`` comes from a CRM payload, so it is outside input: a host other than the connector's
-    own origin or CV CRM's file hosts (:mod:`pipelines.allowed_hosts`) is a :class:`DataError` (the
-    contract is dead-lettered) and no request goes to it, so the tenant's API credentials, which the
-    download sends like every CV CRM call, are not offered to it. (A redirect answered by a CV CRM host
-    is followed by the connector runtime, which this check does not see.)
+    The ``link`` comes from a CRM payload, so it is outside input: :meth:`Connector.fetch_url` refuses
+    a host other than the connector's own origin or CV CRM's file hosts before any request goes out,
+    checks every redirect hop the same way (a CRM link cannot lead the download elsewhere and have that
+    sent to the signers as the contract), sends the tenant's credentials to CV CRM only, and stops a
+    file past the size limit while it streams. Each refusal is a :class:`DataError`: the contract is
+    dead-lettered and the run goes on.
     """
     record_key = f"contract {record.get('idreservacontrato')}"
     link = str(record.get("link") or "").strip()
@@ -90,21 +70,16 @@ def download_crm_pdf(cvcrm: Connector, record: dict[str, Any]) -> bytes:
             field="link",
             hint="generate the contract in CV CRM, or dispatch it with a template",
         )
-    try:
-        allowed_hosts.check(
-            link,
-            cvcrm,
-            what="contract PDF",
-            hint="the contract's link in CV CRM points outside CV CRM; generate the contract again in "
-            "CV CRM (or dispatch it with a template), then `ponte deadletter replay`",
+    try:  # its own query (a download token) is kept as written
+        return cvcrm.fetch_url(link, what="contract PDF", credentials=True)
+    except ForeignHostError as exc:
+        exc.hint = (
+            "the contract's link in CV CRM points outside CV CRM; generate the contract again in CV CRM "
+            "(or dispatch it with a template), then `ponte deadletter replay`"
         )
-    except DataError as exc:
         raise exc.context(record=record_key, field="link") from None
-    with _bound_to(cvcrm, link) as conn:  # its own query (a download token) is kept as written
-        try:
-            return conn.download(DOWNLOAD_ACTION)
-        finally:
-            cvcrm.api_calls += conn.api_calls
+    except PonteError as exc:
+        raise exc.context(record=record_key, field="link") from None
 
 
 def _money(value: Any) -> str | None:

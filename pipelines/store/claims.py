@@ -40,11 +40,17 @@ def claim(
     tenant: str | None = None,
     connector: str | None = None,
     event_type_prefixes: tuple[str, ...] | None = None,
+    ids: list[int] | None = None,
 ) -> list[int]:
-    """Lease up to ``limit`` ready items (or items whose lease expired) to ``worker``; return their ids."""
+    """Lease up to ``limit`` ready items (or items whose lease expired) to ``worker``; return their ids.
+
+    ``ids`` narrows the claim to those items (a replay of one dead-lettered event).
+    """
     now = utcnow()
     claimed = CLAIMED[model]
     query = select(model.id).where(claimable(model, now))
+    if ids is not None:
+        query = query.where(model.id.in_(ids))
     if tenant:
         query = query.where(model.tenant == tenant)
     if connector:

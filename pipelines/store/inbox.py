@@ -2,12 +2,18 @@
 
 ``INSERT ... ON CONFLICT DO NOTHING`` makes a duplicate delivery cost one statement and no exception,
 on both backends, and several gateway processes can write concurrently.
+
+Whatever an authentic delivery carries is stored, never truncated and never refused by a column: an
+event id longer than the key column is keyed by its SHA-256 (and kept in full beside it), the event type
+is unbounded text, NUL and lone surrogates (no PostgreSQL text holds the first, no UTF-8 the second) are
+escaped in the text columns, and an event time that cannot be expressed in UTC is left to the body.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -18,6 +24,55 @@ from pipelines.store.models import InboxEvent, utcnow
 
 #: providers retry for days (Sienge ~10 h, Clicksign ~27 h, DocuSign longer): keep ids at least this long
 DEDUPE_RETENTION = timedelta(days=30)
+
+
+#: event ids up to this many characters (the key column's length) are their own dedupe key
+KEY_LENGTH = 200
+#: how a digest key starts; an id that itself starts so is digested too, so no id can pose as another's key
+DIGEST_PREFIX = "sha256:"
+
+
+def _storable(text: str) -> bool:
+    """Whether a text column on both backends holds ``text`` as it is (UTF-8 without NUL)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, e.g. from a JSON body's "\ud800"
+        return False
+    return True
+
+
+def storable_text(text: str) -> str:
+    """``text`` unchanged when a text column can hold it, else with NUL as ``\\x00`` and lone surrogates as
+    ``\\udXXX`` (for display only: the dedupe key is computed from the text as delivered)."""
+    if _storable(text):
+        return text
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def dedupe_key(event_id: str) -> str:
+    """The inbox key of an event id: the id itself when short and storable, else ``sha256:<hex>`` of it.
+
+    One-to-one on every string (up to SHA-256 collisions): a plain key never starts with
+    ``DIGEST_PREFIX``, and ``surrogatepass`` encodes any Python string, lone surrogates included, to
+    distinct bytes.
+    """
+    if len(event_id) <= KEY_LENGTH and not event_id.startswith(DIGEST_PREFIX) and _storable(event_id):
+        return event_id
+    return DIGEST_PREFIX + hashlib.sha256(event_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _in_utc(moment: datetime | None) -> datetime | None:
+    """The event time in UTC; None when UTC cannot express it (year 1 at +05:00), the body still has it."""
+    if moment is None:
+        return None
+    try:
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 _TABLE = InboxEvent.__table__
@@ -51,9 +106,10 @@ def store_event(
     values = {
         "tenant": tenant,
         "connector": connector,
-        "event_id": event_id[:200],
-        "event_type": event_type,
-        "event_time": event_time,
+        "event_id": dedupe_key(event_id),
+        "original_event_id": storable_text(event_id),
+        "event_type": None if event_type is None else storable_text(event_type),
+        "event_time": _in_utc(event_time),
         "headers": headers or {},
         "body": body,
         "status": "new",

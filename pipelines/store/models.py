@@ -116,6 +116,11 @@ class OutboxItem(Base):
     updated_at: Mapped[datetime] = mapped_column(TS, default=utcnow, onupdate=utcnow)
 
 
+def _event_id_as_given(context: Any) -> str | None:
+    """A row inserted without its original event id (tests, hand-written rows) keeps its key as the id."""
+    return context.get_current_parameters().get("event_id")
+
+
 class InboxEvent(Base):
     """A received webhook, stored raw before it is acknowledged; deduplicated by event id."""
 
@@ -128,8 +133,14 @@ class InboxEvent(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     tenant: Mapped[str] = mapped_column(String(64))
     connector: Mapped[str] = mapped_column(String(64))
+    #: the dedupe key (see ``pipelines.store.inbox.dedupe_key``): the event id itself when it has at most
+    #: 200 characters, otherwise ``sha256:<hex>`` of it; never a truncation, so two ids never collapse
     event_id: Mapped[str] = mapped_column(String(200))
-    event_type: Mapped[str | None] = mapped_column(String(100))
+    #: the event id as delivered, in full (NUL and lone surrogates, which a text column cannot hold,
+    #: written as backslash escapes). NULL only on a row written by a gateway older than migration 0002
+    #: while an upgrade rolled out; its ``event_id`` is then the id as that gateway received it
+    original_event_id: Mapped[str | None] = mapped_column(Text, default=_event_id_as_given)
+    event_type: Mapped[str | None] = mapped_column(Text)
     event_time: Mapped[datetime | None] = mapped_column(TS)
     headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     body: Mapped[bytes] = mapped_column(LargeBinary)

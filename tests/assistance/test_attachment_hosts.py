@@ -1,4 +1,4 @@
-"""Attachment links come from CRM records: only CV CRM's own hosts are fetched (pipelines/allowed_hosts.py).
+"""Attachment links come from CRM records: only CV CRM's own hosts are fetched (``Connector.fetch_url``).
 
 A link elsewhere is refused before any request leaves, and the assistance becomes a dead letter saying
 which tenant, record and attachment, and what to do; nothing partial reaches Sienge. Links on the CRM's
@@ -18,7 +18,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from pipelines.assistance.flow import fetch_url
+from connectors.runtime.client import Connector
+from connectors.spec.loader import load_spec
 from pipelines.replay import replay
 from pipelines.store import deadletters
 from pipelines.store.models import OutboxItem
@@ -103,12 +104,13 @@ def test_look_alike_and_plain_http_links_are_refused_too(env_factory, link: str)
 
 def test_a_crm_link_cannot_redirect_the_download_to_another_host() -> None:
     with foreign_host() as (elsewhere, foreign_hits), foreign_host(redirect_to=f"{elsewhere}/laudo.pdf") as (crm, _):
-        def on_crm(url: str) -> bool:
-            return url.startswith(crm)
-
-        with pytest.raises(DataError, match=re.escape(f"redirects to {elsewhere.removeprefix('http://')},")) as refused:
-            fetch_url(f"{crm}/files/abc", follow=on_crm)
-        assert refused.value.field == "anexos" and foreign_hits == []
-        # a redirect that stays on the CRM's host is followed
+        secrets = {"email": "i@demo.cvcrm.com.br", "token": "cv-test-token-1"}
+        refused = pytest.raises(DataError, match=re.escape(f"redirected to {elsewhere.removeprefix('http://')},"))
+        with Connector.open("cvcrm", {"base_url": crm, "domain": "demo"}, secrets) as cvcrm, refused:
+            cvcrm.fetch_url(f"{crm}/files/abc", what="attachment", credentials=False)
+        assert foreign_hits == []
+        # a redirect that stays on the CRM's hosts is followed
         with foreign_host() as (target, _), foreign_host(redirect_to=f"{target}/files/abc") as (hop, _):
-            assert fetch_url(f"{hop}/files/x", follow=lambda u: u.startswith((hop, target))) == REPORT
+            spec = load_spec("cvcrm").model_copy(update={"file_hosts": [target]})
+            with Connector.open(spec, {"base_url": hop, "domain": "demo"}, secrets) as cvcrm:
+                assert cvcrm.fetch_url(f"{hop}/files/x", what="attachment", credentials=False) == REPORT

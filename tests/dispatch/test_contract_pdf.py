@@ -1,4 +1,4 @@
-"""The CRM's contract PDF comes through the CV CRM spec's declared download, and only from CV CRM's hosts."""
+"""The CRM's contract PDF comes through the connector runtime's one download path, and only from CV CRM's hosts."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import func, select
 
 from connectors.runtime.client import Connector
-from connectors.spec.loader import load_spec
 from pipelines.dispatch.documents import download_crm_pdf
 from pipelines.dispatch.flow import DispatchRequest, run_dispatch
 from pipelines.store import deadletters
 from pipelines.store.db import Store
 from pipelines.store.models import Envelope
+from ponte.errors import DataError
 from tests.connectors.loopback import Loopback, Reply
 from tests.dispatch.support import Sale, seed_sale, verify_manager
 from tests.support.tenants import sandbox_tenant
@@ -35,11 +35,6 @@ def _contract(sb, sale: Sale) -> dict:
 def _envelopes(store: Store, contract_id: int) -> int:
     with store.session() as session:
         return session.scalar(select(func.count()).select_from(Envelope).where(Envelope.contract_id == str(contract_id))) or 0
-
-
-def test_the_spec_declares_the_download() -> None:
-    action = load_spec("cvcrm").actions["download_contrato"]
-    assert (action.method, action.response, action.path) == ("GET", "binary", "{values.contrato_link}")
 
 
 def test_a_link_with_a_query_reaches_the_crm_with_its_query() -> None:
@@ -98,3 +93,16 @@ def test_a_contract_link_on_a_foreign_host_is_dead_lettered_and_nothing_is_fetch
     (letter,) = [d for d in deadletters.list_open(store, tenant.id, "dispatch") if d.record_key == f"contract:{sale.contract_id}"]
     assert letter.field == "link" and letter.error_kind == "data"
     assert "ponte deadletter replay" in (letter.hint or "")
+
+
+def test_a_crm_link_that_redirects_elsewhere_is_refused_and_nothing_is_fetched_there(foreign: Loopback) -> None:
+    """Before: the download followed the redirect to any host and sent what it got as the contract."""
+    with Loopback() as crm_files:  # the CRM's own origin would be the sandbox; any link on it may redirect
+        crm_files.route("GET", "/arquivos/801.pdf", Reply(302, b"", {"location": f"{foreign.url}/contrato.pdf"}))
+        values = {"base_url": crm_files.url, "domain": "demo"}
+        secrets = {"email": "i@demo.cvcrm.com.br", "token": "cv-test-token-1"}
+        with Connector.open("cvcrm", values, secrets) as cvcrm, pytest.raises(DataError, match="redirected to") as refused:
+            download_crm_pdf(cvcrm, {"idreservacontrato": 801, "link": f"{crm_files.url}/arquivos/801.pdf"})
+    assert refused.value.record == "contract 801" and refused.value.field == "link"
+    assert foreign.received == []
+

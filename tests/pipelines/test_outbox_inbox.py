@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select, update
@@ -174,3 +174,80 @@ def test_dead_letters_keep_one_open_row_per_record(store: Store) -> None:
     )
     assert deadletters.resolve(store, "demo", "import", "customer:9") == 1
     assert deadletters.list_open(store, "demo") == []
+
+
+# -- odd but authentic deliveries: long ids, long types, characters a column cannot hold ----------------
+
+PREFIX_200 = "evt-" + "x" * 196  # as long as the key column: two ids that differ only after it
+
+
+def _inbox(store: Store) -> list[InboxEvent]:
+    with store.session() as session:
+        return list(session.scalars(select(InboxEvent).order_by(InboxEvent.id)))
+
+
+def test_two_distinct_ids_longer_than_the_key_column_are_both_stored(store: Store) -> None:
+    first, second = PREFIX_200 + "a", PREFIX_200 + "b"  # 201 characters, the same first 200
+    stored = [store_event(store, tenant="demo", connector="sienge", event_id=i, body=b"{}") for i in (first, second)]
+    assert [s.duplicate for s in stored] == [False, False], "a distinct event was acknowledged as a duplicate"
+    assert store_event(store, tenant="demo", connector="sienge", event_id=second, body=b"{}").duplicate
+    rows = _inbox(store)
+    assert [r.original_event_id for r in rows] == [first, second]
+    assert [r.duplicates for r in rows] == [0, 1]
+    assert all(len(r.event_id) <= 200 for r in rows)
+
+
+def test_an_event_type_longer_than_100_characters_is_stored_in_full(store: Store) -> None:
+    event_type = "CUSTOMER_UPDATED_" + "X" * 150
+    store_event(store, tenant="demo", connector="sienge", event_id="t1", event_type=event_type, body=b"{}")
+    assert [r.event_type for r in _inbox(store)] == [event_type]
+
+
+@pytest.mark.parametrize(
+    "event_id",
+    [
+        "x" * 200,  # exactly the column: stored as is
+        "é" * 200 + "ü",  # characters, not bytes, count
+        "\U0001f600" * 300,  # 4-byte characters
+        "nul\x00inside",  # PostgreSQL text cannot hold NUL
+        "lone \ud800 surrogate",  # not encodable as UTF-8
+        "sha256:" + "0" * 64,  # looks like a digest key: must not collide with one
+        " padded ",
+    ],
+    ids=["200", "accented-201", "emoji-300", "nul", "surrogate", "digest-like", "padded"],
+)
+def test_odd_event_ids_are_stored_once_and_a_redelivery_is_a_duplicate(store: Store, event_id: str) -> None:
+    odd = {"event_id": event_id, "event_type": event_id, "headers": {"x-odd": event_id}, "body": b"{}"}
+    first = store_event(store, tenant="demo", connector="cvcrm", **odd)
+    again = store_event(store, tenant="demo", connector="cvcrm", **odd)
+    assert (first.duplicate, again.duplicate) == (False, True)
+    (row,) = _inbox(store)
+    assert len(row.event_id) <= 200 and row.duplicates == 1
+    assert row.headers == {"x-odd": event_id}  # JSON escapes whatever a header value holds
+    if "\x00" not in event_id and "\ud800" not in event_id:
+        assert (row.original_event_id, row.event_type) == (event_id, event_id)
+
+
+def test_a_digest_like_id_and_the_long_id_it_digests_stay_apart(store: Store) -> None:
+    import hashlib
+
+    long_id = "y" * 500
+    digest_like = "sha256:" + hashlib.sha256(long_id.encode()).hexdigest()
+    stored = [store_event(store, tenant="demo", connector="cvcrm", event_id=i, body=b"{}") for i in (long_id, digest_like)]
+    assert [s.duplicate for s in stored] == [False, False]
+    assert sorted(r.original_event_id for r in _inbox(store)) == sorted([long_id, digest_like])
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(1, 1, 1, 0, 0, tzinfo=timezone(timedelta(hours=5))),  # before year 1 in UTC
+        datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-5))),  # after year 9999 in UTC
+    ],
+    ids=["year-0", "year-10000"],
+)
+def test_an_event_time_outside_pythons_range_in_utc_does_not_fail_the_store(store: Store, moment: datetime) -> None:
+    stored = store_event(store, tenant="demo", connector="docusign", event_id="t", event_time=moment, body=b"{}")
+    assert not stored.duplicate
+    (row,) = _inbox(store)
+    assert row.event_time is None  # the time stays in the stored body

@@ -23,6 +23,17 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 UNTHROTTLED = {"per_second": 10_000}
 
 
+def sandbox_tenant_file(
+    sandbox: Any, directory: Path, tenant_id: str = "demo", *, unthrottled: bool = False, **overrides: Any
+) -> TenantConfig:
+    """:func:`sandbox_tenant` written to ``directory/<id>.yaml`` too (point PONTE_TENANTS_DIR at it), for
+    code that loads tenants by name (the CLI, dead-letter replay)."""
+    data = _sandbox_data(sandbox, tenant_id, unthrottled=unthrottled, **overrides)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{tenant_id}.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return TenantConfig.model_validate(data)
+
+
 def sandbox_tenant(
     sandbox: Any, tenant_id: str = "demo", *, unthrottled: bool = False, **overrides: Any
 ) -> TenantConfig:
@@ -31,6 +42,10 @@ def sandbox_tenant(
     ``unthrottled`` lifts the connectors' own pacing (use with a sandbox started with
     ``rate_limits=False``); ``overrides`` are merged into the YAML data, e.g. ``options={"signing_provider": "clicksign"}``.
     """
+    return TenantConfig.model_validate(_sandbox_data(sandbox, tenant_id, unthrottled=unthrottled, **overrides))
+
+
+def _sandbox_data(sandbox: Any, tenant_id: str, *, unthrottled: bool, **overrides: Any) -> dict[str, Any]:
     data = yaml.safe_load((REPO / "tenants" / "demo.yaml").read_text(encoding="utf-8"))
     data["id"] = tenant_id
     for key, connector in data["connectors"].items():
@@ -41,4 +56,4 @@ def sandbox_tenant(
             connector["values"]["base_url"] = sandbox.urls[key]
             if unthrottled:
                 connector["rate_limit"] = dict(UNTHROTTLED)
-    return TenantConfig.model_validate(_merge(data, overrides))
+    return _merge(data, overrides)

@@ -1,0 +1,101 @@
+"""How a Ponte step (an asset or op that runs a flow) ends when the flow raises.
+
+One decision, made once: ``PonteError.retryable`` (``ponte/errors.py``).
+
+* **Retryable** (``TransientError``, ``RateLimitedError``: what the HTTP layer's own retries gave up on)
+  is re-raised unchanged, so :data:`STEP_RETRY`, the one step retry policy, re-runs the step later.
+* **Not retryable** (``ConfigurationError``, ``AuthError``, ``DataError``, ``NotFoundError``,
+  ``ConflictError``, and an ``AmbiguousWriteError``, which a person must resolve) becomes
+  ``dagster.Failure(allow_retries=False)``: the step fails on its first attempt, its description is the
+  error's one line (where, message, ``(fix: hint)``) and its metadata the error's kind, tenant, record,
+  field, hint and source, all masked (``ponte.redaction``). Re-running cannot fix a wrong password or a
+  broken tenant file; retrying it only delays the alert and hammers the provider.
+* Anything else (a bug, the state store down) is re-raised, so the policy applies as Dagster does by
+  default.
+
+Dagster's guarantee this relies on (``dagster/_core/execution/plan/utils.py``,
+``op_execution_error_boundary``): with a retry policy set, a ``Failure`` whose ``allow_retries`` is False
+is raised as is, not turned into ``RetryRequestedFromPolicy``; every other exception is.
+
+Every asset and op body runs inside :func:`step_errors`::
+
+    @asset(retry_policy=STEP_RETRY, ...)
+    def my_asset(context, ...):
+        with step_errors(context):
+            ...
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import PurePath
+from typing import Any
+
+from dagster import Backoff, Failure, Jitter, MetadataValue, RetryPolicy
+
+from ponte.errors import PonteError
+from ponte.redaction import redact
+
+#: The step retry policy of every asset and op that runs a flow, for what the HTTP layer gave up on
+#: (its own retries are exhausted): two more attempts, about 30 s and 60 s later. Writes are
+#: idempotent or behind the outbox, so a re-run step never doubles an effect.
+STEP_RETRY = RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+
+_CONTEXT_FIELDS = ("tenant", "record", "field", "hint", "source")
+
+
+def failure_metadata(error: PonteError) -> dict[str, Any]:
+    """The error's kind and context as step-failure metadata, masked; fields it lacks are left out."""
+    metadata: dict[str, Any] = {"kind": error.kind, "message": redact(error.message)}
+    for name in _CONTEXT_FIELDS:
+        value = getattr(error, name, None)
+        if value:
+            metadata[name] = redact(str(value))
+    if error.details:
+        metadata["details"] = MetadataValue.json({str(k): redact(str(v)) for k, v in error.details.items()})
+    frames = traceback.extract_tb(error.__traceback__) if error.__traceback__ else []
+    if frames:  # where it was raised (the Failure replaces the traceback, whose text is not masked)
+        last = frames[-1]
+        metadata["raised_at"] = f"{'/'.join(PurePath(last.filename).parts[-2:])}:{last.lineno} in {last.name}"
+    return metadata
+
+
+def describe(error: PonteError) -> str:
+    """``str(error)`` (where: message (fix: hint)) with each part masked on its own.
+
+    Masking the joined line would read ``field credentials.password: environment ...`` as a secret
+    after a ``password:`` key and mask the message itself.
+    """
+    where, message = redact(error.where()), redact(error.message)
+    text = f"{where}: {message}" if where else message
+    return f"{text} (fix: {redact(error.hint)})" if error.hint else text
+
+
+def step_failure(error: PonteError) -> Failure:
+    """A ``Failure`` that Dagster's retry policy does not re-run, telling a person what to fix."""
+    return Failure(description=describe(error), metadata=failure_metadata(error), allow_retries=False)
+
+
+def _partition_tenant(context: Any) -> str | None:
+    try:
+        return context.partition_key if context.has_partition_key else None
+    except Exception:  # not a partitioned run: the error names its tenant itself, if it knows it
+        return None
+
+
+@contextmanager
+def step_errors(context: Any | None = None, *, tenant: str | None = None) -> Iterator[None]:
+    """Translate a flow's error into how the step ends (see the module docstring).
+
+    ``context`` (the asset/op execution context) supplies the tenant from the run's partition when the
+    error does not name one; ``tenant`` overrides it.
+    """
+    try:
+        yield
+    except PonteError as error:
+        if error.retryable:
+            raise  # STEP_RETRY re-runs the step
+        error.context(tenant=tenant or (_partition_tenant(context) if context is not None else None))
+        raise step_failure(error) from None
