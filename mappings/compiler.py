@@ -14,7 +14,6 @@ mapping file, the field's line, the field and the record id.
 from __future__ import annotations
 
 import copy
-import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mappings.language import Condition, FieldMapping, MappingFile
+from mappings.linear_regex import LinearPattern, RegexRefused, compile_pattern
 from mappings.paths import (
     Find,
     Index,
@@ -80,7 +80,7 @@ def _s(value: Any) -> str:
     return "" if value is None else value if isinstance(value, str) else str(value)
 
 
-def _match(pattern: re.Pattern[str], value: Any) -> bool:
+def _match(pattern: LinearPattern, value: Any) -> bool:
     return value is not None and pattern.search(_s(value)) is not None
 
 
@@ -292,10 +292,9 @@ class MappingCompiler:
         if "contains" in given:
             return f"{self.ref_or_const(cond.contains, scope, loc)} in (({expr}) or ())"
         try:
-            pattern = re.compile(cond.matches or "")
-        except re.error as exc:
-            raise self.fail((*loc, "matches"), f"not a valid regular expression: {exc}",
-                            "fix the pattern (Python re syntax)") from None
+            pattern = compile_pattern(cond.matches or "")
+        except RegexRefused as exc:
+            raise self.fail((*loc, "matches"), exc.problem, exc.hint) from None
         return f"_match({self.const(pattern)}, {expr})"
 
     # ---- target schema ---------------------------------------------------------------------------
@@ -506,6 +505,8 @@ class MappingCompiler:
                                 f"{fix}transforms: {', '.join(sorted(REGISTRY))}")
             try:
                 transform_spec, function = build(name, args)
+            except RegexRefused as exc:
+                raise self.fail(tloc, f"transform {name!r}: {exc.problem}", exc.hint) from None
             except ValidationError as exc:
                 problems = "; ".join(
                     f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}"

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mappings.linear_regex import compile_pattern
 from ponte.errors import DataError
 from schemas.documents import (
     format_br_phone,
@@ -194,21 +195,13 @@ class RegexArgs(Args):
     pattern: str
     group: int | str = 1
 
-    @field_validator("pattern")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
-
 
 @transform("regex", RegexArgs, shorthand="pattern")
 def _regex(args: RegexArgs) -> Fn:
     """Extract a group of a regular expression (e.g. the state from 'Rua X, 10, Joinville - SC');
-    no match means missing."""
-    pattern = re.compile(args.pattern)
+    no match means missing. Linear time in the text (:mod:`mappings.linear_regex`); a pattern that
+    needs backtracking is refused at load (RegexRefused, with what to write instead)."""
+    pattern = compile_pattern(args.pattern)
     if isinstance(args.group, int) and args.group > pattern.groups:
         raise ValueError(f"group {args.group} does not exist: the pattern has {pattern.groups} group(s)")
     if isinstance(args.group, str) and args.group not in pattern.groupindex:
