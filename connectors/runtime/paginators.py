@@ -7,7 +7,6 @@ yields its records before asking for the next, so memory stays flat however many
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,14 +118,27 @@ class NextUrlPaginator(_SizeParam):
         return NextPage(url=str(response.request.url.join(url)))
 
 
-_LINK = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]+)*)')
-
-
 def parse_link_header(value: str) -> dict[str, str]:
-    """``Link`` header to {rel: url}; tolerant of spacing and quoting."""
+    """``Link`` header to {rel: url}; tolerant of spacing and quoting.
+
+    Scanned with ``str.find`` in one pass (a regular expression over a header of many ``<`` and no
+    ``>`` took quadratic time): each ``<url>`` is followed by ``;``-separated parameters up to the next
+    comma.
+    """
     links: dict[str, str] = {}
-    for url, attrs in _LINK.findall(value or ""):
-        for attr in attrs.split(";"):
+    text = value or ""
+    pos = 0
+    while (start := text.find("<", pos)) >= 0:
+        end = text.find(">", start + 1)
+        if end < 0:
+            break
+        url = text[start + 1 : end]
+        comma = text.find(",", end + 1)
+        tail = text[end + 1 : comma if comma >= 0 else len(text)].lstrip()
+        pos = end + 1
+        if not tail.startswith(";"):
+            continue
+        for attr in tail.split(";")[1:]:
             key, _, val = attr.strip().partition("=")
             if key.strip().lower() == "rel":
                 for rel in val.strip().strip('"').split():

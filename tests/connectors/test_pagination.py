@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import time
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.connectors.conftest import make_spec, open_connector
 from tests.connectors.loopback import Loopback, Received, Reply
@@ -191,3 +195,36 @@ def test_a_page_with_a_number_json_has_no_place_for_is_refused(server: Loopback,
     with open_connector(spec({"type": "none"}), server) as conn, pytest.raises(UnexpectedStatusError,
                                                                                 match="non-JSON"):
         list(conn.read("items"))
+
+
+_LINK_REGEX = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]+)*)')
+
+
+def _link_header_by_regex(value: str) -> dict[str, str]:
+    """The parser as it was (a regular expression), kept as the reference the scan must equal."""
+    links: dict[str, str] = {}
+    for url, attrs in _LINK_REGEX.findall(value):
+        for attr in attrs.split(";"):
+            key, _, val = attr.strip().partition("=")
+            if key.strip().lower() == "rel":
+                for rel in val.strip().strip('"').split():
+                    links.setdefault(rel.lower(), url.strip())
+    return links
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet='<>;,= "relnxtab/:?', max_size=60))
+def test_the_link_header_scan_equals_the_regex_it_replaced(header: str) -> None:
+    from connectors.runtime.paginators import parse_link_header
+
+    assert parse_link_header(header) == _link_header_by_regex(header)
+
+
+def test_a_link_header_of_many_open_brackets_is_read_in_linear_time() -> None:
+    """The regex took quadratic time on ``<`` without ``>`` (a hostile or broken server's header)."""
+    from connectors.runtime.paginators import parse_link_header
+
+    started = time.perf_counter()
+    for header in ("<" * 200_000, "<a>; rel=" + ";" * 200_000, "<a>," * 50_000):
+        parse_link_header(header)
+    assert time.perf_counter() - started < 2.0  # the regex needed minutes for the first one
