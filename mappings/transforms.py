@@ -384,35 +384,53 @@ def _money_text(args: MoneyTextArgs) -> Fn:
 
 class DocumentArgs(Args):
     format: bool = Field(False, description="Punctuated (000.000.000-00) instead of compact")
+    on_invalid: Literal["fail", "drop"] = Field(
+        "fail",
+        description="drop: an invalid document becomes missing instead of failing the record (for a "
+        "field that is only evidence, such as the document a signer typed at the provider)",
+    )
+
+
+def _droppable(fn: Fn, args: DocumentArgs) -> Fn:
+    if args.on_invalid == "fail":
+        return fn
+
+    def or_missing(value: Any) -> Any:
+        try:
+            return fn(value)
+        except ValueError:
+            return None
+
+    return or_missing
 
 
 @transform("cpf", DocumentArgs, shorthand="format")
 def _cpf(args: DocumentArgs) -> Fn:
     """A CPF, check digits verified: 11 digits, or punctuated with ``format: true``."""
     if args.format:
-        return lambda value: format_cpf(normalize_cpf(value))
-    return normalize_cpf
+        return _droppable(lambda value: format_cpf(normalize_cpf(value)), args)
+    return _droppable(normalize_cpf, args)
 
 
 @transform("cnpj", DocumentArgs, shorthand="format")
 def _cnpj(args: DocumentArgs) -> Fn:
     """A CNPJ (numeric or alphanumeric), check digits verified; punctuated with ``format: true``."""
     if args.format:
-        return lambda value: format_cnpj(normalize_cnpj(value))
-    return normalize_cnpj
+        return _droppable(lambda value: format_cnpj(normalize_cnpj(value)), args)
+    return _droppable(normalize_cnpj, args)
 
 
 @transform("tax_id", DocumentArgs, shorthand="format")
 def _tax_id(args: DocumentArgs) -> Fn:
     """A CPF or a CNPJ, told apart by length, check digits verified."""
     if not args.format:
-        return normalize_tax_id
+        return _droppable(normalize_tax_id, args)
 
     def formatted(value: Any) -> str:
         chars = normalize_tax_id(value)
         return format_cpf(chars) if len(chars) == 11 else format_cnpj(chars)
 
-    return formatted
+    return _droppable(formatted, args)
 
 
 class DocumentKindArgs(Args):

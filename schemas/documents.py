@@ -1,8 +1,11 @@
 """Brazilian documents and phone numbers, validated for real.
 
-CPF and CNPJ check digits come from python-stdnum, which implements the Receita Federal algorithms,
-including the alphanumeric CNPJ in force since July 2026 (letters count as their ASCII code minus 48);
-a plain 11-digit CPF takes the same arithmetic written for speed, held equal to stdnum by a test.
+CPF and CNPJ follow the Receita Federal's rules: mod-11 check digits, including the alphanumeric CNPJ
+in force since July 2026 (letters count as their ASCII code minus 48), and no document whose digits are
+all the same (``111.111.111-11``, ``00.000.000/0000-00``): those are placeholders typed to get past a
+form, and their check digits add up, so python-stdnum accepts the CPFs among them. The check digits of
+an ASCII document are computed here, written for speed; anything else goes to stdnum. Tests hold both
+to the Receita's rules written independently, and the fast arithmetic equal to stdnum's.
 Phones are parsed by ``phonenumbers`` (Google's libphonenumber metadata) with Brazil as the default
 region and stored in E.164.
 """
@@ -18,6 +21,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 from stdnum.br import cnpj as _cnpj
 from stdnum.br import cpf as _cpf
 
+from ponte.redaction import mask_document
 from schemas.memo import remember
 
 _NON_ALNUM = re.compile(r"[^0-9A-Za-z]")
@@ -33,11 +37,24 @@ def is_valid_cpf(value: str) -> bool:
 
 
 def _is_valid_compact_cpf(digits: str) -> bool:
-    if len(digits) != 11 or not digits.isdigit():
+    if len(digits) != 11 or not digits.isdigit() or _is_placeholder(digits):
         return False
     if digits.isascii():  # the everyday case, without stdnum's generic cleaning (a fifth of its time)
-        return digits != "00000000000" and _cpf_check_digits_match(digits)
+        return _cpf_check_digits_match(digits)
     return _cpf.is_valid(digits)
+
+
+def _is_placeholder(chars: str) -> bool:
+    """All characters the same (``11111111111``): never issued by the Receita, though the check digits
+    of every such CPF, and of ``00000000000000``, add up."""
+    return chars == chars[0] * len(chars)
+
+
+def _placeholder(kind: str, chars: str) -> ValueError:
+    return ValueError(
+        f"{kind} {mask_document(chars)} is a placeholder (all digits the same), not a real {kind}: "
+        "correct it where the record was entered (Sienge, for imported records)"
+    )
 
 
 _CPF_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
@@ -62,7 +79,7 @@ def is_valid_cnpj(value: str) -> bool:
 
 
 def _is_valid_compact_cnpj(chars: str) -> bool:
-    if len(chars) != 14:
+    if len(chars) != 14 or _is_placeholder(chars):
         return False
     if chars.isascii() and chars[12:].isdigit():  # numeric or alphanumeric, without stdnum's cleaning
         return not chars.startswith("000000000000") and _cnpj_check_digits_match(chars)
@@ -100,6 +117,8 @@ def _checked_cpf(digits: str) -> str:
         return known
     if len(digits) != 11 or not digits.isdigit():
         raise ValueError(f"a CPF has 11 digits, got {len(digits)} characters")
+    if _is_placeholder(digits):
+        raise _placeholder("CPF", digits)
     if not _is_valid_compact_cpf(digits):
         raise ValueError("CPF check digits do not match (typo in the number?)")
     return remember(_CPFS, digits, digits)
@@ -112,6 +131,8 @@ def normalize_cnpj(value: str) -> str:
         raise ValueError(f"a CNPJ has 14 characters, got {len(chars)}")
     if not chars[12:].isdigit():
         raise ValueError("the last two characters of a CNPJ (check digits) must be digits")
+    if _is_placeholder(chars):
+        raise _placeholder("CNPJ", chars)
     if not _is_valid_compact_cnpj(chars):
         raise ValueError("CNPJ check digits do not match (typo in the number?)")
     return chars

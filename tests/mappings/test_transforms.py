@@ -318,3 +318,25 @@ def test_the_phone_transform_reads_trunk_prefixes_as_before(text: str) -> None:
     except ValueError:
         got = None
     assert got == _phone_as_before(text)
+
+
+def test_an_evidence_only_document_can_be_dropped_instead_of_failing_the_record() -> None:
+    """A signer's placeholder CPF in a Clicksign webhook must not stop the status from syncing back."""
+    for name in ("cpf", "tax_id"):
+        with pytest.raises(ValueError, match="placeholder"):
+            fn(name)("111.111.111-11")
+        assert fn(name, {"on_invalid": "drop"})("111.111.111-11") is None
+        assert fn(name, {"on_invalid": "drop", "format": True})("52998224725") == "529.982.247-25"
+    assert fn("cnpj", {"on_invalid": "drop"})("11.111.111/1111-11") is None
+
+
+def test_a_clicksign_sign_event_with_a_placeholder_document_still_translates() -> None:
+    import json
+
+    from mappings import MappingContext, load_mapping
+    from tests.mappings.conftest import SAMPLES
+
+    payload = json.loads((SAMPLES / "clicksign" / "webhook_to_signing_event" / "sign.json").read_text())
+    payload["event"]["data"]["signer"]["documentation"] = "111.111.111-11"
+    [event] = [e for e in [load_mapping("clicksign/webhook_to_signing_event").run(payload, MappingContext())] if e]
+    assert event.evidence is not None and event.evidence.document is None

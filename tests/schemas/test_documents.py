@@ -119,6 +119,8 @@ def test_check_digit_typos_are_always_caught() -> None:
         ("529.982.247-26", "CPF check digits do not match"),
         ("11.222.333/0001-82", "CNPJ check digits do not match"),
         ("12.ABC.345/01DE-3X", "check digits"),
+        ("111.111.111-11", r"CPF \*\*\*\.\*\*\*\.\*\*\*-11 is a placeholder \(all digits the same\), not a real CPF"),
+        ("00.000.000/0000-00", "CNPJ .*-00 is a placeholder"),
     ],
 )
 def test_bad_documents_explain_what_is_wrong(value: str, message: str) -> None:
@@ -252,10 +254,13 @@ def test_brazilian_phone_formats_match_libphonenumber(national: str, style: str)
     )
 )
 def test_the_fast_cpf_check_agrees_with_stdnum(number: str) -> None:
+    """stdnum's arithmetic, and the Receita's placeholder rule stdnum does not apply to CPFs
+    (``111.111.111-11`` passes its check; ``tests/schemas/test_document_rules.py`` has the rule)."""
     from stdnum.br import cpf as stdnum_cpf
 
     digits = compact(number)
-    expected = len(digits) == 11 and digits.isdigit() and stdnum_cpf.is_valid(digits)
+    placeholder = len(set(digits)) == 1
+    expected = len(digits) == 11 and digits.isdigit() and stdnum_cpf.is_valid(digits) and not placeholder
     assert is_valid_cpf(number) == expected, number
 
 
@@ -274,7 +279,8 @@ def test_the_fast_cnpj_check_agrees_with_stdnum(number: str) -> None:
     from stdnum.br import cnpj as stdnum_cnpj
 
     chars = compact(number)
-    expected = len(chars) == 14 and stdnum_cnpj.is_valid(chars)
+    placeholder = len(set(chars)) == 1  # stdnum's check digits already refuse every such CNPJ
+    expected = len(chars) == 14 and stdnum_cnpj.is_valid(chars) and not placeholder
     assert is_valid_cnpj(number) == expected, number
 
 
