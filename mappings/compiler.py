@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from mappings.context import CREDENTIALS_HINT, credentials_read
 from mappings.language import Condition, FieldMapping, MappingFile
 from mappings.linear_regex import LinearPattern, RegexRefused, compile_pattern
 from mappings.paths import (
@@ -195,6 +196,8 @@ class MappingCompiler:
         elif path.root == "root":
             base, tp, guaranteed, prefix = "root", self.source_model, True, ""
         elif path.root == "tenant":
+            if (problem := credentials_read(path)) is not None:
+                raise self.fail(loc, problem, CREDENTIALS_HINT)
             self.uses_tenant = True
             base, tp, guaranteed, prefix, schema_name = "T", TenantConfig, True, "", "the tenant configuration"
         elif path.root == "params":

@@ -210,7 +210,16 @@ def _eleven_digits(match: re.Match[str]) -> str:
 
 _PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     # URLs first: their tokens and signatures go before any other pattern splits them.
-    (re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>`]+"), lambda m: redact_url(m.group(0))),
+    # (a URL ends before quotes, backslashes and the punctuation that closes a sentence)
+    (
+        re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>`\\]*[^\s\"'<>`\\.,;:!?)\]}]"),
+        lambda m: redact_url(m.group(0)),
+    ),
+    # Request paths on their own ("GET /files/<token> answered 404", an access log's path).
+    (
+        re.compile(r"(?<![\w.:/~-])/[^\s\"'<>`\\]*[^\s\"'<>`\\.,;:!?)\]}]"),
+        lambda m: redact_url(m.group(0)),
+    ),
     # Authorization schemes, so the token after "Bearer" is masked whatever precedes it.
     (re.compile(r"\b(Bearer|Basic|Token)\s+([A-Za-z0-9._~+/=-]{6,})", re.I), _auth_scheme),
     # key=value / "key": "value" / key: value

@@ -302,8 +302,9 @@ class Connector:
                 response = self._http.send(request, stream=True)
             except httpx.TransportError as exc:
                 raise from_transport(exc, request, source=self.name).context(tenant=self.tenant) from None
-            log.debug("%s %s %s -> %s in %.0f ms", self.name, request.method, redact_url(request.url.path),
-                      response.status_code, (time.monotonic() - started) * 1000)
+            if log.isEnabledFor(logging.DEBUG):  # the path's masking costs a regex pass per request
+                log.debug("%s %s %s -> %s in %.0f ms", self.name, request.method, redact_url(request.url.path),
+                          response.status_code, (time.monotonic() - started) * 1000)
             following = response.next_request
             if following is None or not response.has_redirect_location:
                 return response
@@ -329,15 +330,23 @@ class Connector:
     def _read_capped(self, response: httpx.Response, limit: int | None, *, truncate: bool = False) -> None:
         """Read the body, at most ``limit`` bytes: past it the transfer stops and the record is refused
         (or, for an error answer, the excerpt is cut). Nothing larger is ever held in memory."""
+        if limit is None:
+            try:
+                response.read()
+            except httpx.TransportError as exc:
+                raise from_transport(exc, response.request, source=self.name).context(tenant=self.tenant) from None
+            finally:
+                response.close()
+            return
         declared = response.headers.get("content-length", "")
-        too_big = limit is not None and declared.isdigit() and int(declared) > limit
+        too_big = declared.isdigit() and int(declared) > limit
         chunks: list[bytes] = []
         size = 0
         try:
             if not too_big:
                 for chunk in response.iter_bytes():
                     size += len(chunk)
-                    if limit is not None and size > limit:
+                    if size > limit:
                         too_big = True
                         break
                     chunks.append(chunk)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from orchestration.cli.console import console, fail, friendly_errors
 from pipelines.replay import replay
 from pipelines.store import deadletters, open_store
-from ponte.redaction import redact
+from ponte.redaction import mask_record, redact
 
 app = typer.Typer(
     help="Dead letters: failed records with their reason, and replay after a fix.", no_args_is_help=True
@@ -28,17 +30,40 @@ def list_cmd(
     table = Table("id", "tenant", "flow", "record", "kind", "field", "reason", "since")
     for row in rows:
         table.add_row(
-            str(row.id),
-            row.tenant,
-            row.flow,
-            row.record_key,
-            row.error_kind,
-            row.field or "",
-            redact(row.reason),
-            f"{row.created_at:%Y-%m-%d %H:%M}",
+            *(
+                escape(cell)
+                for cell in (
+                    str(row.id),
+                    row.tenant,
+                    row.flow,
+                    redact(row.record_key),
+                    row.error_kind,
+                    redact(row.field or ""),
+                    redact(row.reason or ""),
+                    f"{row.created_at:%Y-%m-%d %H:%M}",
+                )
+            )
         )
     console.print(table)
     console.print(f"{len(rows)} open dead letter(s)")
+
+
+def render(row: Any) -> list[str]:
+    """The lines `deadletter show` prints for ``row``, masked: free text by pattern, the payload by
+    field (an ``email`` is masked whatever it holds, a malformed address included) and then by pattern.
+
+    The suite's log scan renders every dead letter a test writes through this function too.
+    """
+    payload = mask_record(row.payload)
+    return [
+        f"{row.flow} {redact(row.record_key)} (tenant {row.tenant}, {row.status})",
+        f"kind: {row.error_kind}",
+        f"reason: {redact(row.reason or '')}",
+        f"field: {redact(row.field or '-')}",
+        f"fix: {redact(row.hint or '-')}",
+        f"mapping version: {row.mapping_version or '-'}",
+        *redact(json.dumps(payload, indent=2, ensure_ascii=False, default=str)).splitlines(),
+    ]
 
 
 @app.command("show")
@@ -51,10 +76,10 @@ def show(
     if row is None:
         fail(f"no dead letter {dead_letter_id}; see `ponte deadletter list`")
         return
-    console.print(f"[bold]{row.flow} {row.record_key}[/] (tenant {row.tenant}, {row.status})")
-    console.print(f"kind: {row.error_kind}\nreason: {redact(row.reason)}\nfield: {row.field or '-'}")
-    console.print(f"fix: {redact(row.hint or '-')}\nmapping version: {row.mapping_version or '-'}")
-    console.print(redact(json.dumps(row.payload, indent=2, ensure_ascii=False, default=str)), markup=False)
+    header, *rest = render(row)
+    console.print(f"[bold]{escape(header)}[/]")
+    for line in rest:
+        console.print(line, markup=False, soft_wrap=True)
 
 
 @app.command("replay")
@@ -83,9 +108,9 @@ def replay_cmd(
         outcome = replay(store, letter)
         if outcome.resolved:
             resolved += 1
-            console.print(f"[green]✓[/] {letter.record_key} replayed")
+            console.print(f"[green]✓[/] {escape(redact(letter.record_key))} replayed")
         else:
-            console.print(f"[red]✗[/] {letter.record_key}: {redact(outcome.reason or '')}")
+            console.print(f"[red]✗[/] {escape(redact(letter.record_key))}: {escape(redact(outcome.reason or ''))}")
     console.print(f"{resolved} of {len(letters)} replayed")
     if resolved < len(letters):
         raise typer.Exit(1)

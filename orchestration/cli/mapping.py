@@ -17,10 +17,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from mappings import list_mappings, load_mapping
+from mappings.context import check_no_credentials
 from mappings.samples import context_path, load_context, read_json
 from orchestration.cli.console import EXIT_USER_ERROR, console, err_console, friendly_errors
 from ponte.errors import PonteError
-from ponte.redaction import redact
+from ponte.redaction import mask_record, redact
 
 app = typer.Typer(
     help="Schema mappings: try one on a sample payload, explain its fields, list them.",
@@ -33,9 +34,17 @@ def _error(exc: PonteError | str) -> None:
     err_console.print(f"[bold red]error[/]: {escape(redact(str(exc)))}", markup=True, soft_wrap=True)
 
 
+def _checked(mapping: str) -> Any:
+    """Load and compile a mapping, refusing one that reads a tenant credential."""
+    compiled = load_mapping(mapping)
+    spec = compiled.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    check_no_credentials(spec, str(compiled.path), compiled.field_lines)
+    return compiled
+
+
 def _load(mapping: str) -> Any:
     try:
-        return load_mapping(mapping)
+        return _checked(mapping)
     except PonteError as exc:
         _error(exc)
         raise typer.Exit(EXIT_USER_ERROR) from None
@@ -62,7 +71,7 @@ def test_cmd(
     tenant: str = typer.Option(None, "--tenant", "-t", help="Tenant id or file, overriding the context's."),
     validate: bool = typer.Option(True, help="Validate the output against the target schema."),
 ) -> None:
-    """Run MAPPING on a sample and print the output record, or the errors.
+    """Run MAPPING on a sample and print the output record (personal data masked), or the errors.
 
     Exit code 0 when every record mapped, 1 when a record failed (each failure printed with its
     file:line, field and record), 2 for a broken mapping or an unreadable sample.
@@ -87,7 +96,10 @@ def test_cmd(
         outputs.append(_plain(out))
     if outputs:
         shown = outputs if isinstance(payload, list) else outputs[0]
-        console.print_json(json.dumps(shown, ensure_ascii=False, default=str))
+        # masked like every CLI output (samples are often real records): documents, e-mails, phones and
+        # secrets by field and by pattern; names stay, they are what a mapping's output is checked by
+        shown = mask_record(json.loads(json.dumps(shown, default=str)), keep={"name"})
+        console.print_json(json.dumps(shown, ensure_ascii=False))
         if shown is None:
             err_console.print("(the mapping's filters skipped this record)")
     if failures:
@@ -140,7 +152,7 @@ def list_cmd() -> None:
         table.add_column(column)
     for name in list_mappings():
         try:
-            compiled = load_mapping(name)
+            compiled = _checked(name)
         except PonteError as exc:
             table.add_row(name, "", "", "", f"[red]✗ {escape(redact(str(exc)))}[/]")
             continue

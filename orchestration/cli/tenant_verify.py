@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from orchestration.cli.console import console, friendly_errors
+from ponte.redaction import redact
 
 
 def register(tenant_app: typer.Typer) -> None:
@@ -25,9 +26,9 @@ def register(tenant_app: typer.Typer) -> None:
         store = open_store()
         if code:
             confirm_code(store, config, email, code)
-            console.print(f"[green]{email} is verified[/]: envelopes may be sent for {config.id}")
+            console.print(f"[green]{redact(email)} is verified[/]: envelopes may be sent for {config.id}")
             return
         with ConnectorSet(config, store) as conns:
             send_code(store, config, email, conns.get("smtp"))
-        console.print(f"code sent to {email}; confirm with: ponte tenant verify-email -t {config.id} "
-                      f"--email {email} --code <code>")
+        console.print(f"code sent to {redact(email)}; confirm with: ponte tenant verify-email -t {config.id} "
+                      "--email <the same e-mail> --code <code>")

@@ -19,11 +19,17 @@ How it works:
   sets the exit status to 1 when there are findings and the terminal summary lists them. Under xdist
   each worker scans its own records and ships its findings to the controller in ``workeroutput``; the
   controller collects them in ``pytest_testnodedown`` and fails the run in its own sessionfinish.
+- The same detectors also read what a person sees outside the logs: the output of every CLI run a test
+  makes through typer's (or click's) ``CliRunner`` (stdout and stderr, as ``result.output`` holds them),
+  and every dead letter a test writes (``pipelines.store.deadletters.put``), rendered exactly as
+  ``ponte deadletter show`` prints it. Those findings name ``<cli output>`` or ``<deadletter show>``
+  where a log finding names its logger.
 - ``@pytest.mark.logscan_allow(reason)`` exempts a test that must log clear data on purpose (none does).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -31,6 +37,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -102,7 +109,8 @@ DETECTORS = (
     Detector("cpf", re.compile(r"(?<![\w*.])\d{11}(?![\w])"), _valid_cpf),
     Detector("cnpj", re.compile(r"(?<![\w*])[0-9A-Z]{2}\.[0-9A-Z]{3}\.[0-9A-Z]{3}/[0-9A-Z]{4}-\d{2}(?!\w)"), _valid_cnpj),
     Detector("cnpj", re.compile(r"(?<![\w*.])[0-9A-Z]{12}\d{2}(?!\w)"), _valid_cnpj),
-    Detector("e-mail", re.compile(r"(?<![\w*.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")),
+    # a doubled @ (joao@@example.com) is still somebody's address
+    Detector("e-mail", re.compile(r"(?<![\w*.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@+[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")),
     Detector("phone", re.compile(
         r"(?<![\w*])\+?55[\s.-]?\(?[1-9][0-9]\)?[\s.-]?9?\d{4}[\s.-]?\d{4}(?!\w)"  # +55 48 99876-5432, 5548999998888
         r"|\((?:[1-9][0-9])\)\s?9?\d{4}[\s.-]?\d{4}(?!\w)"  # (48) 99876-5432
@@ -180,6 +188,21 @@ class ScanHandler(logging.Handler):
         finally:
             self._local.busy = False
 
+    def scan_text(self, text: str, source: str) -> None:
+        """Scan text a person would read outside the logs (CLI output, a rendered dead letter)."""
+        self.seen += 1
+        if self.allowed or not text:
+            return
+        for line in text.splitlines():
+            spans = scan_line(line, self.secrets)
+            if spans and len(self.findings) < MAX_FINDINGS:
+                self.findings.append({
+                    "test": self.current,
+                    "logger": source,
+                    "kinds": sorted({s[0] for s in spans}),
+                    "line": mask_spans(line, spans)[:500],
+                })
+
     def attach_everywhere(self) -> None:
         """Also listen on loggers that do not propagate to the root (their records never reach it)."""
         for logger in list(logging.root.manager.loggerDict.values()):
@@ -191,6 +214,7 @@ class ScanHandler(logging.Handler):
 
 _KEY = pytest.StashKey[ScanHandler]()
 _COLLECTED = pytest.StashKey[list]()
+_PATCHES = pytest.StashKey[list]()
 
 
 def _handler(config: pytest.Config) -> ScanHandler | None:
@@ -204,6 +228,88 @@ def pytest_configure(config: pytest.Config) -> None:
         handler = ScanHandler()
         config.stash[_KEY] = handler
         _listen(handler)
+        config.stash[_PATCHES] = _watch_surfaces(handler)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for owner, name, original in reversed(config.stash.get(_PATCHES, [])):
+        setattr(owner, name, original)
+
+
+# ------------------------------------------------------------------ surfaces other than log records
+
+CLI_SOURCE = "<cli output>"
+DEAD_LETTER_SOURCE = "<deadletter show>"
+
+
+def _watch_surfaces(handler: ScanHandler) -> list[tuple[Any, str, Any]]:
+    """Wrap the CLI test runners and the dead-letter store so what they show is scanned too; returns
+    ``(owner, attribute, original)`` for each wrapper, to undo at the end of the session."""
+    patches: list[tuple[Any, str, Any]] = []
+    for module_name in ("typer.testing", "click.testing"):
+        try:
+            module = __import__(module_name, fromlist=["CliRunner"])
+        except ImportError:  # pragma: no cover - both come with the CLI's dependencies
+            continue
+        runner = module.CliRunner
+        original = runner.__dict__.get("invoke")
+        if original is not None and not getattr(original, "_logscan", False):
+            runner.invoke = _scanned_invoke(original, handler)
+            patches.append((runner, "invoke", original))
+    try:
+        from pipelines.store import deadletters
+    except ImportError:  # pragma: no cover - a session outside this repository
+        return patches
+    if not getattr(deadletters.put, "_logscan", False):
+        original_put = deadletters.put
+        deadletters.put = _scanned_put(original_put, handler)
+        patches.append((deadletters, "put", original_put))
+    return patches
+
+
+def _scanned_invoke(original: Callable[..., Any], handler: ScanHandler) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def invoke(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
+        try:
+            output = result.output
+        except (ValueError, AttributeError):  # a runner that did not capture it
+            output = ""
+        handler.scan_text(output, CLI_SOURCE)
+        return result
+
+    invoke._logscan = True  # type: ignore[attr-defined]
+    return invoke
+
+
+def _scanned_put(original: Callable[..., Any], handler: ScanHandler) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def put(*args: Any, **kwargs: Any) -> Any:
+        dead_letter_id = original(*args, **kwargs)
+        try:
+            shown = render_dead_letter(kwargs)
+        except Exception:  # a row the renderer cannot show is not a leak: never fail the caller
+            return dead_letter_id
+        handler.scan_text(shown, DEAD_LETTER_SOURCE)
+        return dead_letter_id
+
+    put._logscan = True  # type: ignore[attr-defined]
+    return put
+
+
+def render_dead_letter(fields: dict[str, Any]) -> str:
+    """What `ponte deadletter show` prints for a dead letter written with ``fields`` (``put``'s keyword
+    arguments)."""
+    from orchestration.cli.deadletter import render
+
+    error = fields.get("error")
+    row = SimpleNamespace(
+        flow=fields.get("flow"), record_key=fields.get("record_key"), tenant=fields.get("tenant"),
+        status="open", error_kind=getattr(error, "kind", None), reason=getattr(error, "message", None),
+        field=getattr(error, "field", None), hint=getattr(error, "hint", None),
+        mapping_version=fields.get("mapping_version"), payload=fields.get("payload"),
+    )
+    return "\n".join(render(row))
 
 
 def _listen(handler: ScanHandler) -> None:
@@ -276,12 +382,15 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     seen = (handler.seen if handler else 0) + sum(f.get("_worker_seen", 0) for f in findings)
     real = [f for f in findings if "_worker_seen" not in f]
     if not real:
-        terminalreporter.write_line(f"log scan: {seen} log records scanned, no personal data or secret in clear")
+        terminalreporter.write_line(f"log scan: {seen} log records, CLI outputs and dead letters scanned, "
+                                    "no personal data or secret in clear")
         return
-    terminalreporter.section("log scan: personal data or secrets in clear in log lines", sep="=", red=True)
+    terminalreporter.section("log scan: personal data or secrets in clear in log lines, CLI output or dead letters",
+                             sep="=", red=True)
     for finding in real:
         terminalreporter.write_line(
             f"{finding['test']} [{finding['logger']}] {', '.join(finding['kinds'])}: {finding['line']}")
     terminalreporter.write_line(
         f"log scan FAILED: {len(real)} offending line(s) among {seen} records (values masked above); "
-        "log through ponte.logging.get_logger or mask with ponte.redaction.redact")
+        "log through ponte.logging.get_logger, mask text with ponte.redaction.redact and records with "
+        "ponte.redaction.mask_record")
