@@ -22,7 +22,15 @@ compete with the measured code for the GIL):
 
 The sides run interleaved (Ponte, dlt, dlt, Ponte, ...) ``--repeat`` times; the table shows medians.
 
-    .venv/bin/python bench/import_vs_dlt.py [--customers 50000] [--repeat 3] [--postgres] [--profile]
+**Data.** ``--profile realistic`` (the default) seeds the sandbox with people as real ERPs hold them
+(docs/sandbox.md): about a third of the customers must fail, so Ponte validates, refuses and
+dead-letters them (each with its reason) while dlt loads every record as it comes. ``--profile clean``
+is the data of the figures before the realistic profile existed (every record valid). Both sides
+always read the same server, so the same records. Ponte logs each dead letter at WARNING on stderr, as
+in production: redirect stderr (``2>import.log``) to keep the table readable.
+
+    .venv/bin/python bench/import_vs_dlt.py [--customers 50000] [--repeat 3] [--postgres]
+        [--profile realistic|clean] [--pyinstrument FILE]
 """
 
 from __future__ import annotations
@@ -63,10 +71,15 @@ POSTGRES_ADMIN = os.environ.get("PONTE_TEST_POSTGRES_URL", "postgresql+psycopg:/
 
 _CHILD = r"""
 import json, os, sys
+from collections import Counter
 from connectors.sandbox import start_sandbox
-sb = start_sandbox(customers=int(sys.argv[1]), seed=int(sys.argv[2]), rate_limits=False)
+sb = start_sandbox(customers=int(sys.argv[1]), seed=int(sys.argv[2]), rate_limits=False, profile=sys.argv[3])
+truth = sb.seed_data
 info = {"urls": sb.urls, "api": sb.api, "smtp": [sb.smtp.host, sb.smtp.port], "pid": os.getpid(),
-        "customers": len(sb.state.sienge.customers), "contracts": len(sb.state.sienge.contracts)}
+        "customers": len(sb.state.sienge.customers), "contracts": len(sb.state.sienge.contracts),
+        "profile": truth.profile, "expected_failures": len(truth.expected_failures),
+        "expected_by_reason": dict(Counter(truth.expected_failures.values()).most_common()),
+        "expected_sale_failures": len(truth.expected_sale_failures)}
 print("SANDBOX " + json.dumps(info), flush=True)
 sys.stdin.read()   # until the parent closes our stdin
 sb.stop()
@@ -76,11 +89,12 @@ sb.stop()
 # ------------------------------------------------------------------------------------ the sandbox
 
 @contextlib.contextmanager
-def sandbox_process(customers: int, seed: int = 7) -> Iterator[SimpleNamespace]:
-    """A sandbox in a child process (its own GIL, its own memory); yields what ``sandbox_tenant`` needs."""
+def sandbox_process(customers: int, seed: int = 7, profile: str = "clean") -> Iterator[SimpleNamespace]:
+    """A sandbox in a child process (its own GIL, its own memory); yields what ``sandbox_tenant`` needs,
+    and the ground truth's counts (``expected_failures``: customers that must fail; 0 for ``clean``)."""
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(customers), str(seed)],
+        [sys.executable, "-c", _CHILD, str(customers), str(seed), profile],
         cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
@@ -95,6 +109,8 @@ def sandbox_process(customers: int, seed: int = 7) -> Iterator[SimpleNamespace]:
         yield SimpleNamespace(
             urls=info["urls"], api=info["api"], smtp=SimpleNamespace(host=info["smtp"][0], port=info["smtp"][1]),
             pid=info["pid"], customers=info["customers"], contracts=info["contracts"],
+            profile=info["profile"], expected_failures=info["expected_failures"],
+            expected_by_reason=info["expected_by_reason"], expected_sale_failures=info["expected_sale_failures"],
             seeded_in=time.perf_counter() - started,
         )
     finally:
@@ -208,6 +224,7 @@ def ponte_stage(sandbox: SimpleNamespace, store: Any, profile: Path | None = Non
         "records": counts.read,
         "stored": stored,
         "failed": counts.failed,
+        "dead_lettered": counts.dead_lettered,
         "seconds": seconds,
         "rps": counts.read / seconds,
         "sienge_calls": report.api_calls["sienge"],
@@ -273,18 +290,20 @@ def dlt_load(sandbox: SimpleNamespace, workdir: Path) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------ re-run
 
-def unchanged_rerun(customers: int, store_kind: str, workdir: Path) -> dict[str, Any]:
+def unchanged_rerun(customers: int, store_kind: str, workdir: Path, profile: str = "clean") -> dict[str, Any]:
     """Full import with CRM writes, then an immediate re-run (incremental, then full) with nothing changed."""
     from pipelines.connections import open_connector
     from pipelines.imports.flow import ImportRequest, run_import
     from tests.support.tenants import sandbox_tenant
 
-    with sandbox_process(customers, seed=11) as sandbox, fresh_store(store_kind, workdir) as store:
+    with sandbox_process(customers, seed=11, profile=profile) as sandbox, fresh_store(store_kind, workdir) as store:
         tenant = sandbox_tenant(sandbox, unthrottled=True)
         sienge = open_connector(tenant, "sienge", store=store)
         cvcrm = open_connector(tenant, "cvcrm", store=store)
         try:
-            out: dict[str, Any] = {"customers": sandbox.customers, "contracts": sandbox.contracts}
+            out: dict[str, Any] = {"customers": sandbox.customers, "contracts": sandbox.contracts,
+                                   "expected_failures": sandbox.expected_failures,
+                                   "expected_sale_failures": sandbox.expected_sale_failures}
             for label, request in (
                 ("first", ImportRequest()),
                 ("rerun_incremental", ImportRequest()),
@@ -322,7 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", action="store_true", help="also run Ponte against a fresh PostgreSQL db")
     parser.add_argument("--rerun-customers", type=int, default=2_000,
                         help="sandbox size of the unchanged re-run check (0 skips it)")
-    parser.add_argument("--profile", type=Path, default=None,
+    parser.add_argument("--profile", choices=("realistic", "clean"), default="realistic",
+                        help="sandbox data: realistic (dirty, a third must fail; default) or clean (all valid)")
+    parser.add_argument("--pyinstrument", type=Path, default=None,
                         help="write a pyinstrument text profile of one extra Ponte run to this file")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure here")
     args = parser.parse_args(argv)
@@ -333,9 +354,13 @@ def main(argv: list[str] | None = None) -> int:
     dlt_runs: list[dict[str, Any]] = []
     workdir = Path(tempfile.mkdtemp(prefix="ponte-bench-"))
     try:
-        with sandbox_process(args.customers) as sandbox:
-            print(f"sandbox: {sandbox.customers:,} customers, seeded in {sandbox.seeded_in:.1f} s "
-                  f"(pid {sandbox.pid}); load average {load_before[0]:.2f}", flush=True)
+        with sandbox_process(args.customers, profile=args.profile) as sandbox:
+            print(f"sandbox: {sandbox.customers:,} customers, profile {sandbox.profile}, seeded in "
+                  f"{sandbox.seeded_in:.1f} s (pid {sandbox.pid}); load average {load_before[0]:.2f}", flush=True)
+            expected = sandbox.expected_failures
+            if expected:
+                print(f"  ground truth: {expected:,} customers must fail ("
+                      + ", ".join(f"{k} {v:,}" for k, v in sandbox.expected_by_reason.items()) + ")", flush=True)
             # warm-up, not counted: each side's first run in this process pays its one-time costs
             # (Ponte: compiling its mappings in the run process; dlt: loading its destination code).
             # Every counted Ponte run still starts its worker processes cold.
@@ -359,19 +384,21 @@ def main(argv: list[str] | None = None) -> int:
                         ponte[kind].append(result)
                         print(f"  run {rep + 1} ponte/{kind:<10} {result['rps']:>7,.0f} rec/s "
                               f"({result['records']:,} in {result['seconds']:.1f} s, "
-                              f"{result['sienge_calls']} Sienge calls)", flush=True)
-            if args.profile:
+                              f"{result['sienge_calls']} Sienge calls, "
+                              f"{result['dead_lettered']:,} dead letters)", flush=True)
+            if args.pyinstrument:
                 with fresh_store("sqlite", workdir) as store:
-                    ponte_stage(sandbox, store, profile=args.profile)
-                print(f"profile: {args.profile}", flush=True)
-        rerun = unchanged_rerun(args.rerun_customers, "sqlite", workdir) if args.rerun_customers else None
+                    ponte_stage(sandbox, store, profile=args.pyinstrument)
+                print(f"profile: {args.pyinstrument}", flush=True)
+        rerun = (unchanged_rerun(args.rerun_customers, "sqlite", workdir, args.profile)
+                 if args.rerun_customers else None)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     load_after = os.getloadavg()
 
     dlt_rps = _median(dlt_runs, "rps")
     print()
-    print(f"Customer import, {args.customers:,} customers, median of {args.repeat} "
+    print(f"Customer import, {args.customers:,} customers, profile {args.profile}, median of {args.repeat} "
           f"(load average {load_before[0]:.2f} before, {load_after[0]:.2f} after)")
     print("| side | store | records/s | seconds | vs dlt |")
     print("|---|---|---|---|---|")
@@ -386,13 +413,19 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"Sienge read calls per imported record: {first['sienge_calls']} / {first['records']:,} = "
           f"{first['sienge_calls'] / first['records']:.4f} (page size {PAGE}, the maximum)")
+    print(f"Dead letters per Ponte run: {sorted({r['dead_lettered'] for k in kinds for r in ponte[k]})} "
+          f"(ground truth: {expected:,} customers must fail); dlt loads every record as it comes "
+          f"(median {_median(dlt_runs, 'records'):,.0f} loaded)")
     if rerun:
         print(f"Unchanged re-run ({rerun['customers']:,} customers, {rerun['contracts']:,} contracts): "
-              f"first run {rerun['first']['crm_calls']:,} CRM calls; re-run incremental "
+              f"first run {rerun['first']['crm_calls']:,} CRM calls, {rerun['first']['dead_lettered']:,} dead "
+              f"letters (ground truth: {rerun['expected_failures']:,} customers and "
+              f"{rerun['expected_sale_failures']:,} sales must fail); re-run incremental "
               f"{rerun['rerun_incremental']['crm_calls']} CRM calls, re-run full "
               f"{rerun['rerun_full']['crm_calls']} CRM calls")
     figures = {
-        "customers": args.customers, "repeat": args.repeat, "load_before": load_before, "load_after": load_after,
+        "customers": args.customers, "repeat": args.repeat, "profile": args.profile,
+        "expected_failures": expected, "load_before": load_before, "load_after": load_after,
         "ponte": ponte, "dlt": dlt_runs, "rerun": rerun,
     }
     if args.json:

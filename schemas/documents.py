@@ -240,6 +240,28 @@ def _format_br_phone(e164: str, style: str) -> str | None:
     return None
 
 
+#: Brazilian extension words (ramal 21, ram. 21, r. 21, ramal: 21), read as libphonenumber's "ext."
+_RAMAL = re.compile(r"\b(?:ramal|ram\.|r\.)\s*:?\s*(?=\d)", re.IGNORECASE)
+#: a note in parentheses without digits: "(recado)", "(falar com Ana)"
+_NOTE_IN_PARENS = re.compile(r"\([^()\d]*\)")
+#: words of letters left after that (a note such as "falar com Ana"), except libphonenumber's extension marks
+_WORDS = re.compile(r"[^\W\d_]+")
+_EXTENSION_MARKS = frozenset({"ext", "x"})
+
+
+def _without_notes(text: str) -> str:
+    """A Brazilian phone as people type it into an ERP, minus what is not the number.
+
+    libphonenumber reads letters as keypad digits (vanity numbers), so "98765-4321 (recado)" became a
+    longer, invalid number and "ramal 21" was glued onto it. Notes are dropped and "ramal" becomes the
+    library's own "ext." (the extension is parsed apart; E.164 leaves it out). A text that is only a
+    note ("não tem") has no digits left and stays invalid.
+    """
+    text = _RAMAL.sub(" ext. ", text)
+    text = _NOTE_IN_PARENS.sub(" ", text)
+    return _WORDS.sub(lambda m: m.group(0) if m.group(0).lower() in _EXTENSION_MARKS else " ", text).strip()
+
+
 def _parse_phone(text: str, region: str) -> str:
     if region == "BR":
         national = _br_national(text)
@@ -248,6 +270,7 @@ def _parse_phone(text: str, region: str) -> str:
             _PHONES[(e164, region)] = e164
             remember(_NATIONAL, e164, national)  # formatting it for CV CRM need not match it again
             return e164
+        text = _without_notes(text)
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:

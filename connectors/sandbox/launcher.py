@@ -24,7 +24,7 @@ from connectors.sandbox.config import SandboxConfig
 from connectors.sandbox.cvcrm import CvcrmSandbox
 from connectors.sandbox.docusign import DocusignSandbox
 from connectors.sandbox.faults import FaultConfig, parse_fault_spec
-from connectors.sandbox.seed import Progress, SeedData, generate
+from connectors.sandbox.seed import PROFILES, Progress, SeedData, generate
 from connectors.sandbox.sienge import SiengeSandbox
 from connectors.sandbox.signing import Evidence
 from connectors.sandbox.sink import Sink
@@ -77,6 +77,8 @@ class Sandbox:
         self.config = config
         self.host = host
         self.seed_data = seed
+        #: the seed profile (clean | realistic); the realistic one carries its ground truth in ``seed_data``
+        self.profile = seed.profile
         self.dispatcher = Dispatcher()
         self.sienge = SiengeSandbox(config, self.dispatcher, seed)
         self.cvcrm = CvcrmSandbox(config, self.dispatcher, seed)
@@ -194,6 +196,11 @@ class Sandbox:
         config = faults if isinstance(faults, FaultConfig) else FaultConfig.model_validate(faults or {})
         self.systems[system].set_faults(config)
 
+    def apply_corrections(self) -> dict[int, dict[str, Any]]:
+        """Apply the seed's pending customer corrections in Sienge (realistic profile: CPFs fixed or
+        replaced, each with a new modifiedAt and CUSTOMER_UPDATED); see ``SiengeSandbox.apply_corrections``."""
+        return self.sienge.apply_corrections()
+
     def reset_rate_limits(self) -> None:
         for system in self.systems.values():
             if system.limiter is not None:
@@ -240,13 +247,18 @@ def start_sandbox(
     host: str = "127.0.0.1",
     config: SandboxConfig | None = None,
     progress: Progress | None = None,
+    profile: str = "clean",
     **overrides: Any,
 ) -> Sandbox:
     """Seed and start every stand-in; returns a running :class:`Sandbox` (also a context manager).
 
     ``faults`` is a mapping per system or the CLI's compact strings (see ``parse_fault_spec``);
     ``overrides`` are :class:`SandboxConfig` fields (e.g. ``sienge_rate_limit=RateLimit(...)``).
+    ``profile`` is the seed data: ``clean`` (every record imports) or ``realistic`` (people as real ERPs
+    hold them; ``sandbox.seed_data.expected_failures`` says which customers must fail and why).
     """
+    if profile not in PROFILES:
+        raise ConfigurationError(f"unknown sandbox profile {profile!r}", hint=" or ".join(PROFILES))
     cfg = (config or SandboxConfig()).model_copy(update=overrides, deep=True)
     if customers is not None:
         cfg.customers = customers
@@ -260,7 +272,7 @@ def start_sandbox(
     if not rate_limits:
         cfg = cfg.without_rate_limits()
     data = generate(customers=cfg.customers, seed=cfg.seed, enterprises=cfg.enterprises,
-                    assistances=cfg.assistances, progress=progress or (lambda *_: None))
+                    assistances=cfg.assistances, progress=progress or (lambda *_: None), profile=profile)
     sandbox = Sandbox(cfg, data, host=host)
     return sandbox.start(port_base=port_base)
 

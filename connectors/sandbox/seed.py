@@ -11,7 +11,7 @@ Generation is linear and allocation-light so ``--customers 50000`` stays a few s
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -56,6 +56,11 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
+#: seed profiles: ``clean`` (every record imports) and ``realistic`` (people as real ERPs hold them, with
+#: the ground truth of what must fail; ``connectors/sandbox/realistic.py``)
+PROFILES = ("clean", "realistic")
+
+
 @dataclass
 class SeedData:
     customers: list[dict[str, Any]] = field(default_factory=list)
@@ -63,6 +68,34 @@ class SeedData:
     units: list[dict[str, Any]] = field(default_factory=list)
     contracts: list[dict[str, Any]] = field(default_factory=list)
     crm_assistencias: list[dict[str, Any]] = field(default_factory=list)
+    profile: str = "clean"
+    # ---- ground truth (empty for the clean profile, where every record imports) ----------------
+    #: customer id -> why an import must refuse it (a code of ``realistic.FAILURE_REASONS``)
+    expected_failures: dict[int, str] = field(default_factory=dict)
+    #: sales contract id -> why it must fail (``buyer_failed``: one of its buyers is an expected failure)
+    expected_sale_failures: dict[int, str] = field(default_factory=dict)
+    #: valid customers built around one risky trait (a code of ``realistic.EDGE_CASES``)
+    edge_cases: dict[int, str] = field(default_factory=dict)
+    #: customer id -> the earlier customer id registered with the same CPF
+    duplicates: dict[int, int] = field(default_factory=dict)
+    #: customer id -> fields a Sienge user corrects later (``SiengeSandbox.apply_corrections``)
+    corrections: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def expected_failures_after_corrections(self) -> dict[int, str]:
+        """What must fail an import run after a first import and then the corrections: the fixed typos
+        import now; a valid customer whose CPF was replaced must fail (``cpf_changed_after_import``, see
+        ``realistic.CORRECTION_REASONS``): CV CRM still holds it under the old CPF."""
+        out = {cid: why for cid, why in self.expected_failures.items() if cid not in self.corrections}
+        out.update({cid: "cpf_changed_after_import" for cid in self.corrections if cid not in self.expected_failures})
+        return out
+
+    def sales_failing(self, failed_customers: Collection[int]) -> dict[int, str]:
+        """Sales contracts that must fail when these customers failed: any buyer missing fails the sale."""
+        return {
+            c["id"]: "buyer_failed"
+            for c in self.contracts
+            if any(p["id"] in failed_customers for p in c["salesContractCustomers"])
+        }
 
 
 Progress = Callable[[str, int, int], None]
@@ -88,9 +121,20 @@ def generate(
     enterprises: int | None = None,
     assistances: int = 3,
     progress: Progress = _noop,
+    profile: str = "clean",
 ) -> SeedData:
     """Build the whole data set. Sizes: enterprises ~ customers/2000 (at least 3), contracts ~ half
-    the customers, units ~ 1.25 per contract spread over the enterprises."""
+    the customers, units ~ 1.25 per contract spread over the enterprises.
+
+    ``profile``: ``clean`` (below) or ``realistic`` (dirty values and their ground truth, see
+    ``connectors/sandbox/realistic.py``); the same seed and profile always give the same data."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown seed profile {profile!r}; use {' or '.join(PROFILES)}")
+    if profile == "realistic":
+        from connectors.sandbox.realistic import generate_realistic
+
+        return generate_realistic(customers=customers, seed=seed, enterprises=enterprises,
+                                  assistances=assistances, progress=progress)
     rng = random.Random(seed)
     data = SeedData()
     n_enterprises = enterprises or max(3, -(-customers // 2000))

@@ -96,6 +96,9 @@ class SiengeState:
         self.hooks: dict[str, dict[str, Any]] = {}
         self.assistances: dict[int, dict[str, Any]] = {}
         self.customer_enterprises: dict[int, set[int]] = {}
+        #: fields a Sienge user corrects later (realistic profile), and the ids already corrected
+        self.corrections: dict[int, dict[str, Any]] = {k: dict(v) for k, v in seed.corrections.items()}
+        self.corrected: set[int] = set()
         for contract in seed.contracts:
             for party in contract["salesContractCustomers"]:
                 self.customer_enterprises.setdefault(party["id"], set()).add(contract["enterpriseId"])
@@ -176,6 +179,7 @@ class SiengeSandbox(SandboxSystem):
             Route("/_sandbox/sales-contracts/{id:int}/cancel", self._ctl_cancel, methods=["POST"]),
             Route("/_sandbox/technical-assistances/{id:int}/{action}", self._ctl_assistance, methods=["POST"]),
             Route("/_sandbox/events", self._ctl_event, methods=["POST"]),
+            Route("/_sandbox/corrections", self._ctl_corrections, methods=["POST"]),
         ]
 
     # ---- customers --------------------------------------------------------------------------
@@ -286,6 +290,18 @@ class SiengeSandbox(SandboxSystem):
             snapshot = dict(customer)
         self.emit("CUSTOMER_UPDATED", {"customerId": customer_id})
         return snapshot
+
+    def apply_corrections(self) -> dict[int, dict[str, Any]]:
+        """Apply the seed's pending corrections (realistic profile: a few customers' CPFs fixed or
+        replaced) as a Sienge user would: modifiedAt moves and CUSTOMER_UPDATED fires for each. Returns
+        what was applied (customer id -> fields); a second call finds nothing pending and applies nothing."""
+        with self.lock:
+            pending = [(cid, fields) for cid, fields in self.state.corrections.items()
+                       if cid not in self.state.corrected]
+            self.state.corrected.update(cid for cid, _ in pending)
+        for cid, fields in pending:
+            self.mutate_customer(cid, **fields)
+        return dict(pending)
 
     # ---- sales contracts --------------------------------------------------------------------
     async def list_contracts(self, request: Request) -> Response:
@@ -572,6 +588,10 @@ class SiengeSandbox(SandboxSystem):
 
     async def _ctl_assistance(self, request: Request) -> Response:
         return JSON(self.move_assistance(request.path_params["id"], request.path_params["action"]))
+
+    async def _ctl_corrections(self, request: Request) -> Response:
+        applied = self.apply_corrections()
+        return JSON({"corrected": [{"id": cid, **fields} for cid, fields in applied.items()]})
 
     async def _ctl_event(self, request: Request) -> Response:
         body = await read_json(request)

@@ -42,6 +42,12 @@ def _control_url(system: str, url: str | None, port_base: int) -> str:
 def up(
     customers: int = typer.Option(40, "--customers", "-n", min=0, help="How many Sienge customers to seed."),
     seed: int = typer.Option(7, "--seed", help="Seed of the generated data: same seed, same records."),
+    profile: str = typer.Option(
+        "clean",
+        "--profile",
+        help="Seed data: clean (every record imports) or realistic (people as real ERPs hold them: "
+        "dirty documents, phones, e-mails and names, duplicates; about a third of the customers must fail).",
+    ),
     port_base: int = typer.Option(
         DEFAULT_PORT_BASE,
         "--port-base",
@@ -63,6 +69,10 @@ def up(
 ) -> None:
     """Start every stand-in and keep them running until Ctrl-C."""
     from connectors.sandbox import start_sandbox
+    from connectors.sandbox.seed import PROFILES
+
+    if profile not in PROFILES:
+        raise ConfigurationError(f"unknown profile {profile!r}", hint=" or ".join(PROFILES))
 
     with Progress(
         TextColumn("[bold]seeding[/] {task.description}"),
@@ -86,9 +96,25 @@ def up(
             port_base=port_base,
             host=host,
             progress=report,
+            profile=profile,
         )
     try:
-        console.print(f"[bold]Ponte sandbox[/] (seed {seed}, {customers} customers)")
+        console.print(f"[bold]Ponte sandbox[/] (seed {seed}, {customers} customers, profile {profile})")
+        if profile == "realistic":
+            truth = sandbox.seed_data
+            reasons: dict[str, int] = {}
+            for reason in truth.expected_failures.values():
+                reasons[reason] = reasons.get(reason, 0) + 1
+            console.print(
+                f"  {len(truth.expected_failures)} customers must fail an import: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])),
+                soft_wrap=True,
+            )
+            console.print(
+                f"  {len(truth.duplicates)} duplicated CPFs; {len(truth.corrections)} CPF corrections pending "
+                "(POST <sienge origin>/_sandbox/corrections applies them)",
+                soft_wrap=True,
+            )
         creds = sandbox.credentials()
         for name in ("sienge", "cvcrm", "docusign", "clicksign", "whatsapp", "smtp"):
             console.print(f"  [bold]{name:<9}[/] {sandbox.api[name]}", soft_wrap=True)

@@ -154,7 +154,33 @@ def test_phones_normalise_to_e164(raw: str, e164: str) -> None:
     assert normalize_phone(raw) == e164
 
 
-@pytest.mark.parametrize("raw", ["123", "(11) 1234", "not a phone", "+55 00 98765-4321"])
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("11 3456-7890 ramal 21", "+551134567890"),
+        ("(11) 3456-7890 r. 205", "+551134567890"),
+        ("(48) 99123-4567 Ramal: 3", "+5548991234567"),
+        ("(11) 98765-4321 (recado)", "+5511987654321"),
+        ("11 98765-4321 falar com Ana", "+5511987654321"),
+        ("(11) 3456-7890 ext. 21", "+551134567890"),
+    ],
+)
+def test_notes_and_extensions_are_not_read_as_digits(raw: str, e164: str) -> None:
+    """libphonenumber reads letters as keypad digits: "(recado)" made the number longer and invalid."""
+    assert normalize_phone(raw) == e164
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["11987654321", "(11) 3456-7890", "+55 48 99123-4567", "011 98765 4321"]),
+    st.sampled_from([" (recado)", " (falar com Ana)", " ramal 21", " r. 7", " Ramal: 305", " - comercial"]),
+)
+def test_a_note_after_a_number_never_changes_it(number: str, note: str) -> None:
+    assert normalize_phone(number + note) == normalize_phone(number)
+
+
+@pytest.mark.parametrize("raw", ["123", "(11) 1234", "not a phone", "+55 00 98765-4321", "não tem",
+                                 "98765-4321 (recado)", "(recado)"])
 def test_invalid_phones_are_rejected(raw: str) -> None:
     with pytest.raises(ValueError):
         normalize_phone(raw)
