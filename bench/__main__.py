@@ -12,6 +12,7 @@ ORDER = [
     "import_vs_dlt.py",
     "import_memory.py",
     "gateway_throughput.py",
+    "gateway_body_flood.py",
     "webhook_to_crm_latency.py",
 ]
 

@@ -5,8 +5,12 @@ the inbox in one transaction, and only then answer 2xx. Processing is someone el
 sensor or ``ponte sync``), so the gateway answers in milliseconds and stays stateless: any number of
 instances can share one PostgreSQL inbox, and duplicates collapse on the inbox's unique event id.
 
-Answers: 200 stored (or duplicate), 401 forged / unsigned, 400 malformed, 404 unknown route, 503 only
-when the store itself is down (the sender should retry). Never a 5xx for bad input.
+Answers: 200 stored (or duplicate), 401 forged / unsigned, 400 malformed, 404 unknown route, 413 too
+large, 503 only when the store itself is down (the sender should retry). Never a 5xx for bad input.
+
+Nothing is buffered before it is accepted: the route (tenant, connector, webhook) is checked and the
+declared size compared with the limit before any of the body is read, and the body is counted while it
+streams, cut off at the limit (``orchestration/gateway/bodies.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from connectors.runtime.client import Connector
 from connectors.runtime.errors import WebhookAuthError
+from orchestration.gateway.bodies import BodyCutShort, BodyTooLarge, read_body, refusal
 from orchestration.gateway.openapi import openapi_document
 from pipelines.connections import ConnectorCache
 from pipelines.store.db import Store
@@ -31,9 +37,19 @@ from schemas.tenant import TenantConfig
 
 log = get_logger("gateway")
 
-#: headers worth keeping with the body (signatures are kept so a delivery can be re-verified later)
+#: the largest delivery body accepted; a larger one is refused (413) without being read past this
 MAX_BODY_BYTES = 5 * 1024 * 1024
 
+
+
+def _echo(event_id: str) -> str:
+    """The event id for the JSON answer: as delivered, except a lone surrogate (which UTF-8 cannot
+    encode: the answer failed with a 503 after the event was stored) written as a backslash escape."""
+    try:
+        event_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return event_id.encode("utf-8", "backslashreplace").decode("utf-8")
+    return event_id
 
 def _problem(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
@@ -52,7 +68,10 @@ class Gateway:
         # verification makes no HTTP calls, so these connectors need no shared rate budget
         self.connectors = connectors or ConnectorCache()
         self.on_stored = on_stored
-        self.stats = {"stored": 0, "duplicates": 0, "rejected": 0, "malformed": 0}
+        self.stats = {"stored": 0, "duplicates": 0, "rejected": 0, "malformed": 0, "too_large": 0}
+        # opened connectors of configured (tenant, connector) pairs only, so the cache stays bounded;
+        # after the first delivery a route is checked without leaving the event loop
+        self._opened: dict[tuple[str, str], Connector] = {}
 
     def _resolve(self, request: Request) -> tuple[TenantConfig, str, str] | Response:
         tenant_id = request.path_params["tenant"]
@@ -63,17 +82,44 @@ class Gateway:
             return _problem(404, "unknown webhook route")
         return tenant, key, webhook
 
+    async def _route(self, request: Request) -> tuple[TenantConfig, str, str, Connector] | Response:
+        """The delivery's tenant, connector and webhook, or the refusal, decided before the body is read."""
+        resolved = self._resolve(request)
+        if isinstance(resolved, Response):
+            return refusal(404, "unknown webhook route", request)
+        tenant, key, webhook = resolved
+        connector = self._opened.get((tenant.id, key))
+        if connector is None:
+            try:
+                connector = await run_in_threadpool(self.connectors.get, tenant, key)
+            except ConfigurationError as exc:
+                if "not an HTTP connector" in exc.message:
+                    return refusal(404, "unknown webhook route", request)  # e.g. smtp: no webhooks at all
+                log.error("gateway misconfigured for %s/%s: %s", tenant.id, key, exc)
+                return refusal(
+                    503, "webhook receiver is misconfigured; the sender should retry later", request
+                )
+            except Exception as exc:
+                log.error("webhook %s/%s/%s not stored: %s", tenant.id, key, webhook, type(exc).__name__)
+                return refusal(503, "not stored; retry later", request)
+            self._opened[(tenant.id, key)] = connector
+        try:
+            connector.webhook(webhook)
+        except ConfigurationError:
+            return refusal(404, "unknown webhook route", request)
+        return tenant, key, webhook, connector
+
     def _receive(
         self,
         tenant: TenantConfig,
         key: str,
         webhook: str,
+        connector: Connector,
         headers: dict[str, str],
         body: bytes,
         params: dict[str, str],
     ) -> Response:
         try:
-            connector = self.connectors.get(tenant, key)
             delivery = connector.verify_webhook(webhook, headers, body, params)
         except (WebhookAuthError, AuthError) as exc:
             self.stats["rejected"] += 1
@@ -103,22 +149,28 @@ class Gateway:
             self.stats["stored"] += 1
             if self.on_stored and stored.id is not None:
                 self.on_stored(stored.id)
-        return JSONResponse({"stored": True, "duplicate": stored.duplicate, "event_id": delivery.event_id})
+        return JSONResponse({"stored": True, "duplicate": stored.duplicate, "event_id": _echo(delivery.event_id)})
 
     async def deliver(self, request: Request) -> Response:
-        resolved = self._resolve(request)
-        if isinstance(resolved, Response):
-            return resolved
-        tenant, key, webhook = resolved
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return _problem(413, "delivery too large")
+        route = await self._route(request)
+        if isinstance(route, Response):
+            return route
+        tenant, key, webhook, connector = route
+        try:
+            body = await read_body(request, MAX_BODY_BYTES)
+        except BodyTooLarge:
+            self.stats["too_large"] += 1
+            return refusal(413, "delivery too large", request)
+        except BodyCutShort:  # nobody is left to read the answer; not a server error either
+            return refusal(400, "delivery cut short", request)
         params = dict(request.query_params)
         if "secret" in request.path_params:
             params["secret"] = request.path_params["secret"]
         headers = {k.lower(): v for k, v in request.headers.items()}
         try:
-            return await run_in_threadpool(self._receive, tenant, key, webhook, headers, body, params)
+            return await run_in_threadpool(
+                self._receive, tenant, key, webhook, connector, headers, body, params
+            )
         except PonteError as exc:
             log.error("webhook %s/%s/%s not stored: %s", tenant.id, key, webhook, exc)
             return _problem(503, "not stored; retry later")

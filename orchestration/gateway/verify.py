@@ -3,11 +3,14 @@
 Anyone holding the paper can check it: the page shows the document name, its SHA-256, each signer with a
 masked CPF and name, times and status; ``/verify/{code}.json`` (or ``Accept: application/json``) gives
 the same as JSON; ``POST /verify/{code}/check`` with the PDF's bytes says whether a file is the one
-Ponte stored. Only masked data leaves: the page is unauthenticated by design.
+Ponte stored. Only masked data leaves: the page is unauthenticated by design. The uploaded file is
+hashed as it streams and never held: an unknown code is refused before the upload is read, and an
+upload over the limit as soon as it declares or crosses it (``orchestration/gateway/bodies.py``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 from typing import Any
 
@@ -16,7 +19,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from pipelines.backsync.history import check_document, verification
+from orchestration.gateway.bodies import BodyCutShort, BodyTooLarge, chunks, declared_length, refusal
+from pipelines.backsync.history import verification
 from pipelines.store.db import Store
 
 MAX_CHECK_BYTES = 50 * 1024 * 1024
@@ -80,15 +84,35 @@ def verify_routes(store: Store) -> list[Route]:
         return HTMLResponse(_page(proof))
 
     async def check(request: Request) -> Response:
-        body = await request.body()
-        if not body:
-            return JSONResponse({"error": "send the PDF's bytes as the request body"}, status_code=400)
-        if len(body) > MAX_CHECK_BYTES:
-            return JSONResponse({"error": "file too large"}, status_code=413)
-        result = await run_in_threadpool(check_document, store, request.path_params["code"], body)
-        if result is None:
-            return JSONResponse({"error": "unknown verification code"}, status_code=404)
-        return JSONResponse(result)
+        """Does an uploaded PDF match the stored signed file? (SHA-256 of the bytes, hashed as they arrive)."""
+        empty = "send the PDF's bytes as the request body"
+        if declared_length(request) == 0:
+            return refusal(400, empty)
+        code = request.path_params["code"]
+        proof = await run_in_threadpool(verification, store, code)
+        if proof is None:
+            return refusal(404, "unknown verification code", request)
+        digest, size = hashlib.sha256(), 0
+        try:
+            async for chunk in chunks(request, MAX_CHECK_BYTES):
+                digest.update(chunk)
+                size += len(chunk)
+        except BodyTooLarge:
+            return refusal(413, "file too large", request)
+        except BodyCutShort:
+            return refusal(400, "upload cut short", request)
+        if not size:
+            return refusal(400, empty)
+        sha256 = digest.hexdigest()
+        expected = proof["sha256"]
+        return JSONResponse(
+            {
+                "code": code,
+                "matches": bool(expected) and sha256 == expected,
+                "sha256": sha256,
+                "expected_sha256": expected,
+            }
+        )
 
     return [
         Route("/verify/{code}.json", show_json, methods=["GET"]),
