@@ -55,12 +55,14 @@ padding:.3rem;text-align:left}}.ok{{color:#05690f}}.no{{color:#a10}}</style></he
 <p><b>Documento:</b> {e(proof["document"] or "")}<br><b>Código:</b> {e(proof["code"])}<br>
 <b>Situação:</b> {e(STATUS_PT.get(proof["status"], proof["status"]))}<br>
 <b>Concluído em:</b> {e(proof["completed_at"] or "-")}<br>
-<b>SHA-256 do arquivo assinado:</b> <code id="sha">{e(proof["sha256"] or "-")}</code></p>
+<b>SHA-256 do arquivo assinado (com o selo de verificação):</b> <code id="sha">{e(proof["sha256"] or "-")}</code><br>
+<b>SHA-256 do arquivo original do provedor:</b> <code id="psha">{e(proof.get("provider_sha256") or "-")}</code></p>
 <table><tr><th>#</th><th>Signatário</th><th>CPF</th><th>Situação</th><th>Assinado em</th></tr>{rows}</table>
 <h2>Conferir um arquivo</h2><input type="file" id="f" accept="application/pdf"> <span id="r"></span>
 <script>document.getElementById('f').onchange=async e=>{{const b=await e.target.files[0].arrayBuffer();
 const r=await fetch(location.pathname.replace(/\\/$/,'')+'/check',{{method:'POST',body:b}});const j=await r.json();
-document.getElementById('r').textContent=j.matches?'O arquivo confere com o documento assinado.':
+document.getElementById('r').textContent=j.matched==='stamped'?'O arquivo confere com o documento assinado.':
+j.matched==='provider'?'O arquivo confere com o original assinado no provedor.':
 'O arquivo NÃO confere (SHA-256 '+j.sha256+').';}}</script>
 <p><a href="{e(proof["code"])}.json">JSON</a></p></body></html>"""
 
@@ -104,13 +106,18 @@ def verify_routes(store: Store) -> list[Route]:
         if not size:
             return refusal(400, empty)
         sha256 = digest.hexdigest()
-        expected = proof["sha256"]
+        expected, provider = proof["sha256"], proof.get("provider_sha256")
+        # either file proves the document: the stamped one Ponte stored, or the provider's own (sealed)
+        matched = "stamped" if expected and sha256 == expected else "provider" if provider and sha256 == provider \
+            else None
         return JSONResponse(
             {
                 "code": code,
-                "matches": bool(expected) and sha256 == expected,
+                "matches": matched is not None,
+                "matched": matched,
                 "sha256": sha256,
                 "expected_sha256": expected,
+                "provider_sha256": provider,
             }
         )
 

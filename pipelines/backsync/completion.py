@@ -4,8 +4,9 @@ Steps, each safe to repeat after a crash:
 1. take a short lease on the envelope (``details.finalizing``) so two workers never stamp it twice, and
    fix its verification code (the code is printed on the PDF, so it must exist first);
 2. download the signed PDF (and the provider's certificate), stamp the chosen pages with a QR code and
-   the verification link, write the file and commit its path and SHA-256 (a rerun reuses the file, so
-   the hash, which keys the CRM upload, never changes);
+   the verification link (an incremental update: the provider's bytes stay first, unchanged, so its
+   digital seal still validates), write the file and commit its path and SHA-256 along with the
+   provider's (a rerun reuses the file, so the hash, which keys the CRM upload, never changes);
 3. record each signer's evidence (IP, device, geolocation, selfie and document-photo references) in
    the audit log;
 4. upload the stamped PDF to the CRM contract, marked signed, through the outbox keyed by (tenant,
@@ -175,7 +176,11 @@ def _stamp_and_store(
         details["final"] = {
             "stamped_at": utcnow().isoformat(),
             "pages": pages,
+            # the stamp is an incremental update: the stamped file's first provider_bytes bytes are the
+            # provider's file, byte for byte, so both hashes identify the same signed document
             "provider_sha256": hashlib.sha256(signed).hexdigest(),
+            "provider_bytes": len(signed),
+            "signed_sha256": sha,
             "certificate_sha256": cert_sha,
             "certificate_path": cert_path,
             "verification_url": url,

@@ -6,7 +6,6 @@ Both views are built here, once, with personal data masked (CPF ``***.***.***-25
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from sqlalchemy import select
@@ -101,6 +100,8 @@ def verification(store: Store, code: str) -> dict[str, Any] | None:
             "status": env.status,
             "valid": env.status == EnvelopeStatus.completed and bool(env.signed_sha256),
             "sha256": env.signed_sha256,
+            # the provider's own file (its seal intact): the stamped file begins with these bytes
+            "provider_sha256": final.get("provider_sha256"),
             "provider": env.provider,
             "sent_at": _iso(env.sent_at),
             "completed_at": _iso(env.completed_at),
@@ -110,17 +111,3 @@ def verification(store: Store, code: str) -> dict[str, Any] | None:
                 for s in env.signers
             ],
         }
-
-
-def check_document(store: Store, code: str, content: bytes) -> dict[str, Any] | None:
-    """Does an uploaded PDF match the stored signed file of ``code``? (SHA-256 of the bytes)."""
-    proof = verification(store, code)
-    if proof is None:
-        return None
-    digest = hashlib.sha256(content).hexdigest()
-    return {
-        "code": code,
-        "matches": bool(proof["sha256"]) and digest == proof["sha256"],
-        "sha256": digest,
-        "expected_sha256": proof["sha256"],
-    }

@@ -89,8 +89,13 @@ def test_docusign_chain_with_duplicate_and_reordered_webhooks_ends_signed_in_the
     assert "529.982.247-25" not in page.text and "52998224725" not in page.text and "***.***.***-25" in page.text
     proof = httpx.get(f"{url}.json").json()
     assert proof["sha256"] == done.signed_sha256 and proof["valid"] is True
-    assert httpx.post(f"{url}/check", content=stored).json()["matches"] is True
+    assert httpx.post(f"{url}/check", content=stored).json()["matched"] == "stamped"
     assert httpx.post(f"{url}/check", content=stored + b"\n").json()["matches"] is False
+    # the provider's own sealed file proves the document too: the stamped file begins with its bytes
+    original = stored[: done.details["final"]["provider_bytes"]]
+    assert hashlib.sha256(original).hexdigest() == proof["provider_sha256"] != proof["sha256"]
+    assert httpx.post(f"{url}/check", content=original).json()["matched"] == "provider"
+    assert proof["provider_sha256"] in page.text
 
     # running everything again changes nothing and uploads nothing
     assert poll_stale(hub.store, hub.tenant, hub.opener).completed == []
