@@ -64,6 +64,10 @@ def load_yaml(path: str | Path) -> YamlDocument:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ConfigurationError(f"file not found: {path}", hint="check the path") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"{path}: not UTF-8 text (byte {exc.start})", hint="save the file as UTF-8"
+        ) from exc
     loader = _SafeLoader(text)
     try:
         node = loader.get_single_node()  # one parse: the nodes (with their lines), then the data

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -277,5 +278,35 @@ def load_tenant(name_or_path: str | Path) -> TenantConfig:
     return config
 
 
+@dataclass(frozen=True)
+class BrokenTenant:
+    """A tenant file that does not load, with the error that says where and what to fix."""
+
+    id: str
+    path: Path
+    error: ConfigurationError
+
+    @property
+    def message(self) -> str:
+        return str(self.error)
+
+
+def scan_tenants() -> tuple[list[TenantConfig], list[BrokenTenant]]:
+    """Every tenant file, each loaded on its own: the good ones, and the broken ones with their error.
+
+    One broken file never hides the others: schedules, sensors, the gateway and `ponte tenant list`
+    go on with every tenant that loads, and report the broken ones (`ponte validate` fails on them).
+    """
+    good: list[TenantConfig] = []
+    broken: list[BrokenTenant] = []
+    for path in sorted(settings.tenants_dir().glob("*.yaml")):
+        try:
+            good.append(load_tenant(path))
+        except ConfigurationError as exc:
+            broken.append(BrokenTenant(path.stem, path, exc))
+    return good, broken
+
+
 def list_tenants() -> list[TenantConfig]:
-    return [load_tenant(path) for path in sorted(settings.tenants_dir().glob("*.yaml"))]
+    """The tenants whose files load (see :func:`scan_tenants` for the broken ones)."""
+    return scan_tenants()[0]

@@ -11,19 +11,42 @@ from rich.table import Table
 
 from orchestration.cli.console import console, friendly_errors
 from ponte.redaction import redact
-from schemas.tenant import TenantConfig, list_tenants, load_tenant
+from schemas.tenant import TenantConfig, load_tenant, scan_tenants
 
 app = typer.Typer(help="Tenants: one YAML file each under tenants/.", no_args_is_help=True)
 
 
 @app.command("list")
 @friendly_errors
-def list_cmd() -> None:
-    """List the configured tenants and their connectors."""
-    table = Table("tenant", "name", "connectors", "signing provider")
-    for tenant in list_tenants():
-        table.add_row(tenant.id, tenant.name, ", ".join(tenant.connectors), tenant.options.signing_provider)
-    console.print(table)
+def list_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List the configured tenants and their connectors; a tenant file that does not load is listed as
+    broken with its error (the others are unaffected). Exits 1 when a file is broken."""
+    good, broken = scan_tenants()
+    if as_json:
+        rows: list[dict[str, Any]] = [
+            {"tenant": t.id, "status": "ok", "name": t.name, "connectors": list(t.connectors),
+             "signing_provider": t.options.signing_provider}
+            for t in good
+        ]
+        rows += [{"tenant": b.id, "status": "broken", "file": b.path.name, "error": redact(b.message)}
+                 for b in broken]
+        console.print_json(json.dumps(sorted(rows, key=lambda r: r["tenant"]), ensure_ascii=False))
+    else:
+        table = Table("tenant", "status", "name", "connectors", "signing provider")
+        for tenant in good:
+            table.add_row(tenant.id, "ok", tenant.name, ", ".join(tenant.connectors),
+                          tenant.options.signing_provider)
+        for item in broken:
+            table.add_row(item.id, "[red]broken[/]", "", "", "")
+        console.print(table)
+        for item in broken:
+            console.print(f"{item.path.name}: {redact(item.message)}", markup=False, highlight=False, style="red")
+        if broken:
+            console.print("fix the file(s) above (`ponte validate` names the line); the other tenants keep running")
+    if broken:
+        raise typer.Exit(1)
 
 
 def _masked(value: Any) -> Any:
