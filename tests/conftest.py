@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from pipelines.store import Store, open_store
 
-pytest_plugins = ["tests.security.logscan"]
+pytest_plugins = ["tests.security.logscan", "tests.support.spec_capture"]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_SPECS = REPO.parent / "shared" / "specs"

@@ -12,6 +12,7 @@ import asyncio
 import json
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import orjson
@@ -25,8 +26,31 @@ from connectors.sandbox.config import SandboxConfig
 from connectors.sandbox.faults import FaultConfig, FaultInjector
 from connectors.sandbox.ratelimit import RateLimiter, Verdict, retry_after_header
 from connectors.sandbox.webhooks import Delivery, Dispatcher
+from ponte.logging import get_logger
 
 CONTROL_PREFIX = "/_sandbox"
+log = get_logger(__name__)
+
+
+@dataclass
+class Exchange:
+    """One request a stand-in served and the answer it gave, byte for byte as they crossed the wire."""
+
+    system: str
+    method: str
+    path: str
+    query: str
+    request_headers: dict[str, str]
+    request_body: bytes
+    status: int
+    response_headers: dict[str, str]
+    response_body: bytes
+
+
+#: Called with every :class:`Exchange` a stand-in served past its guard (the control API, injected
+#: faults and refused credentials are not exchanges). Tests install one to check what Ponte sent and
+#: what the stand-in answered against the vendors' specs; while the list is empty nothing is copied.
+EXCHANGE_OBSERVERS: list[Callable[[Exchange], None]] = []
 
 
 class DroppedConnection(Exception):
@@ -242,18 +266,56 @@ class _Guard:
                     await response(scope, receive, send)
                     return
 
-        if not extra:
+        if extra:
+            inner_send = send
+
+            async def send_with_headers(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    headers = list(message.get("headers", []))
+                    headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+                    message = {**message, "headers": headers}
+                await inner_send(message)
+
+            send = send_with_headers
+        if EXCHANGE_OBSERVERS:
+            await _observed(system.name, self.app, scope, receive, send)
+        else:
             await self.app(scope, receive, send)
-            return
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
-                message = {**message, "headers": headers}
-            await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+async def _observed(system: str, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run ``app`` keeping copies of the request and response bodies, then tell the observers."""
+    request: list[bytes] = []
+    response: list[bytes] = []
+    start: dict[str, Any] = {}
+
+    async def receive_copy() -> Message:
+        message = await receive()
+        if message["type"] == "http.request":
+            request.append(message.get("body", b""))
+        return message
+
+    async def send_copy(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            start.update(message)
+        elif message["type"] == "http.response.body":
+            response.append(message.get("body", b""))
+        await send(message)
+
+    await app(scope, receive_copy, send_copy)
+    exchange = Exchange(
+        system=system, method=scope["method"], path=scope["path"],
+        query=scope.get("query_string", b"").decode("latin-1"),
+        request_headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])},
+        request_body=b"".join(request), status=int(start.get("status", 0)),
+        response_headers={k.decode("latin-1"): v.decode("latin-1") for k, v in start.get("headers", [])},
+        response_body=b"".join(response),
+    )
+    for observer in list(EXCHANGE_OBSERVERS):
+        try:
+            observer(exchange)
+        except Exception:  # an observer's bug must not break the stand-in's answer (already sent)
+            log.exception("sandbox exchange observer failed")
 
 
 Handler = Callable[[Request], Awaitable[Response]]

@@ -12,8 +12,9 @@ import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any
 
 from connectors.runtime.ratelimit import InMemoryRateBudget, Limiter, RateBudget, buckets_for
@@ -102,9 +103,15 @@ class SmtpConnector:
         if email.reply_to:
             message["Reply-To"] = email.reply_to
         message["Subject"] = email.subject
-        message["Message-ID"] = make_msgid(domain=self.from_address.rsplit("@", 1)[-1].strip("> "))
+        # RFC 5322 §3.6: Date is required, Message-ID expected; smtplib adds neither. The id's right side
+        # is the sender's domain (make_msgid would otherwise ask the machine's DNS for its own name).
+        message["Date"] = format_datetime(datetime.now(UTC))
+        message["Message-ID"] = make_msgid(domain=self._sender_domain())
         for key, value in email.headers.items():
-            message[key] = value
+            if key in message:  # a caller's own Date or Message-ID replaces the default, never doubles it
+                message.replace_header(key, value)
+            else:
+                message[key] = value
         message.set_content(email.text)
         if email.html:
             message.add_alternative(email.html, subtype="html")
@@ -113,6 +120,11 @@ class SmtpConnector:
             message.add_attachment(item.content, maintype=maintype, subtype=subtype or "octet-stream",
                                    filename=item.filename)
         return message
+
+    def _sender_domain(self) -> str:
+        address = parseaddr(self.from_address)[1]
+        domain = address.rpartition("@")[2].strip().strip(">")
+        return domain or "ponte.invalid"
 
     def _connect(self) -> smtplib.SMTP:
         timeout = self.spec.timeout_seconds

@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -85,20 +86,23 @@ def _docusign(tenant: TenantConfig, store: Store, name: str, pdf: bytes, people:
 
 
 def _clicksign(tenant: TenantConfig, store: Store, name: str, pdf: bytes, people: list[Person]) -> tuple[str, list[str]]:
+    # with the attributes the Clicksign collection's examples always fill, as dispatch's: the session's
+    # spec check (tests/support/spec_capture.py) holds these bodies to the collection too
+    deadline = (utcnow() + timedelta(days=30)).isoformat(timespec="seconds")
     with open_connector(tenant, "clicksign", store=store) as cs:
-        eid = cs.call("create_envelope", {"name": name, "locale": "pt-BR", "auto_close": True,
-                                          "block_after_refusal": True}).id
+        eid = cs.call("create_envelope", {"name": name, "locale": "pt-BR", "auto_close": True, "remind_interval": 3,
+                                          "block_after_refusal": True, "deadline_at": deadline}).id
         doc = cs.call("add_document", {"envelope_id": eid, "filename": name,
                                        "content_base64": base64.b64encode(pdf).decode()}).id
         ids = []
         for group, p in enumerate(people, start=1):
             sid = cs.call("add_signer", {"envelope_id": eid, "name": p.name, "email": p.email,
-                                         "has_documentation": True, "documentation": p.cpf, "refusable": True,
-                                         "group": group, "communicate_events": {}}).id
+                                         "has_documentation": True, "refusable": True, "group": group,
+                                         "communicate_events": {}}).id
             cs.call("add_requirement", {"envelope_id": eid, "action": "agree", "role": "sign",
                                         "document_id": doc, "signer_id": sid})
             ids.append(str(sid))
-        cs.call("activate_envelope", {"envelope_id": eid})
+        cs.call("activate_envelope", {"envelope_id": eid, "deadline_at": deadline})
     assert eid
     return str(eid), ids
 

@@ -286,7 +286,7 @@ def test_whatsapp_template_message(server: Loopback) -> None:
         "name": "ponte_convite_assinatura", "language": {"code": "pt_BR"}, "components": components}})
     assert result.id == "wamid.1"
     assert server.hits()[0].json()["template"] == {
-        "name": "ponte_convite_assinatura", "language": {"code": "pt_BR"},
+        "name": "ponte_convite_assinatura", "language": {"policy": "deterministic", "code": "pt_BR"},
         "components": [{"type": "body", "parameters": [{"type": "text", "text": "Ana"},
                                                        {"type": "text", "text": "https://sign/1"}]}]}
 

@@ -143,7 +143,7 @@ def test_the_discovery_finds_every_pattern_the_files_write() -> None:
         for name in list_mappings()
         for pattern in _written_patterns(yaml.safe_load((MAPPINGS_DIR / f"{name}.yaml").read_text("utf-8")))
     }
-    assert len(written) >= 3, written
+    assert len(written) >= 2, written  # Sienge's enterprise address patterns at least: never vacuous
     assert set(shipped_patterns()) == written
 
 
