@@ -11,6 +11,7 @@ ORDER = [
     "mapping_compiled_vs_handwritten.py",
     "import_vs_dlt.py",
     "import_memory.py",
+    "deadletter_cost.py",
     "gateway_throughput.py",
     "gateway_body_flood.py",
     "webhook_to_crm_latency.py",

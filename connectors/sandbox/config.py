@@ -8,6 +8,8 @@ of waiting a real minute.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from connectors.sandbox.faults import FaultConfig
@@ -108,6 +110,11 @@ class SandboxConfig(BaseModel):
     cvcrm_retry_delays: list[float] = Field(default_factory=lambda: [0.2, 0.5, 1.0])
     #: When False, the contract upload answers 404 as a CRM without a default contract type does.
     cvcrm_default_contract_type: bool = True
+    #: What a write over a record CV already holds does with the fields its body leaves out, for the
+    #: clientes upsert (by documento) and the reservation PUT: ``merge`` keeps them, ``replace`` drops
+    #: them (the body is the whole record). CV CRM does not document which (PROVIDERS.md §2 says only
+    #: "upsert by documento"), so the import must keep the CRM's own fields under both.
+    cvcrm_upsert: Literal["merge", "replace"] = "merge"
 
     # DocuSign
     docusign_account_id: str = "00000000-0000-0000-0000-0000000d0c05"

@@ -2,10 +2,11 @@
 
 Faithful to PROVIDERS.md §2: ``email`` + ``token`` headers (or the v3 login's Bearer), 403 "Permissão
 de acesso desabilitada" for a module the profile lacks, 200 requests/minute with the next minute
-blocked after a 429, clientes upserted by ``documento`` *keeping fields the request does not mention*
-(the CRM's own enrichment survives an import), and webhooks that POST ids only, unsigned, to the
-registered ``endereco``. Body shapes the vendor does not document are the sandbox's choice and are
-listed in docs/sandbox.md.
+blocked after a 429, clientes upserted by ``documento``, and webhooks that POST ids only, unsigned, to
+the registered ``endereco``. What an upsert (and a reservation PUT) does with the fields its body does
+not mention is undocumented, so it is a switch, ``cvcrm_upsert``: ``merge`` (default) keeps them,
+``replace`` drops them; the import must keep the CRM's own enrichment under both. Body shapes the
+vendor does not document are the sandbox's choice and are listed in docs/sandbox.md.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ WORKFLOWS: dict[str, list[dict[str, Any]]] = {
 }
 ALIASES = {"assistencias": "AS", "assistencia": "AS", "reservas": "RS", "reserva": "RS"}
 REQUIRED_CLIENTE = ("idpessoa_int", "nome", "documento_tipo", "documento", "telefone", "email")
+#: reservation fields a PUT writes; under ``cvcrm_upsert: replace`` the ones a body leaves out are cleared
+RESERVA_WRITABLE = ("valor_contrato", "data_venda", "observacoes", "idcorretor", "associados")
 
 
 def agora() -> str:
@@ -96,8 +99,9 @@ class CvcrmState:
                 "prioridade": "N", "parecer_tecnico": None, "idassistencia_erp": None, "dados_assistencia": {},
             }
 
-    def upsert(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        """Create or update by documento; fields not in ``body`` are kept (CRM enrichment survives)."""
+    def upsert(self, body: dict[str, Any], replace: bool = False) -> tuple[dict[str, Any], bool]:
+        """Create or update by documento. Fields not in ``body`` are kept, or with ``replace`` dropped
+        (the body becomes the whole record, as a CRM whose upsert replaces would do)."""
         documento = normalize_document(str(body["documento"]))
         pid = self.by_documento.get(documento)
         created = pid is None
@@ -106,6 +110,9 @@ class CvcrmState:
             record: dict[str, Any] = {"idpessoa": pid, "data_cad": agora(), "contatos": [], "associacoes": []}
             self.pessoas[pid] = record
             self.by_documento[documento] = pid
+        elif replace:
+            old = self.pessoas[pid]
+            self.pessoas[pid] = {"idpessoa": pid, "data_cad": old["data_cad"], "contatos": [], "associacoes": []}
         record = self.pessoas[pid]
         record.update({k: v for k, v in body.items() if k not in ("idpessoa", "data_cad")})
         record["documento"] = documento
@@ -231,7 +238,8 @@ class CvcrmSandbox(SandboxSystem):
         if "@" not in str(body["email"]):
             raise ApiError(400, "E-mail inválido", field="email")
         with self.lock:
-            record, created = self.state.upsert({**body, "documento_tipo": kind})
+            record, created = self.state.upsert({**body, "documento_tipo": kind},
+                                                replace=self.config.cvcrm_upsert == "replace")
             result = {"codigo": 200, "mensagem": "Cliente cadastrado" if created else "Cliente atualizado",
                       "idpessoa": record["idpessoa"], "idpessoa_int": record.get("idpessoa_int"),
                       "acao": "criado" if created else "atualizado"}
@@ -256,15 +264,23 @@ class CvcrmSandbox(SandboxSystem):
                 raise ApiError(404, "Cliente não encontrado")
             return JSON({"codigo": 200, "pessoas": found})
 
-    def enrich_cliente(self, documento: str, **fields: Any) -> dict[str, Any]:
-        """Change a person as a CRM user would (extra contacts, associations...), not via the API."""
+    def enrich_cliente(self, documento: str, /, **fields: Any) -> dict[str, Any]:
+        """Change a person as a CRM user would (extra contacts, associations, a corrected CPF...), not
+        via the API. A new ``documento`` re-keys the person: the next upsert by it finds them."""
         with self.lock:
             pid = self.state.by_documento.get(normalize_document(documento))
             if pid is None:
                 raise ApiError(404, "Cliente não encontrado")
             record = self.state.pessoas[pid]
             for key, value in fields.items():
-                if isinstance(value, list) and isinstance(record.get(key), list):
+                if key == "documento":
+                    new = normalize_document(str(value))
+                    if self.state.by_documento.get(new, pid) != pid:
+                        raise ApiError(409, "Já existe cliente com este documento", field="documento")
+                    self.state.by_documento.pop(normalize_document(str(record["documento"])), None)
+                    self.state.by_documento[new] = pid
+                    record["documento"] = new
+                elif isinstance(value, list) and isinstance(record.get(key), list):
                     record[key] = [*record[key], *value]
                 else:
                     record[key] = value
@@ -353,7 +369,8 @@ class CvcrmSandbox(SandboxSystem):
                 "unidade": unidade["nome"], "idpessoa": titular, "titular": self.state.pessoas[titular]["nome"],
                 "associados": associados, "valor_contrato": body.get("valor_contrato"),
                 "data_venda": body.get("data_venda"), "idsituacao": situacao["idsituacao"],
-                "situacao": situacao["nome"], "observacoes": body.get("observacoes"), "erp_sienge": {},
+                "situacao": situacao["nome"], "observacoes": body.get("observacoes"),
+                "idcorretor": body.get("idcorretor"), "erp_sienge": {},
                 "data_cad": agora(), "data_alt": agora(),
             }
             self.state.reservas[rid] = reserva
@@ -374,9 +391,15 @@ class CvcrmSandbox(SandboxSystem):
                     raise ApiError(404, "Reserva não encontrada")
             else:
                 raise ApiError(400, "Informe idreserva ou idreserva_int", field="idreserva")
-            for key in ("valor_contrato", "data_venda", "observacoes"):
+            if self.config.cvcrm_upsert == "replace":  # the body is the whole record: what it omits goes
+                for key in RESERVA_WRITABLE:
+                    body.setdefault(key, [] if key == "associados" else None)
+            for key in ("valor_contrato", "data_venda", "observacoes", "idcorretor"):
                 if key in body:
                     reserva[key] = body[key]
+            if body.get("idpessoa"):
+                titular = self._resolve_pessoa({"idpessoa": body["idpessoa"]})
+                reserva.update(idpessoa=titular, titular=self.state.pessoas[titular]["nome"])
             if "associados" in body:
                 reserva["associados"] = [{"idpessoa": self._resolve_pessoa(a, f"associados[{i}]."),
                                           "tipo": a.get("tipo", "Associado")}

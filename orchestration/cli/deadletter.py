@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 import typer
@@ -10,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestration.cli.console import console, fail, friendly_errors
-from pipelines.replay import replay
+from pipelines.replay import ReplayOutcome, ReplaySummary, replay, replay_all
 from pipelines.store import deadletters, open_store
 from ponte.redaction import mask_record, redact
 
@@ -19,15 +20,74 @@ app = typer.Typer(
 )
 
 
+def _when(value: Any) -> str:
+    return f"{value:%Y-%m-%d %H:%M}" if value is not None else "-"
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _row_json(row: Any) -> dict[str, Any]:
+    """A letter for ``--json``: masked as the table masks it (free text by pattern); no payload (see
+    `deadletter show`)."""
+    return {
+        "id": row.id,
+        "tenant": row.tenant,
+        "flow": row.flow,
+        "record_key": redact(row.record_key),
+        "status": row.status,
+        "kind": row.error_kind,
+        "reason_code": redact(row.reason_code or row.error_kind or ""),
+        "reason": redact(row.reason or ""),
+        "field": redact(row.field) if row.field else None,
+        "hint": redact(row.hint) if row.hint else None,
+        "mapping_version": row.mapping_version,
+        "failures": row.failures,
+        "replay_count": row.replay_count,
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+    }
+
+
+def _command(*words: str, **options: str | None) -> str:
+    """``ponte deadletter <words> --option value ...``, quoted for a shell; options without a value left out."""
+    parts = ["ponte", "deadletter", *words]
+    for name, value in options.items():
+        if value:
+            parts += [f"--{name}", value]
+    return " ".join(shlex.quote(part) for part in parts)
+
+
 @app.command("list")
 @friendly_errors
 def list_cmd(
     tenant: str = typer.Option(None, "--tenant", "-t", help="Only this tenant."),
     flow: str = typer.Option(None, help="Only this flow (import, dispatch, backsync, assistance)."),
+    reason: str = typer.Option(
+        None, "--reason", help="Only letters whose reason (as --by-reason shows it) contains this text."
+    ),
+    by_reason: bool = typer.Option(
+        False, "--by-reason", help="Count the open letters by reason: count, oldest, newest, an example."
+    ),
+    limit: int = typer.Option(50, "--limit", min=1, max=10_000, help="Letters per page."),
+    offset: int = typer.Option(None, "--offset", min=0, help="Skip this many letters (instead of --page)."),
+    page_number: int = typer.Option(1, "--page", min=1, help="Page to show, 1 first (pages of --limit)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output (masked the same way)."),
 ) -> None:
-    """List open dead letters (personal data masked)."""
-    rows = deadletters.list_open(open_store(), tenant, flow)
-    table = Table("id", "tenant", "flow", "record", "kind", "field", "reason", "since")
+    """List open dead letters, oldest first, a page at a time, or counted by reason (personal data masked)."""
+    store = open_store()
+    if by_reason:
+        _list_by_reason(store, tenant, flow, reason, as_json)
+        return
+    start = offset if offset is not None else (page_number - 1) * limit
+    total = deadletters.count_open(store, tenant, flow, reason)
+    rows = deadletters.page(store, tenant=tenant, flow=flow, reason=reason, limit=limit, offset=start)
+    if as_json:
+        typer.echo(json.dumps({"total": total, "limit": limit, "offset": start,
+                               "dead_letters": [_row_json(row) for row in rows]}, ensure_ascii=False))
+        return
+    table = Table("id", "tenant", "flow", "record", "kind", "field", "reason", "failures", "since")
     for row in rows:
         table.add_row(
             *(
@@ -40,12 +100,69 @@ def list_cmd(
                     row.error_kind,
                     redact(row.field or ""),
                     redact(row.reason or ""),
-                    f"{row.created_at:%Y-%m-%d %H:%M}",
+                    str(row.failures),
+                    _when(row.created_at),
                 )
             )
         )
     console.print(table)
-    console.print(f"{len(rows)} open dead letter(s)")
+    shown = f"{start + 1}-{start + len(rows)} of " if rows and (start or len(rows) < total) else ""
+    console.print(f"{shown}{total} open dead letter(s)")
+    if start + len(rows) < total:
+        following = _command("list", tenant=tenant, flow=flow, reason=reason)
+        next_page = start // limit + 2 if offset is None else None
+        more = f"--page {next_page}" if next_page else f"--offset {start + len(rows)}"
+        console.print(escape(f"next: {following} --limit {limit} {more}"), soft_wrap=True)
+        if not reason:
+            grouped = _command("list", tenant=tenant, flow=flow)
+            console.print(escape(f"by reason: {grouped} --by-reason"), soft_wrap=True)
+
+
+def _list_by_reason(store: Any, tenant: str | None, flow: str | None, reason: str | None, as_json: bool) -> None:
+    groups = deadletters.by_reason(store, tenant=tenant, flow=flow, reason=reason)
+    total = sum(group.count for group in groups)
+    if as_json:
+        typer.echo(json.dumps({"total": total, "reasons": [
+            {
+                "tenant": group.tenant,
+                "flow": group.flow,
+                "reason": redact(group.reason),
+                "count": group.count,
+                "oldest": _iso(group.oldest),
+                "newest": _iso(group.newest),
+                "example": {"id": group.example_id, "record_key": redact(group.example_record)},
+            }
+            for group in groups
+        ]}, ensure_ascii=False))
+        return
+    table = Table(title="open dead letters by reason")
+    table.add_column("count", justify="right", no_wrap=True)
+    table.add_column("reason", ratio=1, overflow="fold")
+    table.add_column("tenant/flow")
+    table.add_column("oldest")
+    table.add_column("newest")
+    table.add_column("example")
+    for group in groups:
+        table.add_row(
+            *(
+                escape(cell)
+                for cell in (
+                    f"{group.count:,}",
+                    redact(group.reason),
+                    f"{group.tenant}/{group.flow}",
+                    _when(group.oldest),
+                    _when(group.newest),
+                    f"{group.example_id} {redact(group.example_record)}",
+                )
+            )
+        )
+    console.print(table)
+    console.print(f"{total} open dead letter(s), {len(groups)} reason(s)")
+    if groups:
+        one = _command("list", tenant=tenant, flow=flow, reason="<part of the reason>")
+        console.print(escape(f"one reason: {one}"), soft_wrap=True)
+        console.print(escape(f"replay after the fix: {_command('replay', '--all', tenant=tenant, flow=flow)}"),
+                      soft_wrap=True)
 
 
 def render(row: Any) -> list[str]:
@@ -90,7 +207,10 @@ def replay_cmd(
     tenant: str = typer.Option(None, "--tenant", "-t"),
     flow: str = typer.Option(None),
 ) -> None:
-    """Replay dead letters through their flow; the record is re-read from its source first."""
+    """Replay dead letters through their flow; the record is re-read from its source first.
+
+    With --all, a page at a time: import letters go 1,000 to an import run, other flows' one by one.
+    """
     store = open_store()
     if dead_letter_ids:
         letters = [deadletters.get(store, i) for i in dead_letter_ids]
@@ -98,7 +218,8 @@ def replay_cmd(
         if missing:
             fail(f"no dead letter(s) {missing}; see `ponte deadletter list`")
     elif all_open:
-        letters = deadletters.list_open(store, tenant, flow)
+        _replay_all(store, tenant, flow)
+        return
     else:
         fail("name dead-letter ids, or use --all")
         return
@@ -113,4 +234,35 @@ def replay_cmd(
             console.print(f"[red]✗[/] {escape(redact(letter.record_key))}: {escape(redact(outcome.reason or ''))}")
     console.print(f"{resolved} of {len(letters)} replayed")
     if resolved < len(letters):
+        raise typer.Exit(1)
+
+
+#: failures `replay --all` prints one by one before it only counts them
+SHOWN_FAILURES = 20
+
+
+def _replay_all(store: Any, tenant: str | None, flow: str | None) -> None:
+    shown = 0
+
+    def progress(summary: ReplaySummary, outcomes: list[ReplayOutcome]) -> None:
+        nonlocal shown
+        for outcome in outcomes:
+            if not outcome.resolved and shown < SHOWN_FAILURES:
+                shown += 1
+                console.print(
+                    f"[red]✗[/] {escape(redact(outcome.record_key))}: {escape(redact(outcome.reason or ''))}",
+                    soft_wrap=True,
+                )
+        console.print(f"{summary.done} of {summary.total}: {summary.resolved} replayed, {summary.failed} failed")
+
+    summary = replay_all(store, tenant=tenant, flow=flow, progress=progress)
+    if summary.failed:
+        console.print("failed, by reason:")
+        for reason, count in summary.reasons.most_common(10):
+            console.print(f"  {count:>7} {escape(redact(reason))}", soft_wrap=True)
+        if len(summary.reasons) > 10:
+            console.print(f"  … and {len(summary.reasons) - 10} other reason(s)")
+    console.print(f"{summary.resolved} of {summary.total} replayed, {summary.failed} failed")
+    if summary.failed:
+        console.print(escape(f"still open: {_command('list', tenant=tenant, flow=flow)} --by-reason"), soft_wrap=True)
         raise typer.Exit(1)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import date
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from orchestration.cli.console import console, fail, friendly_errors
 from pipelines.imports.report import COUNTERS, ImportReport  # no mapping import: keeps --help fast
 from pipelines.store import open_store
+from ponte.redaction import redact
 from schemas.tenant import load_tenant
 
 app = typer.Typer(help="Run a flow now for one tenant (manual re-sync).", no_args_is_help=True)
@@ -44,6 +46,22 @@ def print_import_report(report: ImportReport) -> None:
                 console.print(
                     f"  would {decision.rstrip('d')} {name}: {', '.join(ids)}{' …' if len(ids) == 5 else ''}"
                 )
+    if report.dead_letters_by_reason:
+        print_dead_letters_by_reason(report)
+
+
+def print_dead_letters_by_reason(report: ImportReport) -> None:
+    """The run's dead letters counted by reason, most frequent first, and the commands to inspect and
+    replay them (one line each, so a narrow terminal wraps them without cutting anything)."""
+    shown, others, letters = report.shown_reasons()
+    console.print(f"[yellow]dead letters by reason[/] ({report.total('dead_lettered')} record(s) failed):")
+    for reason, count in shown:
+        console.print(f"  {count:>7}  {escape(redact(reason))}", soft_wrap=True)
+    if others:
+        console.print(f"  {letters:>7}  … {others} other reason(s)")
+    console.print(f"inspect:   {escape(report.list_command())}", soft_wrap=True)
+    console.print(f"one reason: {escape(report.list_command(shown[0][0]))}", soft_wrap=True)
+    console.print(f"replay after the fix: {escape(report.replay_command())}", soft_wrap=True)
 
 
 @app.command("import")
@@ -97,8 +115,6 @@ def import_cmd(
 
         report = run_import(store, config, sienge, cvcrm, request, progress)
     print_import_report(report)
-    if report.total("dead_lettered"):
-        console.print("[yellow]some records failed: see `ponte deadletter list`[/]")
 
 
 # Each flow adds its own `ponte sync <flow>` command from a module of its own (register(app)).

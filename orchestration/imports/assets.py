@@ -2,7 +2,7 @@
 
 
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from dagster import (
     AssetCheckResult,
@@ -10,6 +10,7 @@ from dagster import (
     AssetExecutionContext,
     Config,
     MaterializeResult,
+    MetadataValue,
     asset,
     asset_check,
 )
@@ -109,7 +110,11 @@ def crm_customers_and_sales(
         f"updated {report.total('updated')}, unchanged {report.total('unchanged')}, "
         f"dead-lettered {report.total('dead_lettered')}"
     )
-    return MaterializeResult(metadata=report.as_metadata())
+    metadata: dict[str, Any] = report.as_metadata()
+    if report.dead_letters_by_reason:
+        # counts by reason, with the commands to inspect and replay them
+        metadata["dead_letters_by_reason"] = MetadataValue.md(report.reasons_markdown())
+    return MaterializeResult(metadata=metadata)
 
 
 @asset_check(asset=crm_customers_and_sales, description="Every imported customer and sale has one CRM id.")

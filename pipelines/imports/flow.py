@@ -1,9 +1,16 @@
 """The import flow, plain Python: read Sienge incrementally, map, skip unchanged, upsert into CV CRM.
 
-Order matters: enterprises → units → customers (spouse first) → sales, so a sale always finds its
-buyers and units. Per record: map to canonical (validated), map to the CRM payload, hash it; an equal
-hash in the id map means nothing changed and nothing is written. A bad record becomes a dead letter
-with its reason and the batch goes on.
+Order matters: enterprises → units → customers (the spouse inside the CV cliente) → sales, so a sale
+always finds its buyers and units. Per record: map to canonical (validated), map to the CRM payload
+(its field limits checked), hash it; an equal hash in the id map means nothing changed and nothing is
+read from or written to the CRM. A bad record becomes a dead letter with its reason and the batch goes
+on.
+
+A record that changed and is already in the CRM is read back by its CV id first (one GET, only then):
+its fields the CRM owns (the mapping's ``ownership`` section) are merged into what is sent
+(``merge_owned``), so they survive whether CV's write keeps or drops the fields a body leaves out; and a
+person whose CPF/CNPJ (or spouse's CPF) changed in Sienge is never upserted under the new document,
+which CV would take for a second person: it becomes a dead letter saying what to change in the CRM.
 
 The cursor of each stream advances only when the stream was read to the end, in the same transaction
 as the last id-map rows, so a crash means re-reading (and skipping by hash), never missing a record.
@@ -13,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import unicodedata
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -21,11 +29,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from connectors.runtime.client import Connector
+from mappings import merge_owned
 from pipelines.imports import hashing
 from pipelines.imports.collector import bulk_collection
 from pipelines.imports.parallel import Staged, StagingPool, staged_batches
-from pipelines.imports.report import EntityCounts, ImportReport
-from pipelines.imports.translate import Translator
+from pipelines.imports.report import LOGGED_PER_REASON, EntityCounts, ImportReport
+from pipelines.imports.translate import MAPPINGS, Translator
 from pipelines.readahead import read_ahead
 from pipelines.store import deadletters
 from pipelines.store.db import Store
@@ -42,6 +51,7 @@ from pipelines.store.repos import (
 from ponte import settings
 from ponte.errors import ConflictError, DataError, NotFoundError, PonteError, TransientError
 from ponte.logging import get_logger
+from ponte.redaction import mask_document
 from schemas.tenant import TenantConfig
 
 log = get_logger("import")
@@ -122,6 +132,12 @@ class ImportRun:
         self._analyzed: set[str] = set()
         #: records that failed transiently this run, per id-map entity: they are retried, not dead-lettered
         self._deferred: dict[str, set[str]] = {}
+        #: failed records (by record key) whose dead letters go out with their batch's writes, and the
+        #: records whose open letters close with them
+        self._letters: dict[str, deadletters.Letter] = {}
+        self._resolved: set[str] = set()
+        #: failures so far per reason code: the log shows the first few of each, then counts
+        self._failures: dict[str, int] = {}
 
     # ----------------------------------------------------------------------------------- reading
 
@@ -177,23 +193,55 @@ class ImportRun:
     # ----------------------------------------------------------------------------------- failures
 
     def _dead(self, entity: str, record_id: str, error: PonteError, payload: dict[str, Any]) -> None:
+        """A bad record: counted, logged (the first few of its reason) and dead-lettered with the
+        batch's other writes (``_record``), in one statement for the batch."""
         counts = self.report.entities[entity]
         counts.failed += 1
         error.context(tenant=self.tenant.id, record=f"{entity} {record_id}")
-        log.warning("import %s %s failed: %s", entity, record_id, error)
+        reason = deadletters.reason_code(error)
+        self._log_failure(reason, "import %s %s failed: %s", entity, record_id, error)
         if self.request.plan:
             return
-        deadletters.put(
-            self.store,
+        key = f"{entity}:{record_id}"
+        self._resolved.discard(key)
+        self._letters[key] = deadletters.Letter(
             tenant=self.tenant.id,
             flow=FLOW,
-            record_key=f"{entity}:{record_id}",
+            record_key=key,
             error=error,
             payload=payload,
             mapping_version=self.translate.version(entity),
             run_id=self.request.run_id,
         )
         counts.dead_lettered += 1
+        self.report.note_dead_letter(reason)
+
+    def _log_failure(self, reason: str, message: str, *args: Any) -> None:
+        """One WARNING per failure for the first few of each reason; the others are counted and
+        summarised when the run ends (``_summarise_failures``)."""
+        seen = self._failures[reason] = self._failures.get(reason, 0) + 1
+        if seen <= LOGGED_PER_REASON:
+            log.warning(message, *args)
+
+    def _summarise_failures(self) -> None:
+        """At the run's end: how many failures of each reason the log did not show, and the dead
+        letters by reason, with the commands to inspect and replay them."""
+        for reason, seen in sorted(self._failures.items(), key=lambda item: -item[1]):
+            if seen > LOGGED_PER_REASON:
+                log.warning(
+                    "import %s: %d more failure(s) not logged one by one, reason %s (%s)",
+                    self.tenant.id, seen - LOGGED_PER_REASON, reason,
+                    "plan: nothing dead-lettered" if self.request.plan else self.report.list_command(reason),
+                )
+        if self.report.dead_letters_by_reason:
+            shown, others, letters = self.report.shown_reasons()
+            table = "; ".join(f"{count} × {reason}" for reason, count in shown)
+            more = f"; {letters} more in {others} other reason(s)" if others else ""
+            log.warning(
+                "import %s dead-lettered %d record(s) by reason: %s%s. Inspect: %s; replay after the fix: %s",
+                self.tenant.id, self.report.total("dead_lettered"), table, more, self.report.list_command(),
+                self.report.replay_command(),
+            )
 
     # ----------------------------------------------------------------------------------- stages
 
@@ -214,6 +262,7 @@ class ImportRun:
             if self._pool is not None:
                 self._pool.close()
         self.report.api_calls = {"sienge": self.sienge.api_calls, "cvcrm": self.cvcrm.api_calls}
+        self._summarise_failures()
         return self.report
 
     def _translated(
@@ -312,6 +361,13 @@ class ImportRun:
                 for d in changed
             ],
         )
+        # the batch's dead letters and closed letters: one statement each, whatever the table holds
+        if self._letters:
+            deadletters.put_many(session, list(self._letters.values()))
+            self._letters.clear()
+        if self._resolved:
+            deadletters.resolve_many(session, self.tenant.id, FLOW, self._resolved)
+            self._resolved.clear()
         if final and cursor and not self.request.ids:
             set_cursor(session, self.tenant.id, SOURCE, stream, cursor)
             self.report.cursors[stream] = cursor
@@ -324,11 +380,11 @@ class ImportRun:
     ) -> None:
         counts: EntityCounts = self.report.entities[entity]
         cursor: str | None = None
-        open_letters = {
-            d.record_key
-            for d in deadletters.list_open(self.store, self.tenant.id, FLOW)
-            if d.record_key.startswith(f"{entity}:")
-        }
+        # one query a stage: the records with an open letter, closed with their batch when they succeed
+        open_letters = (
+            set() if self.request.plan
+            else deadletters.open_keys(self.store, self.tenant.id, FLOW, prefix=f"{entity}:")
+        )
         pending: list[_Decision] = []
         complete = True
         # closed on any error too, so the read-ahead thread stops at once
@@ -359,7 +415,9 @@ class ImportRun:
                         counts.failed += 1
                         complete = False
                         self._deferred.setdefault(XREF[entity], set()).add(record_id)
-                        log.warning("import %s %s deferred: %s", entity, record_id, exc)
+                        self._log_failure(
+                            deadletters.reason_code(exc), "import %s %s deferred: %s", entity, record_id, exc
+                        )
                         continue
                     except PonteError as exc:
                         self._dead(entity, record_id, exc, raw)
@@ -368,8 +426,10 @@ class ImportRun:
                         continue
                     counts.note(decision.kind, record_id, self.request.plan)
                     pending.append(decision)
-                    if open_letters and f"{entity}:{record_id}" in open_letters and not self.request.plan:
-                        deadletters.resolve(self.store, self.tenant.id, FLOW, f"{entity}:{record_id}")
+                    if self._letters:  # failed earlier in this batch (a record read twice): it stands now
+                        self._letters.pop(f"{entity}:{record_id}", None)
+                    if open_letters and f"{entity}:{record_id}" in open_letters:
+                        self._resolved.add(f"{entity}:{record_id}")  # closed with the batch's writes
                 self.progress(entity, len(batch))
         self._commit(entity, stream, pending, _cursor_value(cursor) if complete else None, final=True)
 
@@ -398,13 +458,45 @@ class ImportRun:
                 return _Decision(record_id, "unchanged", payloads[-1], digest, previous[0], rehash)
             kind = "updated" if previous else "created"
             target_id = previous[0] if previous else None
-            if not self.request.plan:
-                for payload in payloads:  # the spouse first, then the customer
-                    result = self.cvcrm.call("upsert_cliente", payload)
-                    target_id = result.id or target_id
+            if self.request.plan:  # a plan calls the CRM for nothing, reads included
+                return _Decision(record_id, kind, payloads[-1], digest, target_id)
+            payload = payloads[-1]  # the cliente, its spouse inside (CV's ``conjuge``)
+            # the hash changed: only now is the CRM read (never on the unchanged path)
+            if target_id is not None:
+                stored = self._stored_person(idcliente=target_id)
+            elif self._read_before_create:
+                stored = self._stored_person(documento=payload["documento"])
+            else:
+                stored = None
+            if stored is not None:
+                if target_id is not None:
+                    _same_documents(record_id, target_id, stored, payload)
+                payload = self._with_crm_fields(stored, payload, "customer")
+            result = self.cvcrm.call("upsert_cliente", payload)
+            target_id = result.id or target_id
             return _Decision(record_id, kind, payloads[-1], digest, target_id)
 
         self._stage(entity, stream, decide)
+
+    @property
+    def _read_before_create(self) -> bool:
+        """The tenant says CV's upsert drops what a body leaves out (connector value ``cliente_upsert``):
+        a person the CRM registered before Sienge did is read by document before Ponte's first write."""
+        values = getattr(self.cvcrm, "values", None) or {}
+        return values.get("cliente_upsert") == "replace"
+
+    def _stored_person(self, **key: str) -> dict[str, Any] | None:
+        """The person CV CRM holds, by its CV id (``idcliente``) or ``documento``; None if there is none."""
+        for person in self.cvcrm.read("clientes", params=key, limit=1):
+            return person
+        return None
+
+    def _with_crm_fields(self, stored: dict[str, Any], payload: dict[str, Any], entity: str) -> dict[str, Any]:
+        """What to send over a record CV holds: the mapped payload, plus the fields the mapping says the
+        CRM owns as CV holds them (and the fields the mapping does not know), so a write keeps them
+        whether CV merges it into the record or replaces the record with it."""
+        mapping = self.translate.mapping(MAPPINGS[entity][1])
+        return merge_owned(stored, payload, mapping)
 
     def _sales(self, entity: str, stream: str) -> None:
         def decide(raw: dict[str, Any], known: dict[str, Any], _staged: Staged | None) -> _Decision:
@@ -432,7 +524,11 @@ class ImportRun:
                 )
                 target_id = result.id
             elif not cancelled:
-                self.cvcrm.call("update_reserva", {**payload, "idreserva": target_id})
+                # the sale changed: keep what the CRM team wrote on the reservation (notes, broker, an
+                # associate they added such as a procurador) whether CV's PUT merges or replaces
+                stored = self.cvcrm.read_one("reservas", target_id)
+                body = _with_crm_associates(stored, self._with_crm_fields(stored, payload, "sale"), payload)
+                self.cvcrm.call("update_reserva", {**body, "idreserva": target_id})
             if cancelled:
                 # a 409 means already cancelled (an earlier run got this far): the goal state holds
                 with contextlib.suppress(ConflictError):
@@ -443,6 +539,70 @@ class ImportRun:
             return _Decision(record_id, kind, payload, digest, target_id)
 
         self._stage(entity, stream, decide)
+
+
+#: associate types the import writes on a reservation (mappings/cvcrm/sale_to_reserva.yaml); any other
+#: type (a procurador, a fiador the CRM team added) is the CRM's and is kept
+PONTE_ASSOCIATES = frozenset({"conjuge", "cocomprador"})
+
+
+def _with_crm_associates(stored: dict[str, Any], body: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """The reservation's associates: Sienge's buyers (the mapped ones) plus those of a type Ponte never
+    writes, as CV holds them. A buyer Sienge dropped goes; an associate the CRM team added stays."""
+    theirs = [
+        {"idpessoa": a["idpessoa"], "tipo": a.get("tipo")}
+        for a in stored.get("associados") or []
+        if isinstance(a, dict) and a.get("idpessoa") and _folded(a.get("tipo")) not in PONTE_ASSOCIATES
+    ]
+    ours = list(payload.get("associados") or [])
+    taken = {a.get("idpessoa") for a in ours}
+    return {**body, "associados": ours + [a for a in theirs if a["idpessoa"] not in taken]}
+
+
+def _folded(text: Any) -> str:
+    """Lower case without accents: ``Cônjuge`` and ``conjuge`` are one associate type."""
+    decomposed = unicodedata.normalize("NFKD", str(text or "").strip().lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _document(value: Any) -> str:
+    return "".join(ch for ch in str(value or "") if ch.isalnum()).upper()
+
+
+def _same_documents(record_id: str, target_id: str, stored: dict[str, Any], payload: dict[str, Any]) -> None:
+    """Refuse to write a person whose CPF/CNPJ, or whose spouse's CPF, differs from what CV CRM holds.
+
+    CV upserts by ``documento``: the new document would make a second person (or a second spouse),
+    and CV CRM documents no call that changes a person's document by its CV id (PROVIDERS.md §2; the
+    v3 ``PATCH /v3/cadastros/pessoas/{id}`` exists but its body is undocumented). A person changes it
+    in the CRM by hand; the replay then finds the documents equal and updates that same person."""
+    old, new = _document(stored.get("documento")), _document(payload.get("documento"))
+    if old and new and old != new:
+        kind = "CPF" if len(new) == 11 else "CNPJ"
+        raise DataError(
+            f"the {kind} of Sienge customer {record_id} changed from {mask_document(old)} to "
+            f"{mask_document(new)}, and CV CRM person {target_id} still has the old one; CV CRM has no "
+            f"documented call that changes a person's {kind} by its id, and upserting by the new one "
+            "would make a second person, so nothing was sent",
+            field="documento",
+            hint=f"change the {kind} of person {target_id} in CV CRM by hand to the one Sienge now has for "
+            f"customer {record_id} ({mask_document(new)}), then `ponte deadletter replay` this letter (it "
+            "then updates that same person)",
+        )
+    stored_spouse, spouse = stored.get("conjuge"), payload.get("conjuge")
+    if isinstance(stored_spouse, dict) and isinstance(spouse, dict):
+        old, new = _document(stored_spouse.get("documento")), _document(spouse.get("documento"))
+        if old and new and old != new:
+            raise DataError(
+                f"the spouse's CPF of Sienge customer {record_id} changed from {mask_document(old)} to "
+                f"{mask_document(new)}, and CV CRM person {target_id} still has the old one as spouse; "
+                "whether CV CRM keeps a spouse as a person of its own is undocumented, and a new CPF "
+                "could make a second one, so nothing was sent",
+                field="conjuge.documento",
+                hint=f"change the spouse's CPF on person {target_id} in CV CRM by hand to the one Sienge "
+                f"now has for customer {record_id}'s spouse ({mask_document(new)}), then `ponte "
+                "deadletter replay` this letter",
+            )
 
 
 def _created(decisions: list[_Decision]) -> int:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -156,11 +157,31 @@ class InboxEvent(Base):
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
 
 
+#: the one condition the store keeps a record's dead letter unique under (a literal, so that both
+#: planners match a query's ``status = 'open'`` to the partial index)
+DEAD_LETTER_OPEN = text("status = 'open'")
+
+
 class DeadLetter(Base):
-    """A record that failed, with why, the mapping version and the original payload, to replay later."""
+    """A record that failed, with why, the mapping version and the original payload, to replay later.
+
+    At most one *open* letter per (tenant, flow, record): a partial unique index, so a failure is one
+    upsert (no lookup first) and two writers racing cannot open two.
+    """
 
     __tablename__ = "dead_letters"
-    __table_args__ = (Index("ix_dead_letters_open", "tenant", "flow", "status"),)
+    __table_args__ = (
+        Index("ix_dead_letters_open", "tenant", "flow", "status"),
+        Index(
+            "uq_dead_letters_open_record",
+            "tenant",
+            "flow",
+            "record_key",
+            unique=True,
+            sqlite_where=DEAD_LETTER_OPEN,
+            postgresql_where=DEAD_LETTER_OPEN,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     tenant: Mapped[str] = mapped_column(String(64))
@@ -173,9 +194,15 @@ class DeadLetter(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     mapping_version: Mapped[str | None] = mapped_column(String(50))
     run_id: Mapped[str | None] = mapped_column(String(100))
-    #: open -> replayed (succeeded) | open again with replay_count+1 (failed again)
+    #: open -> replayed (succeeded); a record that fails again updates its open letter (failures + 1).
+    #: superseded: a duplicate open letter that migration 0003 closed (the newest one stayed open)
     status: Mapped[str] = mapped_column(String(20), default="open")
     replay_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: what failures group under: kind, field and the message with its values taken out
+    #: (``pipelines.store.deadletters.reason_code``); NULL only on rows an older release wrote meanwhile
+    reason_code: Mapped[str | None] = mapped_column(String(300))
+    #: how many times the record failed while this letter was open
+    failures: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(TS, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(TS, default=utcnow, onupdate=utcnow)
 

@@ -39,7 +39,7 @@ class Sale(CanonicalModel):
     number: str | None = None
     enterprise_source_id: str
     unit_source_ids: list[str] = Field(min_length=1)
-    buyers: list[SaleBuyer] = Field(min_length=1)
+    buyers: list[SaleBuyer] = Field(min_length=1, description="Exactly one is main (the first, if Sienge marks none)")
     status: SaleStatus
     contract_date: date | None = None
     issue_date: date | None = None
@@ -50,7 +50,11 @@ class Sale(CanonicalModel):
 
     @model_validator(mode="after")
     def _one_main_buyer(self) -> Sale:
+        """Exactly one main buyer: the CRM holds one titular per reservation and lists the others as
+        associates, so a sale Sienge marks no main buyer on takes its first buyer as the main one."""
         mains = sum(1 for buyer in self.buyers if buyer.main)
         if mains > 1:
             raise ValueError("a sale has at most one main buyer")
+        if mains == 0:
+            self.buyers[0].main = True
         return self

@@ -5,9 +5,17 @@ the Sienge customer id, ``idunidade_int`` the Sienge unit id), which is how an i
 created before. Its webhooks carry ids only; these models are the bodies of the REST reads and writes.
 
 The person record is both the upsert body (``POST /v1/cadastros/clientes``, keyed by ``documento``) and
-what ``GET /v1/cadastros/clientes`` returns per person: an import reads the stored person, merges by
-field ownership, and upserts the result, so the CRM's own enrichments (``contatos``, ``associacoes``)
-survive.
+what ``GET /v1/cadastros/clientes`` returns per person. When a person changed in Sienge, the import reads
+the stored person by its CV id, merges by field ownership and upserts the result, so the CRM's own
+enrichments (``contatos``, ``associacoes``) survive whether CV's upsert keeps or drops the fields a body
+leaves out (docs/imports.md, "Field ownership").
+
+**Field limits.** ``max_length`` on the fields Ponte writes is what CV CRM takes. CV CRM publishes no
+field sizes (PROVIDERS.md §2 gives only the required fields), so every limit here is UNCONFIRMED and
+chosen conservatively: at most what a CRM column of that kind holds, at least what real records need
+(names past 100 characters exist). The import checks them where the payload is made
+(``pipelines/imports/translate.py``): a longer value is a dead letter naming the field and the limit,
+never a truncated or refused write. Change a value here once CV CRM confirms another one.
 """
 
 from __future__ import annotations
@@ -17,6 +25,9 @@ from typing import Literal
 from pydantic import Field
 
 from schemas.systems.base import Payload, RequestBody
+
+#: said with every limit of this module in errors: CV CRM does not publish its field sizes
+UNCONFIRMED_LIMIT = "an UNCONFIRMED, conservative limit: CV CRM publishes no field sizes (schemas/systems/cvcrm.py)"
 
 
 class CvContato(Payload):
@@ -37,41 +48,46 @@ class CvAssociacao(Payload):
 
 
 class CvConjuge(Payload):
-    nome: str | None = None
-    documento: str | None = None
-    email: str | None = None
-    celular: str | None = None
-    data_nascimento: str | None = None
+    nome: str | None = Field(None, max_length=150)
+    documento: str | None = Field(None, max_length=14)
+    email: str | None = Field(None, max_length=150)
+    celular: str | None = Field(None, max_length=20)
+    data_nascimento: str | None = Field(None, max_length=10)
 
 
 class CvCliente(Payload):
     """A CV CRM person: upsert body of ``POST /v1/cadastros/clientes`` and one ``pessoas[]`` item."""
 
     idpessoa: int | None = Field(None, description="CV CRM's own id (reads only)")
-    idpessoa_int: str = Field(description="The ERP (Sienge) customer id")
-    nome: str = Field(min_length=1)
+    idpessoa_int: str = Field(max_length=50, description="The ERP (Sienge) customer id")
+    nome: str = Field(min_length=1, max_length=150)
     documento_tipo: Literal["cpf", "cnpj"]
-    documento: str = Field(description="CPF or CNPJ, digits (letters allowed in an alphanumeric CNPJ)")
-    telefone: str = Field(description="National format, e.g. (48) 99123-4567")
-    email: str
-    celular: str | None = None
-    data_nascimento: str | None = Field(None, description="DD/MM/AAAA")
-    estado_civil: str | None = None
+    documento: str = Field(
+        max_length=14, description="CPF or CNPJ, digits (letters allowed in an alphanumeric CNPJ)"
+    )
+    telefone: str = Field(max_length=20, description="National format, e.g. (48) 99123-4567")
+    email: str = Field(max_length=150)
+    celular: str | None = Field(None, max_length=20)
+    data_nascimento: str | None = Field(None, max_length=10, description="DD/MM/AAAA")
+    estado_civil: str | None = Field(None, max_length=30)
     sexo: str | None = None
     nome_fantasia: str | None = None
-    cep: str | None = None
-    endereco: str | None = None
-    numero: str | None = None
-    complemento: str | None = None
-    bairro: str | None = None
-    cidade: str | None = None
-    estado: str | None = None
+    cep: str | None = Field(None, max_length=9)
+    endereco: str | None = Field(None, max_length=150)
+    numero: str | None = Field(None, max_length=20)
+    complemento: str | None = Field(None, max_length=100)
+    bairro: str | None = Field(None, max_length=100)
+    cidade: str | None = Field(None, max_length=100)
+    estado: str | None = Field(None, max_length=2)
     conjuge: CvConjuge | None = None
     contatos: list[CvContato] = Field(default_factory=list)
     associacoes: list[CvAssociacao] = Field(default_factory=list)
 
 
 class CvReservaPessoa(Payload):
+    """The people list an earlier Ponte sent with a reservation. CV CRM does not store it (a reservation
+    holds its titular and ``associados``); kept so mappings written against it still load."""
+
     idpessoa: int | None = Field(None, description="CV CRM person id (from the id map)")
     idpessoa_int: str
     documento: str | None = None
@@ -81,31 +97,48 @@ class CvReservaPessoa(Payload):
     percentual: str | None = Field(None, description="Share, e.g. '50.00'")
 
 
+class CvReservaAssociado(Payload):
+    """A buyer of a reservation besides its titular, as CV CRM keeps them (``associados[]``).
+
+    The shape ``{idpessoa, tipo}`` is what the sandbox stores and the dispatch flow reads back; CV CRM
+    does not document it (UNCONFIRMED, docs/imports.md). ``tipo`` is ``conjuge`` for a buyer Sienge marks
+    as a spouse and ``cocomprador`` otherwise: the words the dispatch flow's signer roles understand."""
+
+    idpessoa: int = Field(description="CV CRM person id (from the id map)")
+    tipo: str = Field(max_length=30, description="conjuge, cocomprador")
+
+
 class CvCondicaoPagamento(Payload):
-    serie: str
+    serie: str = Field(max_length=60)
     quantidade: int
-    valor_total: str
+    valor_total: str = Field(max_length=20)
 
 
 class CvReserva(Payload):
-    """A reservation (sale) written with ``POST/PUT /v1/comercial/reservas``."""
+    """A reservation (sale) written with ``POST/PUT /v1/comercial/reservas``: the main buyer as the
+    titular (``idpessoa``), every other buyer in ``associados``."""
 
     idreserva: int | None = Field(None, description="CV CRM's own id (reads only)")
-    idreserva_int: str = Field(description="The Sienge sales contract id")
-    numero_contrato: str | None = None
-    idempreendimento_int: str
-    idunidade_int: str
-    idpessoa: int | None = Field(None, description="Main buyer's CV CRM person id")
-    idpessoa_int: str
+    idreserva_int: str = Field(max_length=50, description="The Sienge sales contract id")
+    numero_contrato: str | None = Field(None, max_length=60)
+    idempreendimento_int: str = Field(max_length=50)
+    idunidade_int: str = Field(max_length=50)
+    idpessoa: int | None = Field(None, description="Main buyer's (titular's) CV CRM person id")
+    idpessoa_int: str = Field(max_length=50)
     situacao: Literal["solicitada", "autorizada", "vendida", "cancelada"]
-    data_venda: str | None = Field(None, description="DD/MM/AAAA")
-    data_emissao: str | None = None
-    valor_contrato: str
-    pessoas: list[CvReservaPessoa] = Field(min_length=1)
+    data_venda: str | None = Field(None, max_length=10, description="DD/MM/AAAA")
+    data_emissao: str | None = Field(None, max_length=10)
+    valor_contrato: str = Field(max_length=20)
+    associados: list[CvReservaAssociado] = Field(
+        default_factory=list, description="Every buyer but the titular"
+    )
+    pessoas: list[CvReservaPessoa] | None = Field(
+        None, description="Not stored by CV CRM and no longer sent (see CvReservaPessoa)"
+    )
     unidades_int: list[str] = Field(default_factory=list)
     condicoes_pagamento: list[CvCondicaoPagamento] = Field(default_factory=list)
-    data_cancelamento: str | None = None
-    motivo_cancelamento: str | None = None
+    data_cancelamento: str | None = Field(None, max_length=10)
+    motivo_cancelamento: str | None = Field(None, max_length=500)
     observacoes: str | None = Field(None, description="Free text the CRM team writes")
     idcorretor: int | None = Field(None, description="Broker chosen in the CRM")
 

@@ -97,7 +97,8 @@ def test_one_changed_customer_makes_exactly_one_update_and_keeps_the_crm_enrichm
     report = run_import(store, tenant, sienge, cvcrm)
     assert report.entities["customer"].updated == 1
     assert report.crm_writes == 1
-    assert _writes(before, cvcrm) == 1
+    # one read (the person as CV holds it, only because the record changed) and one write
+    assert _writes(before, cvcrm) == 2
     person = next(p for p in sandbox.state.cvcrm.pessoas.values() if p["documento"] == document.upper())
     assert person["nome"] == "Nome Corrigido da Silva"
     assert {"tipo": "email", "valor": "outro@example.com"} in person["contatos"]

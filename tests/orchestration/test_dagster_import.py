@@ -111,6 +111,22 @@ def test_the_asset_imports_and_reports_counts_as_metadata(dagster_world) -> None
     assert again["api_calls.cvcrm"] == 0  # an unchanged re-run writes nothing to the CRM
 
 
+def test_dead_letters_by_reason_are_asset_metadata(dagster_world) -> None:
+    """A run that dead-letters records shows their counts by reason, and where to look, in Dagster."""
+    sandbox, _store, resources = dagster_world
+    for customer_id in list(sandbox.state.sienge.customers)[:3]:
+        customer = sandbox.state.sienge.customers[customer_id]
+        sandbox.sienge.mutate_customer(customer_id, **{"cpf" if customer.get("cpf") else "cnpj": "000"})
+    meta = _metadata(_materialize(resources, {}))
+    assert meta["customer.dead_lettered"] == 3 and meta["customer.created"] == 9  # other keys kept
+    table = meta["dead_letters_by_reason"]
+    assert "`data/document: a CPF has <n> digits and a CNPJ <n> characters, got <n>` | 3 |" in table
+    assert "ponte deadletter list --tenant demo --flow import --by-reason" in table
+    assert "ponte deadletter replay --all --tenant demo --flow import" in table
+    clean = _metadata(_materialize(resources, {"mode": "ids", "customer_ids": ["999999"], "plan": True}))
+    assert "dead_letters_by_reason" not in clean
+
+
 def test_manual_resync_of_given_ids_and_plan_mode(dagster_world) -> None:
     sandbox, _store, resources = dagster_world
     _materialize(resources, {})
@@ -122,7 +138,8 @@ def test_manual_resync_of_given_ids_and_plan_mode(dagster_world) -> None:
     assert planned["customer.updated"] == 1 and planned["customer.read"] == 1 and planned["plan"] is True
     assert planned["api_calls.cvcrm"] == 0
     done = _metadata(_materialize(resources, {"mode": "ids", "customer_ids": [str(customer_id)]}))
-    assert done["customer.updated"] == 1 and done["api_calls.cvcrm"] == 1
+    # an update reads the CRM person first (its CRM-owned fields are merged back), then writes it
+    assert done["customer.updated"] == 1 and done["api_calls.cvcrm"] == 2
 
 
 def test_the_sensor_asks_for_a_webhook_run_per_tenant_with_news(dagster_world) -> None:

@@ -31,12 +31,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _flows_that_dead_letter() -> set[str]:
-    """The ``flow=`` of every ``deadletters.put`` in pipelines/ (constants resolved in their module)."""
+    """The ``flow=`` of every ``deadletters.put`` and ``deadletters.Letter`` (the rows of ``put_many``) in
+    pipelines/ (constants resolved in their module)."""
     flows: set[str] = set()
     for path in (REPO / "pipelines").rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "put"
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("put", "Letter")
                     and isinstance(node.func.value, ast.Name) and node.func.value.id == "deadletters"):
                 continue
             [flow] = [k.value for k in node.keywords if k.arg == "flow"]

@@ -21,8 +21,8 @@ How it works:
   controller collects them in ``pytest_testnodedown`` and fails the run in its own sessionfinish.
 - The same detectors also read what a person sees outside the logs: the output of every CLI run a test
   makes through typer's (or click's) ``CliRunner`` (stdout and stderr, as ``result.output`` holds them),
-  and every dead letter a test writes (``pipelines.store.deadletters.put``), rendered exactly as
-  ``ponte deadletter show`` prints it. Those findings name ``<cli output>`` or ``<deadletter show>``
+  and every dead letter a test writes (``pipelines.store.deadletters.put`` and ``put_many``), rendered
+  exactly as ``ponte deadletter show`` prints it. Those findings name ``<cli output>`` or ``<deadletter show>``
   where a log finding names its logger.
 - ``@pytest.mark.logscan_allow(reason)`` exempts a test that must log clear data on purpose (none does).
 """
@@ -264,6 +264,10 @@ def _watch_surfaces(handler: ScanHandler) -> list[tuple[Any, str, Any]]:
         original_put = deadletters.put
         deadletters.put = _scanned_put(original_put, handler)
         patches.append((deadletters, "put", original_put))
+    original_many = getattr(deadletters, "put_many", None)  # the import's batches of dead letters
+    if original_many is not None and not getattr(original_many, "_logscan", False):
+        deadletters.put_many = _scanned_put_many(original_many, handler)
+        patches.append((deadletters, "put_many", original_many))
     return patches
 
 
@@ -295,6 +299,24 @@ def _scanned_put(original: Callable[..., Any], handler: ScanHandler) -> Callable
 
     put._logscan = True  # type: ignore[attr-defined]
     return put
+
+
+def _scanned_put_many(original: Callable[..., Any], handler: ScanHandler) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def put_many(session: Any, letters: Any, *args: Any, **kwargs: Any) -> Any:
+        letters = list(letters)
+        written = original(session, letters, *args, **kwargs)
+        for letter in letters:
+            try:
+                shown = render_dead_letter({name: getattr(letter, name, None) for name in (
+                    "tenant", "flow", "record_key", "error", "payload", "mapping_version")})
+            except Exception:  # a row the renderer cannot show is not a leak: never fail the caller
+                continue
+            handler.scan_text(shown, DEAD_LETTER_SOURCE)
+        return written
+
+    put_many._logscan = True  # type: ignore[attr-defined]
+    return put_many
 
 
 def render_dead_letter(fields: dict[str, Any]) -> str:
