@@ -21,6 +21,7 @@ from orchestration.cli.console import console, fail, friendly_errors
 from orchestration.cli.validate import run_checks
 from pipelines.store import open_store
 from ponte import settings
+from ponte.redaction import redact
 
 PORT_BASE = 18101
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -57,7 +58,19 @@ def _import_table(title: str, meta: dict[str, Any]) -> Table:
     return table
 
 
-def run_demo(customers: int) -> None:
+def _dead_letter_table(store: Any) -> Table | None:
+    from pipelines.store import deadletters
+
+    groups = deadletters.by_reason(store, tenant="demo", flow="import")
+    if not groups:
+        return None
+    table = Table("records", "reason", "example", title="import dead letters by reason (fix at the source)")
+    for group in groups:
+        table.add_row(str(group.count), redact(group.reason), group.example_record)
+    return table
+
+
+def run_demo(customers: int, profile: str = "realistic") -> None:
     from connectors.sandbox import start_sandbox
     from orchestration.definitions import defs
 
@@ -80,11 +93,11 @@ def run_demo(customers: int) -> None:
     instance = _dagster_instance()
     job = defs.resolve_job_def("customer_sale_import")
     with console.status("starting the sandbox…"):
-        sandbox = start_sandbox(customers=customers, port_base=PORT_BASE)
+        sandbox = start_sandbox(customers=customers, port_base=PORT_BASE, profile=profile)
     try:
         console.print(
             f"[green]✓[/] sandbox up: Sienge {sandbox.urls['sienge']}, CV CRM {sandbox.urls['cvcrm']} "
-            f"({customers} customers; real rate limits on: Ponte paces itself)"
+            f"({customers} customers, {profile} data; real rate limits on: Ponte paces itself)"
         )
         with console.status("importing Sienge → CV CRM through Dagster (run 1)…"):
             first = job.execute_in_process(
@@ -98,6 +111,14 @@ def run_demo(customers: int) -> None:
             f"API calls: Sienge {meta.get('api_calls.sienge')}, CV CRM {meta.get('api_calls.cvcrm')}; "
             f"CRM now holds {len(sandbox.state.cvcrm.pessoas)} people, {len(sandbox.state.cvcrm.reservas)} reservations"
         )
+        letters = _dead_letter_table(store)
+        if letters is not None:
+            console.print(letters)
+            console.print(
+                "records with dirty data wait as dead letters, nothing else stops: see one with "
+                "`ponte deadletter list --tenant demo --flow import --by-reason` and `ponte deadletter show ID`, "
+                "fix it in Sienge, then `ponte deadletter replay --all --tenant demo --flow import`"
+            )
         with console.status("importing again (nothing changed)…"):
             second = job.execute_in_process(
                 partition_key="demo",
@@ -131,10 +152,15 @@ def register(app: typer.Typer) -> None:
     @friendly_errors
     def demo(
         customers: int = typer.Option(40, help="Customers seeded in the sandbox."),
+        profile: str = typer.Option(
+            "realistic", help="Sandbox data: realistic (dirty, as real ERPs hold it) or clean."
+        ),
     ) -> None:
         """Run the demo: validate config, start the sandbox and run the flows through Dagster.
 
         Uses the embedded default: SQLite under .ponte/ and the local sandbox stand-ins on ports
         18101-18107 (what tenants/demo.yaml points at). No credentials or network needed.
         """
-        run_demo(customers)
+        if profile not in ("realistic", "clean"):
+            fail(f"--profile must be realistic or clean, not {profile!r}")
+        run_demo(customers, profile)
