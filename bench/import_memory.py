@@ -104,10 +104,10 @@ def child(sandbox_json: str) -> None:
                                   "tree_peak_kib": tree.peak}), flush=True)
 
 
-def measure(size: int) -> dict:
+def measure(size: int, profile: str = "realistic") -> dict:
     from import_vs_dlt import sandbox_process
 
-    with sandbox_process(size) as sandbox:
+    with sandbox_process(size, profile=profile) as sandbox:
         info = json.dumps({"urls": sandbox.urls, "api": sandbox.api, "smtp": [sandbox.smtp.host, sandbox.smtp.port]})
         out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", info],
                              cwd=REPO, capture_output=True, text=True, check=True)
@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 200_000])
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--profile", choices=["realistic", "clean"], default="realistic",
+                        help="sandbox data (default realistic: dirty data, about a third dead-lettered)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -131,14 +133,15 @@ def main(argv: list[str] | None = None) -> int:
     peaks: dict[int, list[dict]] = {size: [] for size in args.sizes}
     for rep in range(args.repeat):
         for size in args.sizes:
-            result = measure(size)
+            result = measure(size, args.profile)
             peaks[size].append(result)
             print(f"  run {rep + 1} {size:>9,} customers: peak {result['peak_kib'] / 1024:,.1f} MiB, "
                   f"with the workers {result['tree_peak_kib'] / 1024:,.1f} MiB "
                   f"(before the run {result['rss_before_kib'] / 1024:,.1f} MiB; {result['records']:,} records "
                   f"in {result['seconds']:.0f} s)", flush=True)
     print()
-    print(f"Peak RSS, median of {args.repeat} (load average {load:.2f} at start); the goal is judged on the")
+    print(f"Peak RSS, {args.profile} profile, median of {args.repeat} (load average {load:.2f} at start); "
+          "the goal is judged on the")
     print("importing process and its workers together (sampled every 20 ms)")
     print("| customers | peak RSS, run + workers | peak RSS, run process | RSS before the run | growth of the run process |")
     print("|---|---|---|---|---|")
