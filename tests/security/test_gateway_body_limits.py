@@ -385,7 +385,7 @@ def test_the_verification_upload_is_hashed_as_it_streams(gateway) -> None:
     chunked = httpx.post(url, content=iter([signed[:1000], signed[1000:]])).json()
     other = httpx.post(url, content=signed + b"\n").json()
     empty = httpx.post(url, content=b"")
-    assert same == {"code": code, "matches": True, "sha256": hashlib.sha256(signed).hexdigest(),
-                    "expected_sha256": hashlib.sha256(signed).hexdigest()}
+    assert same == {"code": code, "matches": True, "matched": "stamped", "sha256": hashlib.sha256(signed).hexdigest(),
+                    "expected_sha256": hashlib.sha256(signed).hexdigest(), "provider_sha256": None}
     assert chunked["matches"] is True and other["matches"] is False
     assert empty.status_code == 400 and set(empty.json()) == {"error"}
