@@ -160,6 +160,24 @@ class EnvelopePackage(ConfigModel):
 class EvidenceDefaults(ConfigModel):
     selfie: Requirement = Requirement.not_required
     document_photo: Requirement = Requirement.not_required
+    docusign_idv_workflow_id: Annotated[str, Field(min_length=1)] | None = Field(
+        None,
+        description="DocuSign only: the workflowId of the account's ID Verification workflow. Signers who "
+        "must show a document photo or a selfie get it as their identityVerification; without it such a "
+        "contract is refused (dead letter). The account's workflows: `ponte connector read <tenant> "
+        "docusign identity_verification`.",
+    )
+
+
+def docusign_idv_hint(tenant_id: str) -> str:
+    """Where a tenant's DocuSign ID Verification workflow id goes and where to find it."""
+    return (
+        f"set options.evidence.docusign_idv_workflow_id in tenants/{tenant_id}.yaml to the workflowId of the "
+        "DocuSign account's ID Verification workflow (the product must be enabled for the account in "
+        "DocuSign eSignature Admin; the account's workflows and their ids are listed by `ponte connector "
+        f"read {tenant_id} docusign identity_verification`, DocuSign's GET "
+        "/restapi/v2.1/accounts/{accountId}/identity_verification)"
+    )
 
 
 class Notifications(ConfigModel):
@@ -169,6 +187,14 @@ class Notifications(ConfigModel):
     whatsapp_template: str = "ponte_convite_assinatura"
     whatsapp_language: str = "pt_BR"
     email_subject: str = "Documento para assinatura: {document}"
+    signing_link_days: Annotated[int, Field(ge=1, le=365)] | None = Field(
+        None,
+        description=(
+            "With by: ponte, how many days the signing link Ponte sends stays valid (never past the "
+            "envelope's deadline); unset: until the envelope's deadline. The link opens "
+            "GET /sign/{token} on the gateway at options.verification_base_url."
+        ),
+    )
 
 
 class AssistanceOptions(ConfigModel):
@@ -243,6 +269,28 @@ class TenantConfig(ConfigModel):
 
     def config_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
+def identity_verification_gap(config: TenantConfig) -> str | None:
+    """Why the tenant's default evidence cannot be asked of its signing provider, or None.
+
+    DocuSign checks a document photo or a selfie only through an ID Verification workflow of the
+    account; a DocuSign tenant requiring either without ``options.evidence.docusign_idv_workflow_id``
+    would have every contract refused by dispatch, so ``ponte validate`` refuses the file.
+    """
+    connector = config.connectors.get(config.options.signing_provider)
+    evidence = config.options.evidence
+    if connector is None or connector.spec != "docusign" or evidence.docusign_idv_workflow_id:
+        return None
+    wanted = [name for name, value in (("a selfie", evidence.selfie), ("a document photo", evidence.document_photo))
+              if value == Requirement.required]
+    if not wanted:
+        return None
+    return (
+        f"options.evidence requires {' and '.join(wanted)} and the signing provider is DocuSign, which "
+        "checks them only through an ID Verification workflow, but options.evidence.docusign_idv_workflow_id "
+        f"is not set, so every contract would be refused: {docusign_idv_hint(config.id)}"
+    )
 
 
 def tenant_path(name_or_path: str | Path) -> Path:

@@ -221,6 +221,10 @@ def authenticate(
         check_standard(verify, secret, headers, body, now, tolerance_seconds(verify, values))
 
 
+def _optional(value: Any) -> Any:
+    return "" if value is None else value
+
+
 def locate(loc: m.Locator, headers: Mapping[str, str], body: bytes, payload: Any,
            params: Mapping[str, str]) -> Any:
     if loc.header is not None:
@@ -232,7 +236,9 @@ def locate(loc: m.Locator, headers: Mapping[str, str], body: bytes, payload: Any
     if loc.constant is not None:
         return loc.constant
     if loc.composite is not None:
-        parts = [dig(payload, p) for p in loc.composite]
+        # a part ending in "?" is optional: empty when the body lacks it (DocuSign's recipientId on
+        # envelope events); any other missing part means no id
+        parts = [_optional(dig(payload, p[:-1])) if p.endswith("?") else dig(payload, p) for p in loc.composite]
         return None if any(p is None for p in parts) else ":".join(str(p) for p in parts)
     return hashlib.sha256(body).hexdigest()
 

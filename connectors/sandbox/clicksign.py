@@ -114,7 +114,10 @@ class ClicksignSandbox(SandboxSystem):
         return out
 
     def _render_envelope(self, env: dict[str, Any]) -> dict[str, Any]:
-        return self._res("envelopes", env["id"], env["attributes"], f"/envelopes/{env['id']}")
+        attributes = env["attributes"]
+        if self.config.clicksign_envelope_lookup != "as_assumed":  # a Clicksign without envelope metadata
+            attributes = {k: v for k, v in attributes.items() if k != "metadata"}
+        return self._res("envelopes", env["id"], attributes, f"/envelopes/{env['id']}")
 
     def _render_document(self, env: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
         files = {"original": f"{self.origin}/files/{doc['original_token']}",
@@ -173,7 +176,8 @@ class ClicksignSandbox(SandboxSystem):
                 "auto_close": bool(attrs.get("auto_close", True)), "remind_interval": attrs.get("remind_interval"),
                 "block_after_refusal": bool(attrs.get("block_after_refusal", True)),
                 "deadline_at": attrs.get("deadline_at"), "default_subject": attrs.get("default_subject"),
-                "metadata": attrs.get("metadata") or {}, "status": "draft", "created": stamp, "modified": stamp,
+                "metadata": (attrs.get("metadata") or {}) if self.config.clicksign_envelope_lookup == "as_assumed"
+                else {}, "status": "draft", "created": stamp, "modified": stamp,
             },
             "documents": {}, "signers": {}, "requirements": {}, "events": [], "evidence": {},
         }
@@ -182,10 +186,15 @@ class ClicksignSandbox(SandboxSystem):
         return JsonApi({"data": self._render_envelope(env)}, 201)
 
     async def list_envelopes(self, request: Request) -> Response:
+        # the collection shows no envelope listing: config.clicksign_envelope_lookup says how this one behaves
+        mode = self.config.clicksign_envelope_lookup
+        if mode == "missing":
+            raise ApiError(404, "Not Found")
         q = request.query_params
-        name = q.get("filter[name]")
-        status = q.get("filter[status]")
-        meta_filters = {k[len("filter[metadata]["):-1]: v for k, v in q.items() if k.startswith("filter[metadata][")}
+        name = q.get("filter[name]") if mode == "as_assumed" else None
+        status = q.get("filter[status]") if mode == "as_assumed" else None
+        meta_filters = {k[len("filter[metadata]["):-1]: v for k, v in q.items()
+                        if k.startswith("filter[metadata][") and mode == "as_assumed"}
         page = int(q.get("page[number]") or 1)
         size = min(int(q.get("page[size]") or 20), 50)
         with self.lock:

@@ -124,11 +124,22 @@ class SandboxConfig(BaseModel):
     docusign_integration_keys: list[str] = Field(default_factory=list)
     docusign_rate_limit: RateLimit = RateLimit(limit=3000, window_seconds=3600)
     docusign_retry_delays: list[float] = Field(default_factory=lambda: [0.2, 0.5, 1.0])
+    #: The account's ID Verification workflows (``GET .../identity_verification``): workflowId -> name.
+    #: A signer's ``identityVerification.workflowId`` must be one of them; tenants/demo.yaml names it.
+    docusign_idv_workflows: dict[str, str] = Field(
+        default_factory=lambda: {"00000000-0000-0000-0000-0000000001d5": "DocuSign ID Verification"}
+    )
 
     # Clicksign
     clicksign_token: str = "clicksign-sandbox-token"
     clicksign_webhook_secret: str = "clicksign-webhook-secret"
     clicksign_retry_delays: list[float] = Field(default_factory=lambda: [0.2, 0.5, 1.0])
+    #: What the stand-in does with what the Postman collection does not show, the envelope listing
+    #: (``GET /api/v3/envelopes?filter[name]=``) and envelope ``metadata``: ``as_assumed`` filters by
+    #: name and keeps metadata; ``ignored`` lists every envelope whatever the filter and drops envelope
+    #: metadata; ``missing`` has no listing (404). Dispatch's lookup after an unsure create must never
+    #: make a second envelope under any of them (docs/dispatch.md).
+    clicksign_envelope_lookup: Literal["as_assumed", "ignored", "missing"] = "as_assumed"
 
     # WhatsApp
     whatsapp_token: str = "whatsapp-sandbox-token"

@@ -1,10 +1,23 @@
-"""DocuSign eSignature v2.1 stand-in: envelopes, routing order, PDFs, Connect with HMAC.
+"""DocuSign eSignature v2.1 stand-in: envelopes, routing order, PDFs, Connect with HMAC, embedded signing.
 
 Faithful to PROVIDERS.md §3.1 and the Swagger definitions: every scalar is a JSON string as DocuSign
 sends it, a signer is invited only when every lower ``routingOrder`` has signed, ``combined`` and
 ``certificate`` downloads are real PDFs, Connect posts JSON SIM messages signed with
 ``X-DocuSign-Signature-1``, and the account budget (3,000 calls/hour) is reported in
 ``X-RateLimit-*`` headers and enforced with 429.
+
+Signing links (PROVIDERS.md §3.7 and the swagger's EnvelopeViews createRecipient):
+
+- A *remote* signer (no ``clientUserId``) is invited by DocuSign itself: by e-mail, plus WhatsApp or
+  SMS when the signer carries ``additionalNotifications``; each invitation is kept in
+  ``state.notifications`` (what DocuSign would have sent, with which method and number).
+- An *embedded* signer (``clientUserId`` set at creation) is sent nothing. ``POST
+  /envelopes/{id}/views/recipient`` gives a signing URL only for an embedded recipient whose
+  ``clientUserId``, ``email`` and ``userName`` all match (else 400 ``UNKNOWN_ENVELOPE_RECIPIENT``), only
+  when it is that recipient's turn (else 400 ``RECIPIENT_NOT_IN_SEQUENCE``) and only for a sent envelope.
+  The URL opens once (a second GET is an error page) and only within ``view_ttl_seconds`` (5 minutes);
+  opening it marks the recipient delivered and shows a page where the signer signs or declines, after
+  which the browser goes to the ``returnUrl`` with ``event=signing_complete`` or ``decline``.
 """
 
 from __future__ import annotations
@@ -13,7 +26,9 @@ import base64
 import binascii
 import hashlib
 import hmac
+import html
 import json
+import secrets
 import time
 import uuid
 from datetime import UTC, datetime
@@ -21,7 +36,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from connectors.sandbox.base import JSON, ApiError, Denied, SandboxSystem, dumps, read_json
@@ -84,10 +99,20 @@ class DocusignState:
         self.audit: dict[str, list[dict[str, str]]] = {}
         self.connect: dict[str, dict[str, Any]] = {}
         self.tokens: dict[str, float] = {}
+        #: recipient views: token -> {envelopeId, recipientId, returnUrl, expires, used}
+        self.views: dict[str, dict[str, Any]] = {}
+        #: signing sessions a redeemed view opened: id -> {envelopeId, recipientId, returnUrl, expires}
+        self.sessions: dict[str, dict[str, Any]] = {}
+        #: invitations DocuSign sent itself (remote signers): {envelopeId, recipientId, method, to}
+        self.notifications: list[dict[str, str]] = []
 
 
 class DocusignSandbox(SandboxSystem):
     name = "docusign"
+    #: a recipient view URL must be opened within this many seconds ("a couple of minutes")
+    view_ttl_seconds: float = 300.0
+    #: a signing session opened from a view times out after this many seconds (DocuSign's default 20 min)
+    session_ttl_seconds: float = 1200.0
 
     def __init__(self, config: SandboxConfig, dispatcher: Dispatcher) -> None:
         super().__init__(config, dispatcher)
@@ -98,7 +123,7 @@ class DocusignSandbox(SandboxSystem):
 
     # ---- guard ------------------------------------------------------------------------------
     def public_paths(self) -> tuple[str, ...]:
-        return ("/oauth/token",)
+        return ("/oauth/token", "/Signing/")  # the signer's browser opens views without a token
 
     def error_body(self, status: int, message: str, *, field: str | None, code: str | None) -> Any:
         default = {400: "INVALID_REQUEST_BODY", 401: "USER_AUTHENTICATION_FAILED", 403: "USER_LACKS_PERMISSIONS",
@@ -141,10 +166,14 @@ class DocusignSandbox(SandboxSystem):
             Route(f"{p}/envelopes/{{eid}}", self.get_envelope, methods=["GET"]),
             Route(f"{p}/envelopes/{{eid}}", self.update_envelope, methods=["PUT"]),
             Route(f"{p}/envelopes/{{eid}}/recipients", self.get_recipients, methods=["GET"]),
+            Route(f"{p}/envelopes/{{eid}}/views/recipient", self.create_recipient_view, methods=["POST"]),
+            Route("/Signing/MTRedeem/v1/{token}", self.open_view, methods=["GET"]),
+            Route("/Signing/session/{sid}/{action}", self.session_act, methods=["POST"]),
             Route(f"{p}/envelopes/{{eid}}/custom_fields", self.get_custom_fields, methods=["GET"]),
             Route(f"{p}/envelopes/{{eid}}/audit_events", self.get_audit, methods=["GET"]),
             Route(f"{p}/envelopes/{{eid}}/documents", self.list_documents, methods=["GET"]),
             Route(f"{p}/envelopes/{{eid}}/documents/{{did}}", self.get_document, methods=["GET"]),
+            Route(f"{p}/identity_verification", self.identity_workflows, methods=["GET"]),
             Route(f"{p}/connect", self.create_connect, methods=["POST"]),
             Route(f"{p}/connect", self.list_connect, methods=["GET"]),
             Route(f"{p}/connect/{{cid}}", self.delete_connect, methods=["DELETE"]),
@@ -317,7 +346,41 @@ class DocusignSandbox(SandboxSystem):
         for key in ("roleName", "clientUserId", "note"):
             if raw.get(key):
                 signer[key] = _s(raw[key])
+        if len(signer.get("clientUserId", "")) > 100:
+            raise ApiError(400, f"signers[{index}]: clientUserId is longer than 100 characters.",
+                           code="INVALID_CLIENT_USER_ID")
+        notices = self._parse_notifications(raw.get("additionalNotifications"), index)
+        if notices:
+            signer["additionalNotifications"] = notices
+        idv = raw.get("identityVerification")
+        if idv is not None:  # recipientIdentityVerification: one of the account's ID Verification workflows
+            workflow = _s(idv.get("workflowId") or "") if isinstance(idv, dict) else ""
+            if workflow not in self.config.docusign_idv_workflows:
+                raise ApiError(400, f"signers[{index}]: identityVerification.workflowId {workflow!r} is not an "
+                                    "ID Verification workflow of this account.",
+                               code="INVALID_IDENTITY_VERIFICATION_WORKFLOW")
+            signer["identityVerification"] = {"workflowId": workflow}
         return signer
+
+    @staticmethod
+    def _parse_notifications(raw: Any, index: int) -> list[dict[str, Any]]:
+        """``additionalNotifications``: one secondary method (SMS or WhatsApp) with a phone number."""
+        if raw in (None, []):
+            return []
+        if not isinstance(raw, list) or len(raw) != 1 or not isinstance(raw[0], dict):
+            raise ApiError(400, f"signers[{index}].additionalNotifications takes one secondary delivery method.",
+                           code="INVALID_REQUEST_BODY")
+        notice = raw[0]
+        method = notice.get("secondaryDeliveryMethod")
+        if method not in ("SMS", "WhatsApp"):
+            raise ApiError(400, f"signers[{index}]: secondaryDeliveryMethod must be SMS or WhatsApp, not {method!r}.",
+                           code="INVALID_REQUEST_BODY")
+        phone = notice.get("phoneNumber") or {}
+        country, number = str(phone.get("countryCode") or ""), str(phone.get("number") or "")
+        if not (country.isdigit() and 1 <= len(country) <= 3 and number.isdigit() and 4 <= len(number) <= 14):
+            raise ApiError(400, f"signers[{index}]: {method} delivery needs phoneNumber.countryCode and number "
+                                "(digits).", code="INVALID_PHONE_NUMBER")
+        return [{"secondaryDeliveryMethod": method, "phoneNumber": {"countryCode": country, "number": number}}]
 
     # ---- routing ----------------------------------------------------------------------------
     def _audit(self, eid: str, action: str, message: str, status: str, user: str = "Ponte Sandbox",
@@ -353,7 +416,20 @@ class DocusignSandbox(SandboxSystem):
             if int(signer["routingOrder"]) == order and signer["status"] == "created":
                 signer["status"] = "sent"
                 signer["sentDateTime"] = stamp()
+                self._invite(envelope, signer)
                 self._notify(envelope, "recipient-sent", signer)
+
+    def _invite(self, envelope: dict[str, Any], signer: dict[str, Any]) -> None:
+        """What DocuSign sends a signer whose turn came: nothing to an embedded one (the sender's app
+        invites and asks for a recipient view), else the e-mail plus the secondary method if any."""
+        if signer.get("clientUserId"):
+            return
+        base = {"envelopeId": envelope["envelopeId"], "recipientId": signer["recipientId"]}
+        self.state.notifications.append({**base, "method": "Email", "to": signer["email"]})
+        for notice in signer.get("additionalNotifications") or []:
+            phone = notice["phoneNumber"]
+            self.state.notifications.append({**base, "method": notice["secondaryDeliveryMethod"],
+                                             "to": f"+{phone['countryCode']}{phone['number']}"})
 
     def act(self, eid: str, role: str, action: str = "sign", evidence: Evidence | None = None) -> dict[str, Any]:
         """Make the signer named ``role`` view, sign, refuse, or let the envelope expire."""
@@ -377,6 +453,18 @@ class DocusignSandbox(SandboxSystem):
             evidence = evidence or Evidence.default_for(eid, signer["recipientId"])
             self.state.evidence[eid][signer["recipientId"]] = evidence
             now = stamp()
+            if signer.get("identityVerification") and "recipientAuthenticationStatus" not in signer:
+                # ID Verification runs before the signer may open the documents; DocuSign reports the
+                # outcome on the recipient (authenticationStatus.identityVerificationResult, an eventResult)
+                passed = str(evidence.extra.get("identity_verification", "passed")).lower() == "passed"
+                result = {"status": "Passed" if passed else "Failed", "eventTimestamp": now}
+                if not passed:
+                    result["failureDescription"] = "The ID document could not be verified."
+                signer["recipientAuthenticationStatus"] = {"identityVerificationResult": result}
+            if signer.get("recipientAuthenticationStatus", {}).get("identityVerificationResult", {}).get(
+                    "status") == "Failed":
+                raise ApiError(409, f"Signer {signer['name']} failed ID Verification and cannot open the envelope.",
+                               code="RECIPIENT_AUTHENTICATION_FAILED")
             if signer["status"] == "sent":  # opening the envelope always comes first
                 signer.update({"status": "delivered", "deliveredDateTime": now})
                 self._audit(eid, "Viewed", f"{signer['name']} viewed the envelope", envelope["status"],
@@ -426,6 +514,10 @@ class DocusignSandbox(SandboxSystem):
         if not configs:
             return
         summary = json.loads(json.dumps(self._render(envelope, include={"recipients", "custom_fields"})))
+        for signer in (summary.get("recipients") or {}).get("signers") or []:
+            # the Connect sample (connect.schema-v2.json) shows identityVerificationResult as an empty
+            # object: the result is read from the recipients (the swagger's eventResult), not from Connect
+            signer.pop("recipientAuthenticationStatus", None)
         eid = envelope["envelopeId"]
         for config in configs:
             def build(attempt: int, cfg: dict[str, Any] = config, generated: str = stamp()) -> tuple[bytes, dict[str, str]]:
@@ -570,6 +662,11 @@ class DocusignSandbox(SandboxSystem):
             envelope = self._envelope(request.path_params["eid"])
             return Response(dumps(self._recipients(envelope)), media_type="application/json")
 
+    async def identity_workflows(self, request: Request) -> Response:
+        workflows = [{"workflowId": wid, "defaultName": name}
+                     for wid, name in self.config.docusign_idv_workflows.items()]
+        return JSON({"identityVerification": workflows})
+
     async def get_custom_fields(self, request: Request) -> Response:
         with self.lock:
             return JSON(self._envelope(request.path_params["eid"])["customFields"])
@@ -627,6 +724,100 @@ class DocusignSandbox(SandboxSystem):
         safe = filename.replace('"', "")
         return Response(content, media_type="application/pdf",
                         headers={"Content-Disposition": f'file; filename="{safe}"'})
+
+    # ---- embedded signing: recipient views ------------------------------------------------------
+    async def create_recipient_view(self, request: Request) -> Response:
+        """EnvelopeViews createRecipient: a short-lived, single-use signing URL for an embedded signer."""
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, "The request body is missing or improperly formatted.")
+        return_url = str(body.get("returnUrl") or "")
+        if not return_url.startswith(("http://", "https://")):
+            raise ApiError(400, "returnUrl is required and must be an http(s) URL.", code="INVALID_REQUEST_PARAMETER")
+        if not body.get("authenticationMethod"):
+            raise ApiError(400, "authenticationMethod is required for an embedded recipient.",
+                           code="INVALID_REQUEST_PARAMETER")
+        client_user_id = str(body.get("clientUserId") or "")
+        email, user_name = str(body.get("email") or ""), str(body.get("userName") or "")
+        eid = request.path_params["eid"]
+        with self.lock:
+            envelope = self._envelope(eid)
+            if envelope["status"] not in ("sent", "delivered", "completed"):
+                raise ApiError(400, f"The envelope is {envelope['status']}: no recipient view can be created.",
+                               code="ENVELOPE_INVALID_STATUS")
+            signer = next((s for s in envelope["recipients"]["signers"]
+                           if client_user_id and s.get("clientUserId") == client_user_id
+                           and s["email"].casefold() == email.casefold() and s["name"] == user_name), None)
+            if signer is None:
+                raise ApiError(400, "The recipient you have identified is not a valid recipient of the specified "
+                                    "envelope.", code="UNKNOWN_ENVELOPE_RECIPIENT")
+            if signer["status"] == "created":
+                raise ApiError(400, "The token for an out of sequence recipient can not be generated.",
+                               code="RECIPIENT_NOT_IN_SEQUENCE")
+            token = secrets.token_hex(32)
+            self.state.views[token] = {"envelopeId": eid, "recipientId": signer["recipientId"],
+                                       "returnUrl": return_url, "expires": time.monotonic() + self.view_ttl_seconds,
+                                       "used": False}
+        return JSON({"url": f"{self.origin}/Signing/MTRedeem/v1/{token}"}, 201)
+
+    @staticmethod
+    def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+        return HTMLResponse(
+            f'<!doctype html><html lang="pt-BR"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f'</head><body><h1>{html.escape(title)}</h1>{body}<p><small>DocuSign (sandbox do Ponte)</small></p>'
+            "</body></html>", status_code=status, headers={"Cache-Control": "no-store"})
+
+    @staticmethod
+    def _back(return_url: str, event: str) -> str:
+        return f"{return_url}{'&' if '?' in return_url else '?'}event={event}"
+
+    async def open_view(self, request: Request) -> Response:
+        """The signer's browser opens a view URL: once, within its time; then the signing page."""
+        token = request.path_params["token"]
+        with self.lock:
+            view = self.state.views.get(token)
+            if view is None:
+                return self._page("Link inválido", "<p>Este endereço de assinatura não existe.</p>", 404)
+            if view["used"] or view["expires"] < time.monotonic():
+                view["used"] = True
+                return self._page("Sessão expirada", "<p>Este endereço de assinatura já foi usado ou expirou. "
+                                  "Volte ao convite e abra-o de novo.</p>", 410)
+            view["used"] = True
+            envelope = self._envelope(view["envelopeId"])
+            signer = next(s for s in envelope["recipients"]["signers"] if s["recipientId"] == view["recipientId"])
+            name = html.escape(signer["name"])
+            subject = html.escape(envelope["emailSubject"])
+            if signer["status"] not in ("sent", "delivered") or envelope["status"] not in ("sent", "delivered"):
+                link = html.escape(self._back(view["returnUrl"], "viewing_complete"))
+                return self._page(subject, f"<p>{name}: este documento está {html.escape(signer['status'])}.</p>"
+                                  f'<p><a href="{link}">Continuar</a></p>')
+            self.act(view["envelopeId"], signer["recipientId"], "view",
+                     Evidence.default_for(view["envelopeId"], signer["recipientId"]))
+            sid = secrets.token_hex(32)
+            self.state.sessions[sid] = {"envelopeId": view["envelopeId"], "recipientId": signer["recipientId"],
+                                        "returnUrl": view["returnUrl"],
+                                        "expires": time.monotonic() + self.session_ttl_seconds}
+        forms = "".join(
+            f'<form method="post" action="/Signing/session/{sid}/{action}"><button>{label}</button></form>'
+            for action, label in (("sign", "Assinar"), ("decline", "Recusar")))
+        return self._page(subject, f"<p>{name}, revise o documento e assine.</p>{forms}")
+
+    async def session_act(self, request: Request) -> Response:
+        """The signer signs or declines in the session a view opened; the browser goes to the returnUrl."""
+        action = request.path_params["action"]
+        with self.lock:
+            session = self.state.sessions.pop(request.path_params["sid"], None)
+            if session is None or session["expires"] < time.monotonic() or action not in ("sign", "decline"):
+                return self._page("Sessão expirada", "<p>A sessão de assinatura terminou. Abra o convite de "
+                                  "novo.</p>", 410)
+            evidence = Evidence.default_for(session["envelopeId"], session["recipientId"])
+            try:
+                self.act(session["envelopeId"], session["recipientId"],
+                         "sign" if action == "sign" else "refuse", evidence)
+            except ApiError as exc:
+                return self._page("Não foi possível concluir", f"<p>{html.escape(exc.message)}</p>", 409)
+        event = "signing_complete" if action == "sign" else "decline"
+        return RedirectResponse(self._back(session["returnUrl"], event), status_code=302)
 
     # ---- control ----------------------------------------------------------------------------
     async def _ctl_act(self, request: Request) -> Response:

@@ -1,12 +1,15 @@
-"""The demo's back-sync step: signers sign at the sandbox provider, webhooks reach the gateway, the
+"""The demo's back-sync step: signers sign at the sandbox provider (the client Ponte invited by WhatsApp
+through the link in that message, the others at the stand-in directly), webhooks reach the gateway, the
 back-sync run brings the stamped, verifiable PDF into the CRM."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 import uvicorn
@@ -15,6 +18,7 @@ from sqlalchemy import func, select
 from orchestration.gateway.factory import app_from_environment
 from pipelines.connections import open_connector
 from pipelines.store.models import Envelope, InboxEvent
+from ponte.redaction import redact_url
 from schemas.tenant import load_tenant
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -45,6 +49,29 @@ def _gateway() -> Any:
         thread.join(timeout=10)
 
 
+def _sign_through_whatsapp_links(sandbox: Any, gateway: str, console: Any) -> None:
+    """What the client invited by WhatsApp does: open the message's link in a browser, sign, done."""
+    links = [p for m in sandbox.whatsapp.messages() for p in m.get("parameters") or [] if f"{gateway}/sign/" in p]
+    with httpx.Client(follow_redirects=False, timeout=15) as browser:
+        for link in links:
+            opened = browser.get(link)
+            view = opened.headers.get("location", "")
+            page = browser.get(view) if opened.status_code == 303 else None
+            form = re.search(r'<form method="post" action="([^"]+/sign)"', page.text) if page is not None else None
+            if form is None:
+                console.print(f"[red]✗[/] the WhatsApp link {redact_url(link)} opened no signing page "
+                              f"({opened.status_code})")
+                continue
+            back = browser.post(urljoin(view, form.group(1))).headers.get("location", "")
+            again = browser.get(link)
+            console.print(
+                f"[green]✓[/] the client opened the WhatsApp link {redact_url(link)}: 303 to a fresh DocuSign "
+                f"recipient view (single-use: {browser.get(view).status_code} when opened again), signed, back at "
+                f"{redact_url(back)}; the same link again: {again.status_code} "
+                f"\"{'Você já assinou' if 'já assinou' in again.text else again.text[:40]}\""
+            )
+
+
 def _inbox_count(store: Any) -> int:
     with store.session() as session:
         return session.scalar(select(func.count()).where(InboxEvent.connector == "docusign")) or 0
@@ -65,9 +92,13 @@ def run(*, store: Any, sandbox: Any, instance: Any, console: Any) -> None:
         with open_connector(tenant, "docusign", store=store) as docusign:
             docusign.register_webhook("connect", f"{gateway}/webhooks/{tenant.id}/docusign/connect")
         console.print(f"[green]✓[/] gateway on {gateway}; DocuSign Connect points at it")
+        _sign_through_whatsapp_links(sandbox, gateway, console)
         for _id, _contract, provider_id, roles in envelopes:
+            at_provider = sandbox.docusign.state.envelopes[provider_id]["recipients"]["signers"]
+            done = {s["roleName"] for s in at_provider if s["status"] == "completed"}
             for role in roles:  # in routing order: the sandbox invites the next only after this one
-                sandbox.sign(provider_id, role)
+                if role not in done:  # the client invited by WhatsApp signed through the link above
+                    sandbox.sign(provider_id, role)
         before, stable_since = -1, time.monotonic()
         while time.monotonic() - stable_since < 1.5:  # wait for the deliveries to settle
             count = _inbox_count(store)

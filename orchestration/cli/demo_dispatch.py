@@ -1,23 +1,29 @@
-"""The demo's dispatch step: the CRM prepares two contracts, Ponte sends them as envelopes (Dagster run)."""
+"""The demo's dispatch step: the CRM prepares two contracts, Ponte sends them as envelopes (Dagster run);
+then a third contract whose client Ponte invites itself by WhatsApp, with its template and a
+``/sign/{token}`` link on the gateway (the back-sync step follows that link to sign)."""
 
 from __future__ import annotations
 
 import base64
+import os
+import secrets
 from typing import Any
 
 from pipelines.connections import open_connector
 from pipelines.dispatch.connections import ConnectorSet
+from pipelines.dispatch.flow import DispatchRequest, run_dispatch
+from pipelines.dispatch.signing_links import SECRET_ENV
 from pipelines.dispatch.verify import confirm_code, send_code
 from pipelines.documents.render import text_to_pdf
-from schemas.tenant import load_tenant
+from schemas.tenant import TenantConfig, load_tenant
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def _crm_prepares_contracts(tenant: Any, sandbox: Any, count: int) -> list[int]:
+def _crm_prepares_contracts(tenant: Any, sandbox: Any, count: int, skip: int = 0) -> list[int]:
     """What a CRM user does: generate and validate the sale contract of a reservation (PDF upload)."""
     reservations = [r for r in sandbox.state.cvcrm.reservas.values() if r.get("situacao") != "Cancelada"][
-        :count
+        skip : skip + count
     ]
     ids = []
     with open_connector(tenant, "cvcrm") as cvcrm:
@@ -70,4 +76,35 @@ def run(*, store: Any, sandbox: Any, instance: Any, console: Any) -> None:
         f"[green]✓[/] dispatch: {meta.get('sent')} envelope(s) sent to {tenant.options.signing_provider}, "
         f"{meta.get('dead_lettered')} dead-lettered; package used {meta.get('package_used')}, "
         f"remaining {meta.get('package_remaining')}"
+    )
+    _invite_by_whatsapp(store, tenant, sandbox, console)
+
+
+def ponte_invites(tenant: TenantConfig) -> TenantConfig:
+    """The demo tenant as one whose client Ponte invites itself by WhatsApp (the IXC way): same systems,
+    ``notifications.by: ponte``, the client alone in the chain, on the WhatsApp channel."""
+    data = tenant.model_dump(mode="json")
+    data["options"]["notifications"]["by"] = "ponte"
+    data["options"]["signer_chain"] = [{"role": "client", "order": 1, "channel": "whatsapp"}]
+    return TenantConfig.model_validate(data)
+
+
+def _invite_by_whatsapp(store: Any, tenant: TenantConfig, sandbox: Any, console: Any) -> None:
+    # the gateway checks the links with this secret; in production it is set on every process
+    # (docs/deploy.md), here the demo's one process makes the links and serves them
+    os.environ.setdefault(SECRET_ENV, secrets.token_urlsafe(48))
+    (reservation,) = _crm_prepares_contracts(tenant, sandbox, 1, skip=2)
+    report = run_dispatch(
+        store, ponte_invites(tenant), DispatchRequest(reservations=[str(reservation)], run_id="demo-whatsapp")
+    )
+    outcome = next(iter(report.outcomes), None)
+    if outcome is None or outcome.result != "sent":
+        console.print(f"[red]✗[/] WhatsApp invitation: {outcome.result if outcome else 'nothing'} "
+                      f"({outcome.reason if outcome else 'no ready contract'})")
+        return
+    invited = [m for m in sandbox.whatsapp.messages() if "/sign/" in " ".join(m.get("parameters") or [])]
+    console.print(
+        f"[green]✓[/] reservation {reservation}: envelope sent to DocuSign with its client embedded; Ponte "
+        f"invited the client by WhatsApp (template {invited[-1]['template'] if invited else '?'}) with a "
+        "/sign/<token> link on the gateway"
     )

@@ -16,10 +16,12 @@ from rich.table import Table
 
 from orchestration import schema_export
 from orchestration.cli.console import console, friendly_errors
+from pipelines.dispatch.signing_links import link_problems
 from ponte import settings
 from ponte.errors import PonteError
 from ponte.redaction import redact
-from schemas.tenant import load_tenant
+from ponte.yamlfile import load_yaml
+from schemas.tenant import TenantConfig, identity_verification_gap, load_tenant
 
 
 @dataclass
@@ -29,12 +31,29 @@ class Check:
     error: str | None = None
 
 
+def _dispatch_rules(path: Path, tenant: TenantConfig) -> str | None:
+    """What the schema cannot see: combinations dispatch would refuse (a signing link that does not
+    exist, see pipelines/dispatch/signing_links.py), named by file, line and field like a schema error."""
+    problems = link_problems(tenant)
+    evidence = identity_verification_gap(tenant)  # evidence the signing provider cannot be asked for
+    if not problems and not evidence:
+        return None
+    doc = load_yaml(path)
+    found = [
+        f"{doc.where(tuple(p.field.split('.')))}: tenant field {p.field}: {p.message} (fix: {p.hint})"
+        for p in problems
+    ]
+    if evidence:
+        found.append(f"{doc.where(('options', 'evidence'))}: tenant field options.evidence: {evidence}")
+    return "; ".join(found)
+
+
 def _tenants(paths: Iterable[Path]) -> list[Check]:
     checks = []
     for path in paths:
         try:
-            load_tenant(path)
-            checks.append(Check("tenant", str(path)))
+            tenant = load_tenant(path)
+            checks.append(Check("tenant", str(path), _dispatch_rules(path, tenant)))
         except PonteError as exc:
             checks.append(Check("tenant", str(path), str(exc)))
     return checks

@@ -7,8 +7,8 @@ Steps, each safe to repeat after a crash:
    the verification link (an incremental update: the provider's bytes stay first, unchanged, so its
    digital seal still validates), write the file and commit its path and SHA-256 along with the
    provider's (a rerun reuses the file, so the hash, which keys the CRM upload, never changes);
-3. record each signer's evidence (IP, device, geolocation, selfie and document-photo references) in
-   the audit log;
+3. record each signer's evidence (IP, device, geolocation, selfie and document-photo references, the
+   identity checks the provider ran) in the audit log;
 4. upload the stamped PDF to the CRM contract, marked signed, through the outbox keyed by (tenant,
    contract, signed SHA-256): exactly once, even if a timeout left us unsure.
 """
@@ -115,8 +115,8 @@ def _evidence_rows(
     rows = []
     for signer in envelope.signers:
         collected = dict((signer.evidence or {}).get("collected") or {})
-        if not collected and signer.name in by_name:
-            collected = by_name[signer.name].model_dump(mode="json", exclude_none=True)
+        if signer.name in by_name:  # DocuSign's audit events fill what the provider's reads did not carry
+            collected = {**by_name[signer.name].model_dump(mode="json", exclude_none=True), **collected}
         rows.append(
             {
                 "signer": signer.id,
@@ -131,6 +131,8 @@ def _evidence_rows(
                 "longitude": collected.get("longitude"),
                 "selfie_ref": collected.get("selfie_ref"),
                 "document_photo_ref": collected.get("document_photo_ref"),
+                # identity checks the provider ran (DocuSign's ID Verification: workflow, result, time)
+                "identity_checks": collected.get("identity_checks"),
                 # the provider's certificate holds the rest of the evidence, kept next to the PDF
                 "certificate_sha256": certificate_sha,
             }

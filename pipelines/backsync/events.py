@@ -14,7 +14,7 @@ from typing import Any
 
 from mappings import MappingContext, load_mapping
 from ponte.errors import DataError
-from schemas.canonical.signing import Evidence, SigningEvent, SigningEventKind
+from schemas.canonical.signing import Evidence, IdentityCheck, SigningEvent, SigningEventKind
 
 K = SigningEventKind
 
@@ -101,24 +101,54 @@ def _event(provider: str, envelope_id: str, kind: K, at: datetime | None, **extr
     )
 
 
+def docusign_identity_checks(signer: dict[str, Any]) -> list[IdentityCheck]:
+    """The ID Verification DocuSign ran on one recipient, from a recipient read: the workflow it was
+    asked for (``identityVerification.workflowId``) and the outcome DocuSign reports in
+    ``recipientAuthenticationStatus.identityVerificationResult`` (an ``eventResult`` in the swagger)."""
+    status = signer.get("recipientAuthenticationStatus")
+    result = status.get("identityVerificationResult") if isinstance(status, dict) else None
+    if not isinstance(result, dict) or not result.get("status"):
+        return []
+    asked = signer.get("identityVerification")
+    workflow = asked.get("workflowId") if isinstance(asked, dict) else None
+    return [
+        IdentityCheck(
+            provider="docusign",
+            method="id_verification",
+            workflow_id=str(workflow) if workflow else None,
+            status=str(result["status"]).strip().lower(),
+            checked_at=_dt(result.get("eventTimestamp")),
+            failure=str(result.get("failureDescription") or "") or None,
+        )
+    ]
+
+
 def docusign_read(envelope: dict[str, Any], signers: list[dict[str, Any]]) -> list[SigningEvent]:
-    """DocuSign's current envelope and recipient statuses as events (reads are truth)."""
+    """DocuSign's current envelope and recipient statuses as events (reads are truth).
+
+    A signature or refusal carries the identity checks DocuSign reports for that recipient, so they
+    land in the signer's evidence (back-sync reads the recipients before it finalizes an envelope).
+    """
     eid = str(envelope.get("envelopeId"))
     events: list[SigningEvent] = []
     for signer in signers:
         status = str(signer.get("status") or "")
         rid = str(signer.get("recipientId") or "") or None
-        common = {"recipient_id": rid, "routing_order": int(signer.get("routingOrder") or 1)}
+        common: dict[str, Any] = {"recipient_id": rid, "routing_order": int(signer.get("routingOrder") or 1)}
         if signer.get("email"):
             common["signer_email"] = str(signer["email"]).strip().lower()
+        checks = docusign_identity_checks(signer)
+        acted = {"evidence": Evidence(identity_checks=checks)} if checks else {}
         if status in ("sent", "delivered", "completed", "declined"):
             events.append(_event("docusign", eid, K.sent, _dt(signer.get("sentDateTime")), **common))
         if status in ("delivered", "completed"):
             events.append(_event("docusign", eid, K.view, _dt(signer.get("deliveredDateTime")), **common))
         if status in ("completed", "signed"):
-            events.append(_event("docusign", eid, K.signature, _dt(signer.get("signedDateTime")), **common))
+            at = _dt(signer.get("signedDateTime"))
+            events.append(_event("docusign", eid, K.signature, at, **common, **acted))
         if status == "declined":
-            events.append(_event("docusign", eid, K.refusal, _dt(signer.get("declinedDateTime")), **common))
+            at = _dt(signer.get("declinedDateTime"))
+            events.append(_event("docusign", eid, K.refusal, at, **common, **acted))
     status = str(envelope.get("status") or "")
     at = _dt(envelope.get("statusChangedDateTime"))
     if status == "completed":

@@ -26,8 +26,16 @@ from pipelines.dispatch import package as packages
 from pipelines.dispatch.connections import ConnectorSet
 from pipelines.dispatch.documents import Document, Terms, contract_document
 from pipelines.dispatch.notify import notify_next_signers
-from pipelines.dispatch.providers import CrashHook, Created, send_clicksign, send_docusign
+from pipelines.dispatch.providers import (
+    UNCONFIRMED_FIELD,
+    CrashHook,
+    Created,
+    require_identity_verification,
+    send_clicksign,
+    send_docusign,
+)
 from pipelines.dispatch.signers import check_people, initial_status
+from pipelines.dispatch.signing_links import require_links
 from pipelines.dispatch.source import (
     ContractRef,
     is_ready,
@@ -77,6 +85,9 @@ class DispatchRequest:
     #: how long a worker's claim on an envelope's creation lasts; after a crash, another worker takes
     #: over (looking the envelope up at the provider first) once it expires
     lease_seconds: float = 120
+    #: a person checked the provider after a dead letter said a create was unsure and the lookup could
+    #: not tell (set by the replay of that letter; providers.find_clicksign_envelope)
+    person_checked: bool = False
 
 
 @dataclass
@@ -172,6 +183,8 @@ class DispatchRun:
                 hint="complete the person's data in CV CRM, then `ponte deadletter replay`",
                 details={"problems": [p.__dict__ for p in problems]},
             )
+        # every signer Ponte will invite gets a link that exists, or nothing is sent (docs/dispatch.md)
+        require_links(self.tenant, record_key, secret=not self.request.plan)
         document = contract_document(
             record,
             contract,
@@ -269,6 +282,7 @@ class DispatchRun:
                 run_id=self.request.run_id,
                 crash=self.crash,
                 lease_seconds=self.request.lease_seconds,
+                person_checked=self.request.person_checked,
             )
         raise ConfigurationError(
             f"dispatch does not know the signing provider spec {spec!r}",
@@ -331,6 +345,7 @@ class DispatchRun:
                         evidence={
                             "selfie_required": signer.selfie_required,
                             "document_photo_required": signer.document_photo_required,
+                            **_identity_verification(self.tenant, envelope.provider, signer),
                         },
                     )
                 )
@@ -445,6 +460,8 @@ class DispatchRun:
                         envelope.document_sha256,
                     )
                 )
+            # a document photo or selfie DocuSign cannot be asked for is refused, never dropped
+            require_identity_verification(self.tenant, envelope)
             if self.request.plan:
                 return self._done(
                     ContractOutcome(
@@ -570,6 +587,16 @@ class DispatchRun:
         return self.report
 
 
+def _identity_verification(tenant: TenantConfig, provider: str, signer: Any) -> dict[str, Any]:
+    """What identity check the provider was asked to run on a signer (DocuSign's ID Verification)."""
+    workflow = tenant.options.evidence.docusign_idv_workflow_id
+    if tenant.connector(provider).spec != "docusign" or not workflow:
+        return {}
+    if not (signer.selfie_required or signer.document_photo_required):
+        return {}
+    return {"identity_verification": {"provider": "docusign", "workflow_id": workflow}}
+
+
 def run_dispatch(
     store: Store,
     tenant: TenantConfig,
@@ -601,7 +628,10 @@ def replay_dispatch(store: Store, letter: Any, run_id: str | None) -> None:
     contract = letter.record_key.partition(":")[2]
     reservation = (letter.payload or {}).get("idreserva")
     ref = f"{reservation}:{contract}" if reservation else contract
-    run_dispatch(store, load_tenant(letter.tenant), DispatchRequest(contracts=[ref], run_id=run_id))
+    # replaying an "unsure create" letter is the person's word that they checked the provider
+    checked = letter.field == UNCONFIRMED_FIELD
+    run_dispatch(store, load_tenant(letter.tenant),
+                 DispatchRequest(contracts=[ref], run_id=run_id, person_checked=checked))
 
 
 __all__ = [

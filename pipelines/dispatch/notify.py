@@ -5,6 +5,11 @@ Chained signing means each signer is invited only when every earlier routing ord
 it applies a signature event (for the next ones). It is idempotent: a signer is invited once
 (``notified_at``), and each invitation is an outbox write keyed by envelope, role and order, so two
 workers racing on the same event, or a replayed webhook, never invite twice.
+
+The link in an invitation is one that exists (``pipelines/dispatch/signing_links.py``): for DocuSign
+the gateway's ``/sign/<token>``, which opens a fresh recipient view of the embedded signer on each
+click; for a provider without such a link (Clicksign) no invitation is sent and the contract gets a
+dead letter saying so.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -20,13 +26,14 @@ from sqlalchemy import select
 from connectors.smtp import Email
 from mappings import MappingContext, load_mapping
 from pipelines.dispatch.connections import ConnectorSet
-from pipelines.dispatch.providers import signing_link
 from pipelines.dispatch.signers import ChainMember, due_for_invitation
+from pipelines.dispatch.signing_links import signing_link
 from pipelines.outbox import write_once
+from pipelines.store import deadletters
 from pipelines.store.db import Store
 from pipelines.store.models import Envelope, EnvelopeSigner, utcnow
 from pipelines.store.repos import audit
-from ponte.errors import ConfigurationError
+from ponte.errors import ConfigurationError, DataError
 from ponte.logging import get_logger
 from schemas.canonical.notification import Notification
 from schemas.tenant import TenantConfig
@@ -85,7 +92,9 @@ def _getter(
     return connectors, lambda: None
 
 
-def _email(tenant: TenantConfig, envelope: Envelope, signer: EnvelopeSigner, link: str) -> Email:
+def _email(
+    tenant: TenantConfig, envelope: Envelope, signer: EnvelopeSigner, link: str, until: datetime | None = None
+) -> Email:
     document = envelope.document_name.removesuffix(".pdf")
     subject = tenant.options.notifications.email_subject.replace("{document}", document)
     lines = [
@@ -96,7 +105,9 @@ def _email(tenant: TenantConfig, envelope: Envelope, signer: EnvelopeSigner, lin
         "",
         f"Assine em: {link}",
         "",
-        f"Este convite vale até {envelope.expires_at:%d/%m/%Y}." if envelope.expires_at else "",
+        f"Este convite vale até {(until or envelope.expires_at):%d/%m/%Y}."
+        if (until or envelope.expires_at)
+        else "",
     ]
     return Email(
         to=[signer.email or ""],
@@ -121,17 +132,19 @@ def _whatsapp_record(tenant: TenantConfig, signer: EnvelopeSigner, link: str) ->
     )
 
 
-def _link(tenant: TenantConfig, envelope: Envelope, signer: EnvelopeSigner, get: Callable[[str], Any]) -> str:
-    links = envelope.details.get("signing_links") or {}
-    if signer.role in links:
-        return str(links[signer.role])
-    provider = get(envelope.provider)
-    return signing_link(
-        envelope.provider,
-        getattr(provider, "values", {}).get("base_url", ""),
-        envelope.provider_envelope_id or "",
-        signer.provider_recipient_id or "",
+def _no_link(store: Store, tenant: TenantConfig, envelope: Envelope, exc: DataError, run_id: str | None) -> None:
+    """No link exists for this envelope's signers: a dead letter on the contract, no invitation."""
+    exc.context(tenant=tenant.id, record=f"contract:{envelope.contract_id}")
+    deadletters.put(
+        store,
+        tenant=tenant.id,
+        flow=FLOW,
+        record_key=f"contract:{envelope.contract_id}",
+        error=exc,
+        payload={"idreserva": (envelope.details or {}).get("reservation_id"), "envelope": envelope.id},
+        run_id=run_id,
     )
+    log.warning("envelope %s: nobody invited: %s", envelope.id, exc)
 
 
 def notify_next_signers(
@@ -169,7 +182,11 @@ def notify_next_signers(
     made: list[Invitation] = []
     try:
         for signer in sorted(due, key=lambda s: (s.routing_order, s.role)):
-            link = _link(tenant, envelope, signer, get)
+            try:
+                link, until = signing_link(tenant, envelope, signer)
+            except DataError as exc:  # the provider has no link Ponte could send: never make one up
+                _no_link(store, tenant, envelope, exc, run_id)
+                break
             key = f"{envelope.idempotency_key}:invite:{signer.role}:{signer.routing_order}"
             if signer.channel == "whatsapp":
                 record = _whatsapp_record(tenant, signer, link)
@@ -183,7 +200,7 @@ def notify_next_signers(
 
                 connector = "whatsapp"
             else:
-                email = _email(tenant, envelope, signer, link)
+                email = _email(tenant, envelope, signer, link, until)
                 smtp = get("smtp")
 
                 def send(email: Email = email, smtp: Any = smtp) -> tuple[str | None, dict[str, Any]]:  # type: ignore[misc]

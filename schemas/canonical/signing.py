@@ -118,6 +118,17 @@ class Envelope(CanonicalModel):
         return self
 
 
+class IdentityCheck(CanonicalModel):
+    """An identity check the provider ran on the signer, as the provider reported it."""
+
+    provider: str
+    method: str = Field(description="id_verification: DocuSign's ID Verification (document photo, selfie)")
+    workflow_id: str | None = None
+    status: str = Field(description="the provider's result, lower case (passed, failed, ...)")
+    checked_at: datetime | None = None
+    failure: str | None = None
+
+
 class Evidence(CanonicalModel):
     """What a signer left at signing: proof of who signed, where and how."""
 
@@ -129,6 +140,7 @@ class Evidence(CanonicalModel):
     selfie_ref: str | None = None
     document_photo_ref: str | None = None
     face_match: bool | None = None
+    identity_checks: list[IdentityCheck] | None = None
     email: EmailAddress | None = None
     phone: PhoneE164 | None = None
     document: TaxId | None = None

@@ -35,13 +35,40 @@ class DsTabs(RequestBody):
     signHereTabs: list[DsSignHere] = Field(default_factory=list)
 
 
+class DsPhoneNumber(RequestBody):
+    """``RecipientPhoneNumber``: the country calling code and the national number, digits only."""
+
+    countryCode: str = Field(pattern=r"^\d{1,3}$")
+    number: str = Field(pattern=r"^\d{4,14}$")
+
+
+class DsAdditionalNotification(RequestBody):
+    """``RecipientAdditionalNotification`` (eSignature 2.1, "SMS and WhatsApp delivery", PROVIDERS.md
+    §3.7): DocuSign also sends its own signing link by WhatsApp or SMS, beside the e-mail."""
+
+    secondaryDeliveryMethod: Literal["WhatsApp", "SMS"]
+    phoneNumber: DsPhoneNumber
+
+
+class DsIdentityVerification(RequestBody):
+    """``recipientIdentityVerification``: one of the account's ID Verification workflows (listed by
+    ``GET /accounts/{accountId}/identity_verification``)."""
+
+    workflowId: str = Field(min_length=1)
+
+
 class DsSigner(RequestBody):
     email: str
     name: str
     recipientId: str
     routingOrder: str
     roleName: str | None = None
-    clientUserId: str | None = None
+    #: set: an embedded recipient, who signs through a recipient view Ponte asks for (PROVIDERS.md §3.7)
+    clientUserId: str | None = Field(None, max_length=100)
+    #: one secondary delivery method per recipient
+    additionalNotifications: list[DsAdditionalNotification] | None = Field(None, max_length=1)
+    #: the account's ID Verification workflow, for a signer who must show a document photo or a selfie
+    identityVerification: DsIdentityVerification | None = None
     tabs: DsTabs | None = None
 
 

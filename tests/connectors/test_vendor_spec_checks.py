@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,6 +165,9 @@ def test_the_session_check_sees_the_wire_and_fails_the_run(sb: Sandbox) -> None:
         reply = httpx.post(f"{sb.api['whatsapp']}/messages", json=_template_message(code="pt_BR"),
                            headers={"Authorization": "Bearer whatsapp-sandbox-token"})
         assert reply.status_code == 200  # the stand-in is lenient, as Graph is: the spec is not
+        deadline = time.monotonic() + 5  # the stand-in tells its observers after the answer went out
+        while not capture.queue and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         undo()
     capture.drain()

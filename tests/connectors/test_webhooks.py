@@ -94,7 +94,8 @@ def test_docusign_any_active_key_matches(docusign: Connector) -> None:
                "X-DocuSign-Signature-2": hmac_b64("docusign-connect-secret", DOCUSIGN_BODY)}
     delivery = docusign.verify_webhook("connect", headers, DOCUSIGN_BODY)
     assert delivery.event_type == "envelope-completed" and delivery.subject_id == "env-1"
-    assert delivery.event_id == "envelope-completed:env-1:2026-05-01T13:00:00.000Z"
+    # what the event is about, not when the message was generated (a retry may regenerate it)
+    assert delivery.event_id == "envelope-completed:env-1:"
     assert delivery.event_time == datetime(2026, 5, 1, 13, 0, tzinfo=UTC)
 
 

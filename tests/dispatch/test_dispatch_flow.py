@@ -61,32 +61,40 @@ def test_docusign_envelope_has_chain_positions_and_is_sent_once(sb, store: Store
         assert [s["channel"] for s in sent.details["signers"]] == ["email", "email", "email"]
 
 
-def test_clicksign_with_ponte_invitations_in_chain_order(sb, store: Store) -> None:
+#: evidence DocuSign checks only through an ID Verification workflow, left out where it is not the point
+NO_ID_EVIDENCE = {"selfie": "not_required", "document_photo": "not_required"}
+
+
+def test_ponte_invitations_in_chain_order(sb, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ponte invites each signer itself, in chain order, by e-mail and WhatsApp, with a link that exists:
+    DocuSign's signers are embedded and the link is the gateway's /sign/<token> (test_sign_endpoint.py
+    follows it). Clicksign has no such link, so it is refused (test_signing_links.py)."""
+    monkeypatch.setenv("PONTE_SIGNING_LINK_SECRET", "test-only signing-link secret, 0123456789abcdef")
     chain = [{"role": "client", "order": 1}, {"role": "spouse", "order": 2, "required": False},
              {"role": "witness", "order": 3, "required": False, "channel": "whatsapp"}]
-    tenant = sandbox_tenant(sb, unthrottled=True, options={"signing_provider": "clicksign", "notifications": {"by": "ponte"},
-                                         "signer_chain": chain, "evidence": {"selfie": "required"}})
+    gateway = "https://assinar.demo.example.com"
+    tenant = sandbox_tenant(sb, unthrottled=True, options={"notifications": {"by": "ponte"}, "signer_chain": chain,
+                                                           "evidence": NO_ID_EVIDENCE,
+                                                           "verification_base_url": gateway})
     sale = seed_sale(sb, tenant)
     verify_manager(store, tenant)
     report = run_dispatch(store, tenant, DispatchRequest(contracts=[sale.ref]))
     outcome = report.outcomes[0]
     assert outcome.result == "sent", outcome.reason
 
-    envelope = sb.state.clicksign.envelopes[outcome.provider_envelope_id]
-    assert envelope["attributes"]["status"] == "running"
-    groups = sorted((s["attributes"]["group"], s["attributes"]["email"]) for s in envelope["signers"].values())
-    assert [g for g, _ in groups] == [1, 2, 3]
-    auths = {r["attributes"].get("auth") for r in envelope["requirements"].values()}
-    assert {"email", "whatsapp", "selfie", "official_document"} <= auths
+    envelope = sb.state.docusign.envelopes[outcome.provider_envelope_id]
+    signers = envelope["recipients"]["signers"]
+    assert [s["routingOrder"] for s in signers] == ["1", "2", "3"]
+    assert all(s.get("clientUserId") for s in signers)  # embedded: DocuSign sends them nothing
 
     client_mail = sale.people["titular"]["email"]
     spouse_mail = sale.people["Cônjuge"]["email"]
     sb.smtp.wait_for(to=client_mail)
     assert not sb.smtp.inbox(to=spouse_mail)  # the spouse waits for the client
     first = sb.smtp.inbox(to=client_mail)[0]
-    assert "Assine em: http" in first.text() and "Valor do contrato: R$ 612.345,67" in first.text()
+    assert f"Assine em: {gateway}/sign/" in first.text() and "Valor do contrato: R$ 612.345,67" in first.text()
 
-    sb.sign(outcome.provider_envelope_id, "1", provider="clicksign")
+    sb.sign(outcome.provider_envelope_id, "1")
     _mark_signed(store, outcome.envelope_id, 1)
     assert [i.role for i in notify_next_signers(store, tenant, outcome.envelope_id)] == ["spouse"]
     assert notify_next_signers(store, tenant, outcome.envelope_id) == []  # idempotent
@@ -94,12 +102,13 @@ def test_clicksign_with_ponte_invitations_in_chain_order(sb, store: Store) -> No
     phone = sale.people["testemunha"]["celular"]
     assert not [m for m in sb.whatsapp.messages() if m["to"].endswith(phone)]
 
-    sb.sign(outcome.provider_envelope_id, "2", provider="clicksign")
+    sb.sign(outcome.provider_envelope_id, "2")
     _mark_signed(store, outcome.envelope_id, 2)
     assert [i.channel for i in notify_next_signers(store, tenant, outcome.envelope_id)] == ["whatsapp"]
     sent = [m for m in sb.whatsapp.messages() if m["to"].endswith(phone)]
     assert len(sent) == 1 and sent[0]["template"] == "ponte_convite_assinatura"
     assert sent[0]["parameters"][0] == sale.people["testemunha"]["nome"]
+    assert sent[0]["parameters"][1].startswith(f"{gateway}/sign/")
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,10 @@ from jsonschema import Draft202012Validator
 from mappings import MAPPINGS_DIR, MappingContext, compile_file, list_mappings, load_mapping
 from mappings.language import json_schema
 from mappings.paths import parse_path
+from mappings.samples import load_context
 from ponte.errors import DataError
 from schemas.canonical import Person
+from tests.mappings.conftest import SAMPLES
 
 
 def write(tmp_path: Path, text: str, name: str = "m.yaml") -> Path:
@@ -182,8 +184,11 @@ def test_wrong_shape_is_a_data_error_not_a_crash() -> None:
 
 def test_missing_params_and_record_type_are_clear() -> None:
     mapping = load_mapping("docusign/envelope_to_definition")
-    with pytest.raises(DataError, match="needs the run parameter\\(s\\) document_base64"):
+    with pytest.raises(DataError, match="reads \\$tenant but the run has no tenant"):
         mapping.apply({"signers": []}, MappingContext())
+    golden = load_context(SAMPLES / "docusign/envelope_to_definition/tres_signatarios.context.json").tenant
+    with pytest.raises(DataError, match="needs the run parameter\\(s\\) document_base64"):
+        mapping.apply({"signers": []}, MappingContext(tenant=golden))
     with pytest.raises(DataError, match="must be an object"):
         mapping.apply(["not", "a", "record"])
 

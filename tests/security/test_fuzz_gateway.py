@@ -391,7 +391,8 @@ def authentic_delivery(key: str, data: st.DataObject) -> tuple[str, bytes, dict[
         body = json.dumps({"event": event, "generatedDateTime": moment, "data": {"envelopeId": envelope},
                            "noise": noise}).encode()
         headers, _ = sign(conn, body)
-        return path, body, headers, f"{event}:{envelope}:{moment}", event
+        # the id is what the event is about (event, envelope, recipient), never the message's time
+        return path, body, headers, f"{event}:{envelope}:", event
     if key == "whatsapp":
         field = data.draw(body_text, label="field")
         change: dict[str, Any] = {"field": field, "value": {"noise": noise}}

@@ -212,7 +212,7 @@ def _wf_docusign(n: int) -> tuple[dict[str, str], bytes, str]:
         "generatedDateTime": "2026-05-01T13:00:00.000Z",
         "data": {"envelopeId": f"env-{n}"},
     }
-    return {}, json.dumps(body).encode(), f"envelope-completed:env-{n}:2026-05-01T13:00:00.000Z"
+    return {}, json.dumps(body).encode(), f"envelope-completed:env-{n}:"  # no recipient; no message time
 
 
 def _wf_cvcrm(n: int) -> tuple[dict[str, str], bytes, str]:

@@ -75,8 +75,22 @@ class Violation:
 #: Errata of the DocuSign file, applied visibly rather than bending Ponte to the gap: the file is the
 #: v2 swagger and the hub speaks v2.1, whose Connect configuration adds the JSON SIM fields (DocuSign's
 #: v2.1 reference, "Create Connect configuration": deliveryMode SIM, eventData.version restv2.1, events;
-#: PROVIDERS.md §3.1 Connect). Nothing else is added.
+#: PROVIDERS.md §3.1 Connect), and whose recipients carry ``additionalNotifications`` (SMS and WhatsApp
+#: delivery, "eSignature 2.1 only", PROVIDERS.md §3.7; the shape is DocuSign's published v2.1 model
+#: ``RecipientAdditionalNotification{phoneNumber: RecipientPhoneNumber{countryCode, number},
+#: secondaryDeliveryMethod, secondaryDeliveryStatus}``). Nothing else is added.
+_ADDITIONAL_NOTIFICATIONS: dict[str, Any] = {
+    "type": "array",
+    "description": "v2.1: SMS or WhatsApp delivery beside the e-mail (one secondary method per recipient)",
+    "items": {"type": "object", "properties": {
+        "secondaryDeliveryMethod": {"type": "string", "description": "SMS or WhatsApp"},
+        "secondaryDeliveryStatus": {"type": "string"},
+        "phoneNumber": {"type": "object", "properties": {
+            "countryCode": {"type": "string"}, "number": {"type": "string"}}},
+    }},
+}
 DOCUSIGN_V21_ADDITIONS: dict[str, dict[str, Any]] = {
+    "signer": {"additionalNotifications": _ADDITIONAL_NOTIFICATIONS},
     "connectCustomConfiguration": {
         "deliveryMode": {"type": "string", "description": "v2.1: SIM or aggregate"},
         "events": {"type": "array", "items": {"type": "string"}, "description": "v2.1: the JSON SIM events"},
