@@ -284,7 +284,8 @@ class _Guard:
 
 
 async def _observed(system: str, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-    """Run ``app`` keeping copies of the request and response bodies, then tell the observers."""
+    """Run ``app`` keeping copies of the request and response bodies, and tell the observers before the
+    last piece of the answer goes out: a client that has its answer knows the exchange was observed."""
     request: list[bytes] = []
     response: list[bytes] = []
     start: dict[str, Any] = {}
@@ -295,27 +296,31 @@ async def _observed(system: str, app: ASGIApp, scope: Scope, receive: Receive, s
             request.append(message.get("body", b""))
         return message
 
+    def tell() -> None:
+        exchange = Exchange(
+            system=system, method=scope["method"], path=scope["path"],
+            query=scope.get("query_string", b"").decode("latin-1"),
+            request_headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])},
+            request_body=b"".join(request), status=int(start.get("status", 0)),
+            response_headers={k.decode("latin-1"): v.decode("latin-1") for k, v in start.get("headers", [])},
+            response_body=b"".join(response),
+        )
+        for observer in list(EXCHANGE_OBSERVERS):
+            try:
+                observer(exchange)
+            except Exception:  # an observer's bug must not break the stand-in's answer
+                log.exception("sandbox exchange observer failed")
+
     async def send_copy(message: Message) -> None:
         if message["type"] == "http.response.start":
             start.update(message)
         elif message["type"] == "http.response.body":
             response.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                tell()
         await send(message)
 
     await app(scope, receive_copy, send_copy)
-    exchange = Exchange(
-        system=system, method=scope["method"], path=scope["path"],
-        query=scope.get("query_string", b"").decode("latin-1"),
-        request_headers={k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])},
-        request_body=b"".join(request), status=int(start.get("status", 0)),
-        response_headers={k.decode("latin-1"): v.decode("latin-1") for k, v in start.get("headers", [])},
-        response_body=b"".join(response),
-    )
-    for observer in list(EXCHANGE_OBSERVERS):
-        try:
-            observer(exchange)
-        except Exception:  # an observer's bug must not break the stand-in's answer (already sent)
-            log.exception("sandbox exchange observer failed")
 
 
 Handler = Callable[[Request], Awaitable[Response]]

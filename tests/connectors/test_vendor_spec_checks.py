@@ -165,7 +165,7 @@ def test_the_session_check_sees_the_wire_and_fails_the_run(sb: Sandbox) -> None:
         reply = httpx.post(f"{sb.api['whatsapp']}/messages", json=_template_message(code="pt_BR"),
                            headers={"Authorization": "Bearer whatsapp-sandbox-token"})
         assert reply.status_code == 200  # the stand-in is lenient, as Graph is: the spec is not
-        deadline = time.monotonic() + 5  # the stand-in tells its observers after the answer went out
+        deadline = time.monotonic() + 5  # observed before the answer completes; a margin all the same
         while not capture.queue and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:

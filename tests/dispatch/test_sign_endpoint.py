@@ -147,7 +147,7 @@ def test_the_recipient_view_request_is_the_documented_one(hub: Hub, http: httpx.
     EXCHANGE_OBSERVERS.append(seen.append)
     try:
         assert http.get(link).status_code in (302, 303)
-        deadline = time.monotonic() + 5  # the stand-in tells its observers after the answer went out
+        deadline = time.monotonic() + 5  # observed before the answer completes; a margin all the same
         while not views() and time.monotonic() < deadline:
             time.sleep(0.02)
     finally:
