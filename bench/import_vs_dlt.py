@@ -66,7 +66,8 @@ warnings.filterwarnings("ignore", module=r"dlt\.")
 
 SANDBOX_USER, SANDBOX_PASSWORD = "ponte-sandbox", "sandbox-secret"
 PAGE = 200
-GOAL = 4.0
+#: issue #17: at least 3× dlt on the realistic (dirty) profile, 4× on the clean one (SQLite)
+GOALS = {"realistic": 3.0, "clean": 4.0}
 POSTGRES_ADMIN = os.environ.get("PONTE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 _CHILD = r"""
@@ -408,7 +409,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{rps / dlt_rps:.2f}× |")
     print(f"| dlt rest_api, merge | sqlite | {dlt_rps:,.0f} | {_median(dlt_runs, 'seconds'):.1f} | 1.00× |")
     ratio = _median(ponte["sqlite"], "rps") / dlt_rps
-    print(f"goal: Ponte ≥ {GOAL}× dlt on SQLite: {ratio:.2f}× ({'met' if ratio >= GOAL else 'NOT met'})")
+    goal = GOALS[args.profile]
+    print(f"goal on the {args.profile} profile: Ponte ≥ {goal}× dlt on SQLite: {ratio:.2f}× "
+          f"({'met' if ratio >= goal else 'NOT met'})")
     first = ponte["sqlite"][0]
     print()
     print(f"Sienge read calls per imported record: {first['sienge_calls']} / {first['records']:,} = "

@@ -131,14 +131,16 @@ class Translator:
         try:
             return model.model_validate(result)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"])
-            raise DataError(
-                f"{first['msg']} (mapping {MAPPINGS[entity][0]})",
-                record=f"{entity} {raw.get('id')}",
-                field=field,
-                hint="correct the record in Sienge, then replay it with `ponte deadletter replay`",
-            ) from None
+            first = exc.errors(include_context=False, include_input=False)[0]
+        # raised outside the except block, so the DataError carries no __context__: pydantic's
+        # ValidationError is not tracked by the cyclic collector, and through its inner error's
+        # traceback it held the caller's frames (a whole batch's payloads) for good
+        raise DataError(
+            f"{first['msg']} (mapping {MAPPINGS[entity][0]})",
+            record=f"{entity} {raw.get('id')}",
+            field=".".join(str(p) for p in first["loc"]),
+            hint="correct the record in Sienge, then replay it with `ponte deadletter replay`",
+        )
 
     def _target(self, entity: str, canonical: Any, record_id: Any = None) -> dict[str, Any]:
         name = MAPPINGS[entity][1]
