@@ -311,14 +311,11 @@ class Connector:
             response.close()
             target = str(following.url)
             if not self.allows(target):
-                raise ForeignHostError(
-                    f"{request.method} {host_of(str(request.url))} redirected to "
-                    f"{host_of(target)}, which is not one of {self.name}'s hosts; nothing was fetched from there",
-                    source=self.name,
-                    tenant=self.tenant,
-                    hint=f"if {host_of(target)} is a legitimate file host of {self.name}, add it to the "
-                    "tenant connector's file_hosts",
-                    details={"host": host_of(target), "hop": hop + 1},
+                raise self._foreign(
+                    target,
+                    f"{request.method} {host_of(str(request.url))} redirected to {host_of(target)}, which "
+                    f"is not one of {self.name}'s hosts; nothing was fetched from there",
+                    hop=hop + 1,
                 )
             request = following
         raise UnexpectedStatusError(
@@ -704,6 +701,17 @@ class Connector:
                 return True
         return False
 
+    def _foreign(self, url: str, message: str, **details: Any) -> ForeignHostError:
+        """The refusal of a URL (or a redirect hop) outside this connector's hosts."""
+        return ForeignHostError(
+            message,
+            source=self.name,
+            tenant=self.tenant,
+            hint=f"if {host_of(url)} is a legitimate file host of {self.name}, add it to the tenant "
+            "connector's file_hosts",
+            details={"host": host_of(url), **details},
+        )
+
     def fetch_url(self, url: str, *, what: str = "file", credentials: bool | None = None) -> bytes:
         """Download the file at an absolute ``url`` named in a payload (a signed PDF, an attachment).
 
@@ -716,14 +724,10 @@ class Connector:
         """
         if not self.allows(url):
             others = ", ".join(self.spec.file_hosts)
-            raise ForeignHostError(
+            raise self._foreign(
+                url,
                 f"refusing to download the {what} from {host_of(url)}: not a {self.name} host "
                 f"(allowed: {host_of(self.base_url)}{', ' + others if others else ''}); nothing was fetched",
-                source=self.name,
-                tenant=self.tenant,
-                hint=f"if {host_of(url)} is a legitimate file host of {self.name}, add it to the tenant "
-                "connector's file_hosts",
-                details={"host": host_of(url)},
             )
         send_credentials = credentials if credentials is not None else _origin_of(url) == self._origin
         if send_credentials:
