@@ -34,6 +34,7 @@ _GROUPS: list[tuple[str, str]] = [
     ("orchestration.cli.sync", "sync"),
     ("orchestration.cli.deadletter", "deadletter"),
     ("orchestration.cli.envelopes", "envelopes"),
+    ("orchestration.cli.state", "state"),
 ]
 # modules exposing register(app) for top-level commands
 _COMMANDS: list[str] = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -20,8 +21,26 @@ err_console = Console(stderr=True, highlight=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Exit code for a user mistake (bad file, bad argument) or an outside system refusing.
+#: Exit codes (README, "Exit codes"): done; done but some records/replays/checks failed; a usage or
+#: configuration error (bad file, bad argument, an outside system refusing). Typer's usage errors are 2.
+EXIT_OK = 0
+EXIT_FAILURES = 1
 EXIT_USER_ERROR = 2
+
+
+def masked(value: Any) -> Any:
+    """``value`` with every string in it masked like any CLI message (dicts and lists walked)."""
+    if isinstance(value, dict):
+        return {key: masked(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [masked(item) for item in value]
+    return redact(value) if isinstance(value, str) else value
+
+
+def emit_json(data: Any) -> None:
+    """Print ``data`` (masked) as one JSON document on stdout, and nothing else: for ``--json``."""
+    sys.stdout.write(json.dumps(masked(data), ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
 
 
 def fail(error: PonteError | str, code: int = EXIT_USER_ERROR) -> None:

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestration.cli.console import console, fail, friendly_errors
+from orchestration.cli.console import EXIT_FAILURES, console, emit_json, fail, friendly_errors
 from pipelines.replay import ReplayOutcome, ReplaySummary, replay, replay_all
 from pipelines.store import deadletters, open_store
 from ponte.redaction import mask_record, redact
@@ -187,11 +187,16 @@ def render(row: Any) -> list[str]:
 @friendly_errors
 def show(
     dead_letter_id: int = typer.Argument(..., help="Dead-letter id (from `ponte deadletter list`)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output (masked the same way)."),
 ) -> None:
     """Show one dead letter: reason, fix hint, mapping version and the original payload (masked)."""
     row = deadletters.get(open_store(), dead_letter_id)
     if row is None:
         fail(f"no dead letter {dead_letter_id}; see `ponte deadletter list`")
+        return
+    if as_json:
+        # the payload masked by field first, as `render` does; emit_json masks every string by pattern
+        emit_json({**_row_json(row), "payload": mask_record(row.payload)})
         return
     header, *rest = render(row)
     console.print(f"[bold]{escape(header)}[/]")
@@ -206,10 +211,12 @@ def replay_cmd(
     all_open: bool = typer.Option(False, "--all", help="Replay every open dead letter (of --tenant/--flow)."),
     tenant: str = typer.Option(None, "--tenant", "-t"),
     flow: str = typer.Option(None),
+    as_json: bool = typer.Option(False, "--json", help="Print the outcomes and counts as JSON (masked)."),
 ) -> None:
     """Replay dead letters through their flow; the record is re-read from its source first.
 
     With --all, a page at a time: import letters go 1,000 to an import run, other flows' one by one.
+    Exits 1 when some replays failed (their letters stay open).
     """
     store = open_store()
     if dead_letter_ids:
@@ -218,34 +225,51 @@ def replay_cmd(
         if missing:
             fail(f"no dead letter(s) {missing}; see `ponte deadletter list`")
     elif all_open:
-        _replay_all(store, tenant, flow)
+        _replay_all(store, tenant, flow, as_json)
         return
     else:
         fail("name dead-letter ids, or use --all")
         return
     resolved = 0
+    outcomes: list[ReplayOutcome] = []
     for letter in letters:
         assert letter is not None
         outcome = replay(store, letter)
-        if outcome.resolved:
+        outcomes.append(outcome)
+        if as_json:
+            resolved += outcome.resolved
+        elif outcome.resolved:
             resolved += 1
             console.print(f"[green]✓[/] {escape(redact(letter.record_key))} replayed")
         else:
             console.print(f"[red]✗[/] {escape(redact(letter.record_key))}: {escape(redact(outcome.reason or ''))}")
-    console.print(f"{resolved} of {len(letters)} replayed")
+    if as_json:
+        emit_json({"total": len(letters), "resolved": resolved, "failed": len(letters) - resolved,
+                   "outcomes": [_outcome_json(o) for o in outcomes]})
+    else:
+        console.print(f"{resolved} of {len(letters)} replayed")
     if resolved < len(letters):
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILURES)
+
+
+def _outcome_json(outcome: ReplayOutcome) -> dict[str, Any]:
+    return {"id": outcome.dead_letter_id, "record_key": outcome.record_key, "resolved": outcome.resolved,
+            "reason": outcome.reason}
 
 
 #: failures `replay --all` prints one by one before it only counts them
 SHOWN_FAILURES = 20
 
 
-def _replay_all(store: Any, tenant: str | None, flow: str | None) -> None:
+def _replay_all(store: Any, tenant: str | None, flow: str | None, as_json: bool = False) -> None:
     shown = 0
+    collected: list[ReplayOutcome] = []
 
     def progress(summary: ReplaySummary, outcomes: list[ReplayOutcome]) -> None:
         nonlocal shown
+        if as_json:
+            collected.extend(outcomes)
+            return
         for outcome in outcomes:
             if not outcome.resolved and shown < SHOWN_FAILURES:
                 shown += 1
@@ -256,6 +280,14 @@ def _replay_all(store: Any, tenant: str | None, flow: str | None) -> None:
         console.print(f"{summary.done} of {summary.total}: {summary.resolved} replayed, {summary.failed} failed")
 
     summary = replay_all(store, tenant=tenant, flow=flow, progress=progress)
+    if as_json:
+        emit_json({"total": summary.total, "resolved": summary.resolved, "failed": summary.failed,
+                   "runs": summary.runs,
+                   "reasons": [{"reason": r, "count": n} for r, n in summary.reasons.most_common()],
+                   "outcomes": [_outcome_json(o) for o in collected]})
+        if summary.failed:
+            raise typer.Exit(EXIT_FAILURES)
+        return
     if summary.failed:
         console.print("failed, by reason:")
         for reason, count in summary.reasons.most_common(10):
@@ -265,4 +297,4 @@ def _replay_all(store: Any, tenant: str | None, flow: str | None) -> None:
     console.print(f"{summary.resolved} of {summary.total} replayed, {summary.failed} failed")
     if summary.failed:
         console.print(escape(f"still open: {_command('list', tenant=tenant, flow=flow)} --by-reason"), soft_wrap=True)
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILURES)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 from rich.table import Table
 
-from orchestration.cli.console import console, friendly_errors
+from orchestration.cli.console import console, emit_json, friendly_errors
 
 app = typer.Typer(help="Envelopes sent for signature and their history.", no_args_is_help=True)
 
@@ -17,7 +15,7 @@ app = typer.Typer(help="Envelopes sent for signature and their history.", no_arg
 def show(
     contract: str = typer.Argument(..., help="CRM contract id (idreservacontrato)."),
     tenant: str = typer.Option(..., "--tenant", "-t", help="Tenant id (tenants/<id>.yaml)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    as_json: bool = typer.Option(False, "--json", help="Print the history as one JSON document (masked)."),
 ) -> None:
     """Every document sent for CONTRACT: status, each signer (e-mail, masked CPF, status, time), link."""
     from pipelines.backsync.history import contract_history
@@ -27,7 +25,7 @@ def show(
     config = load_tenant(tenant)
     history = contract_history(open_store(), config.id, contract, config.options.verification_base_url)
     if as_json:
-        typer.echo(json.dumps(history, ensure_ascii=False))
+        emit_json(history)
         return
     if not history:
         console.print(f"contract {contract}: no document was ever sent for signature")

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orchestration.cli.console import console, fail, friendly_errors
+from orchestration.cli.console import EXIT_FAILURES, console, emit_json, err_console, fail, friendly_errors
 from pipelines.imports.report import COUNTERS, ImportReport  # no mapping import: keeps --help fast
 from pipelines.store import open_store
 from ponte.redaction import redact
@@ -50,6 +50,24 @@ def print_import_report(report: ImportReport) -> None:
         print_dead_letters_by_reason(report)
 
 
+def import_report_json(report: ImportReport) -> dict[str, object]:
+    """What `sync import --json` prints: the totals, per entity, API calls, cursors and dead letters by
+    reason (masked on output)."""
+    return {
+        "flow": "import",
+        "tenant": report.tenant,
+        "plan": report.plan,
+        "totals": {counter: report.total(counter) for counter in COUNTERS},
+        "entities": {
+            name: {**{c: getattr(counts, c) for c in COUNTERS}, **({"samples": counts.samples} if report.plan else {})}
+            for name, counts in report.entities.items()
+        },
+        "api_calls": dict(report.api_calls),
+        "cursors": dict(report.cursors),
+        "dead_letters_by_reason": [{"reason": reason, "count": count} for reason, count in report.reasons()],
+    }
+
+
 def print_dead_letters_by_reason(report: ImportReport) -> None:
     """The run's dead letters counted by reason, most frequent first, and the commands to inspect and
     replay them (one line each, so a narrow terminal wraps them without cutting anything)."""
@@ -75,11 +93,13 @@ def import_cmd(
     ),
     entity: str = typer.Option("customer", "--entity", help="Entity of plain --id values."),
     plan: bool = typer.Option(False, "--plan", help="Dry run: show what would be created/updated/cancelled."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run's report as JSON (masked)."),
 ) -> None:
     """Import Sienge enterprises, units, customers and sales into CV CRM.
 
     Default: incremental from the saved cursors (with the tenant's lookback). Unchanged records cost no
     CRM call; bad records become dead letters (`ponte deadletter list`) and never stop the batch.
+    Exits 1 when some records were dead-lettered.
     """
     from pipelines.connections import open_connector
     from pipelines.imports.flow import ImportRequest, run_import
@@ -102,8 +122,9 @@ def import_cmd(
             BarColumn(),
             TextColumn("{task.completed} records"),
             TimeElapsedColumn(),
-            console=console,
+            console=err_console if as_json else console,
             transient=True,
+            disable=as_json,
         ) as bar,
     ):
         tasks: dict[str, int] = {}
@@ -114,7 +135,12 @@ def import_cmd(
             bar.advance(tasks[name], n)
 
         report = run_import(store, config, sienge, cvcrm, request, progress)
-    print_import_report(report)
+    if as_json:
+        emit_json(import_report_json(report))
+    else:
+        print_import_report(report)
+    if report.total("dead_lettered") and not plan:
+        raise typer.Exit(EXIT_FAILURES)
 
 
 # Each flow adds its own `ponte sync <flow>` command from a module of its own (register(app)).

@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from orchestration.cli.console import console, friendly_errors
+from orchestration.cli.console import EXIT_FAILURES, console, emit_json, friendly_errors
 
 
 def print_assistance_report(report: object) -> None:
@@ -52,6 +52,31 @@ def print_assistance_report(report: object) -> None:
     console.print(f"API calls: {calls}")
 
 
+def assistance_report_json(report: object) -> dict[str, object]:
+    """What `sync assistance --json` prints: the counts and the ids behind them (masked on output)."""
+    from pipelines.assistance.report import AssistanceReport
+
+    assert isinstance(report, AssistanceReport)
+    drift = report.drift
+    return {
+        "flow": "assistance",
+        "tenant": report.tenant,
+        "plan": report.plan,
+        "counts": {"created": len(report.created), "linked": len(report.linked), "updated": len(report.updated),
+                   "unchanged": report.unchanged, "failed": len(report.failed), "events": report.events,
+                   "ignored": report.ignored},
+        "created": [{"crm_id": crm, "sienge_id": sienge} for crm, sienge in report.created],
+        "linked": list(report.linked),
+        "updated": [{"crm_id": crm, "from": before, "to": after} for crm, before, after in report.updated],
+        "failed": [{"record_key": key, "reason": reason} for key, reason in report.failed],
+        "drift": None if drift is None else {
+            "total": drift.total, "counts": drift.counts(), "ids": drift.ids(), "details": drift.details,
+            "blocked": drift.blocked, "unrepaired": drift.unrepaired,
+        },
+        "api_calls": dict(report.api_calls),
+    }
+
+
 def register(app: typer.Typer) -> None:
     @app.command("assistance")
     @friendly_errors
@@ -64,11 +89,13 @@ def register(app: typer.Typer) -> None:
         no_poll: bool = typer.Option(
             False, "--no-poll", help="Only process stored webhooks (do not read the CRM for unsent requests)."
         ),
+        as_json: bool = typer.Option(False, "--json", help="Print the run's report as JSON (masked)."),
     ) -> None:
         """Send new CRM assistências to Sienge and apply Sienge's progress/finish/cancel/delete.
 
         Default: the stored webhooks, then a poll of the CRM for requests never sent. Items without a
-        minimum completion time stop their request with an error (see `ponte deadletter list`).
+        minimum completion time stop their request with an error (see `ponte deadletter list`). Exits 1
+        when some requests failed.
         """
         from pipelines.assistance import AssistanceRequest, run_assistance
         from pipelines.connections import open_connector
@@ -83,6 +110,11 @@ def register(app: typer.Typer) -> None:
             open_connector(config, "cvcrm", store=store) as cvcrm,
         ):
             report = run_assistance(store, config, sienge, cvcrm, request)
-        print_assistance_report(report)
+        if as_json:
+            emit_json(assistance_report_json(report))
+        else:
+            print_assistance_report(report)
         if report.failed and not plan:
-            console.print("[yellow]some requests failed: see `ponte deadletter list`[/]")
+            if not as_json:
+                console.print("[yellow]some requests failed: see `ponte deadletter list`[/]")
+            raise typer.Exit(EXIT_FAILURES)

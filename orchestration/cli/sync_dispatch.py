@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orchestration.cli.console import console, fail, friendly_errors
+from orchestration.cli.console import EXIT_FAILURES, console, emit_json, err_console, fail, friendly_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -21,11 +23,13 @@ def register(app: typer.Typer) -> None:
         template: str = typer.Option(None, "--template", help="Render this template instead of the CRM's PDF."),
         terms: str = typer.Option("none", "--terms", help="none | with_contract | alone"),
         plan: bool = typer.Option(False, "--plan", help="Dry run: show the envelopes that would be sent."),
+        as_json: bool = typer.Option(False, "--json", help="Print the run's outcomes and counts as JSON (masked)."),
     ) -> None:
         """Send contracts as envelopes to the tenant's signing provider, exactly once each.
 
         Bad contracts (a signer without CPF, e-mail or phone) become dead letters and the batch goes
-        on; an unverified manager e-mail or a used-up package stops the run with the reason.
+        on; an unverified manager e-mail or a used-up package stops the run with the reason. Exits 1
+        when some contracts were dead-lettered.
         """
         from pipelines.dispatch.flow import DispatchRequest, run_dispatch
         from pipelines.store import open_store
@@ -40,9 +44,18 @@ def register(app: typer.Typer) -> None:
         request = DispatchRequest(contracts=list(contracts or []), all_ready=all_ready, plan=plan,
                                   template=template, terms=terms)  # type: ignore[arg-type]
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} contracts"),
-                      TimeElapsedColumn(), console=console, transient=True) as bar:
+                      TimeElapsedColumn(), console=err_console if as_json else console, transient=True,
+                      disable=as_json) as bar:
             task = bar.add_task("dispatch", total=len(contracts) if contracts and not all_ready else None)
             report = run_dispatch(store, config, request, progress=lambda _cid, _result: bar.advance(task))
+        failed = report.count("dead_lettered") and not report.plan
+        if as_json:
+            emit_json({"flow": "dispatch", "tenant": report.tenant, "plan": report.plan,
+                       "counts": report.as_metadata(), "stopped": report.stopped, "package": report.package,
+                       "api_calls": report.api_calls, "outcomes": [asdict(o) for o in report.outcomes]})
+            if failed:
+                raise typer.Exit(EXIT_FAILURES)
+            return
         title = f"dispatch {report.tenant}" + (" (plan: nothing sent)" if report.plan else "")
         table = Table("contract", "result", "envelope", "signers (order:role/channel)", "detail", title=title)
         for o in report.outcomes:
@@ -56,3 +69,5 @@ def register(app: typer.Typer) -> None:
         if report.count("deferred"):
             console.print("[yellow]some contracts were deferred (an outside system failed for now): run the "
                           "same command again later, or let the schedule pick them up; nothing is sent twice[/]")
+        if failed:
+            raise typer.Exit(EXIT_FAILURES)

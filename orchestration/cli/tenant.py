@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from orchestration.cli.console import console, friendly_errors
+from orchestration.cli.console import console, emit_json, friendly_errors, masked
 from ponte.redaction import redact
 from schemas.tenant import TenantConfig, load_tenant, scan_tenants
 
@@ -49,18 +49,10 @@ def list_cmd(
         raise typer.Exit(1)
 
 
-def _masked(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _masked(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_masked(item) for item in value]
-    return redact(value) if isinstance(value, str) else value
-
-
 def shown_config(config: TenantConfig) -> dict[str, Any]:
     """The configuration as `tenant show` prints it: each credential as its variable's name and whether
     it is set (never a value, a sandbox default included); other values masked like any CLI output."""
-    data = _masked(config.model_dump(mode="json", exclude_none=True))
+    data = masked(config.model_dump(mode="json", exclude_none=True))
     for key, connector in config.connectors.items():
         # replaces the dumped references (sandbox defaults included) in place: the field order stays
         data["connectors"][key]["credentials"] = {
@@ -72,10 +64,16 @@ def shown_config(config: TenantConfig) -> dict[str, Any]:
 
 @app.command("show")
 @friendly_errors
-def show(tenant: str = typer.Argument(..., help="Tenant id or path to its YAML file.")) -> None:
+def show(
+    tenant: str = typer.Argument(..., help="Tenant id or path to its YAML file."),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly the JSON document (no colours)."),
+) -> None:
     """Show one tenant's validated configuration (credentials by variable name and whether it is set,
     never their values)."""
     config = load_tenant(tenant)
+    if as_json:
+        emit_json(shown_config(config))
+        return
     console.print_json(json.dumps(shown_config(config), ensure_ascii=False))
 
 __import__("orchestration.cli.tenant_verify", fromlist=["register"]).register(app)

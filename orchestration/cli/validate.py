@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from orchestration import schema_export
-from orchestration.cli.console import console, friendly_errors
+from orchestration.cli.console import EXIT_FAILURES, console, emit_json, friendly_errors
 from pipelines.dispatch.signing_links import link_problems
 from ponte import settings
 from ponte.errors import PonteError
@@ -92,6 +92,7 @@ def register(app: typer.Typer) -> None:
             None,
             help="Tenant files to check (default: every file in tenants/ plus specs, mappings, schemas).",
         ),
+        as_json: bool = typer.Option(False, "--json", help="Machine-readable output (masked the same way)."),
     ) -> None:
         """Validate tenant files, connector specs, mappings and the exported JSON Schemas.
 
@@ -99,6 +100,15 @@ def register(app: typer.Typer) -> None:
         how to fix it, and exits 1.
         """
         checks = run_checks(files or None)
+        if as_json:
+            rows = [{"kind": c.kind, "item": c.item, "error": c.error,
+                     "result": "failed" if c.error else "not_built" if c.item == "(not built yet)" else "ok"}
+                    for c in checks]
+            failures = sum(1 for c in checks if c.error)
+            emit_json({"ok": not failures, "total": len(checks), "failed": failures, "checks": rows})
+            if failures:
+                raise typer.Exit(EXIT_FAILURES)
+            return
         table = Table(show_header=True, header_style="bold")
         table.add_column("kind")
         table.add_column("item")
@@ -115,5 +125,5 @@ def register(app: typer.Typer) -> None:
         console.print(table)
         if failed:
             console.print(f"[red]{failed} problem(s) found[/]")
-            raise typer.Exit(1)
+            raise typer.Exit(EXIT_FAILURES)
         console.print(f"[green]all {len(checks)} checks passed[/]")

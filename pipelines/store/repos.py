@@ -106,6 +106,15 @@ def set_cursor(session: Session, tenant: str, connector: str, stream: str, value
         row.value = value
 
 
+def cursors_of(session: Session, tenant: str) -> list[SyncCursor]:
+    """Every saved cursor of ``tenant``, by connector and stream (for `ponte state show`)."""
+    return list(
+        session.scalars(
+            select(SyncCursor).where(SyncCursor.tenant == tenant).order_by(SyncCursor.connector, SyncCursor.stream)
+        )
+    )
+
+
 def audit(
     session: Session,
     *,
