@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import PurePath
 from typing import Any
 
-from dagster import Backoff, Failure, Jitter, MetadataValue, RetryPolicy
+from dagster import Backoff, Failure, Jitter, MetadataValue, RetryPolicy, SensorResult
 
 from ponte.errors import PonteError
 from ponte.redaction import redact
@@ -99,3 +99,33 @@ def step_errors(context: Any | None = None, *, tenant: str | None = None) -> Ite
             raise  # STEP_RETRY re-runs the step
         error.context(tenant=tenant or (_partition_tenant(context) if context is not None else None))
         raise step_failure(error) from None
+
+
+# ------------------------------------------------------------------------------- run config and tags
+
+def run_tags(
+    tenant: str | None, trigger: str, *, mode: str | None = None, since: str | None = None, ids: int | None = None
+) -> dict[str, str]:
+    """The tags a schedule or sensor puts on the runs it requests, so the run list tells a full run from
+    an incremental one (``ponte/mode``), and shows its tenant, since date and how many ids it names."""
+    tags = {"ponte/trigger": trigger}
+    for key, value in (("tenant", tenant), ("mode", mode), ("since", since)):
+        if value:
+            tags[f"ponte/{key}"] = str(value)
+    if ids is not None:
+        tags["ponte/ids"] = str(ids)
+    return tags
+
+
+def tag_requests(result: Any, *, mode: str, trigger: str = "webhook", ids_of: Any = None) -> Any:
+    """A sensor's result with :func:`run_tags` added to each run request (its tenant is its partition);
+    ``ids_of(run_config)`` counts the ids a request names. A SkipReason is returned as is."""
+    requests = getattr(result, "run_requests", None)
+    if not requests:
+        return result
+    tagged = []
+    for request in requests:
+        extra = run_tags(request.partition_key, trigger, mode=mode,
+                         ids=ids_of(request.run_config) if ids_of else None)
+        tagged.append(request.with_replaced_attrs(tags={**extra, **dict(request.tags or {})}))
+    return SensorResult(run_requests=tagged, cursor=result.cursor, skip_reason=result.skip_reason)

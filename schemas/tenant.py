@@ -229,6 +229,11 @@ class TenantOptions(ConfigModel):
     )
     import_cron: str = "*/15 * * * *"
     lookback_minutes: Annotated[int, Field(ge=0)] = 10
+    dead_letter_error_threshold: Annotated[int, Field(ge=1)] = Field(
+        1000,
+        description="Open dead letters of a flow past which its Dagster dead-letter check is an error "
+        "(any open one is a warning)",
+    )
     assistance: AssistanceOptions = Field(default_factory=AssistanceOptions)
     verification_base_url: str = "http://127.0.0.1:8088"
 

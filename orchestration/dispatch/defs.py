@@ -14,7 +14,7 @@ from dagster import (
     schedule,
 )
 
-import pipelines.dispatch  # noqa: F401  (registers the "dispatch" dead-letter replayer)
+from orchestration.checks import backsync_backlog_check
 from orchestration.dispatch.assets import signing_envelopes
 from orchestration.dispatch.sensors import contract_webhook_sensor
 from schemas.tenant import list_tenants
@@ -53,6 +53,7 @@ def dispatch_schedules() -> list[ScheduleDefinition]:
 
 DEFS = Definitions(
     assets=[signing_envelopes],
+    asset_checks=[backsync_backlog_check(signing_envelopes)],
     jobs=[dispatch_job],
     schedules=dispatch_schedules(),
     sensors=[contract_webhook_sensor(dispatch_job.name)],

@@ -111,6 +111,14 @@ def crm_customers_and_sales(
         f"dead-lettered {report.total('dead_lettered')}"
     )
     metadata: dict[str, Any] = report.as_metadata()
+    if report.dead_letters_by_reason:  # in the run's own log too (the flow's logger may not reach it)
+        shown, others, letters = report.shown_reasons()
+        more = f"; {letters} more in {others} other reason(s)" if others else ""
+        context.log.warning(
+            f"import {tenant.id} dead-lettered {report.total('dead_lettered')} record(s) by reason: "
+            + "; ".join(f"{count} × {reason}" for reason, count in shown)
+            + f"{more}. Inspect: {report.list_command()}; replay after the fix: {report.replay_command()}"
+        )
     if report.dead_letters_by_reason:
         # counts by reason, with the commands to inspect and replay them
         metadata["dead_letters_by_reason"] = MetadataValue.md(report.reasons_markdown())

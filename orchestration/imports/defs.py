@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, define_asset_job
 
+from orchestration.checks import dead_letter_check
 from orchestration.executors import executor_from_environment
 from orchestration.imports.assets import crm_customers_and_sales, id_map_consistent
 from orchestration.imports.schedules import import_schedules
 from orchestration.imports.sensors import sienge_webhook_sensor
+
+import_dead_letters = dead_letter_check(crm_customers_and_sales, "import")
 
 import_job = define_asset_job(
     "customer_sale_import",
@@ -19,7 +22,7 @@ import_job = define_asset_job(
 
 DEFS = Definitions(
     assets=[crm_customers_and_sales],
-    asset_checks=[id_map_consistent],
+    asset_checks=[id_map_consistent, import_dead_letters],
     jobs=[import_job],
     schedules=import_schedules(import_job),
     sensors=[sienge_webhook_sensor(import_job.name)],

@@ -6,6 +6,7 @@ from typing import Any
 
 from dagster import RunRequest, ScheduleDefinition, ScheduleEvaluationContext, schedule
 
+from orchestration.steps import run_tags
 from schemas.tenant import list_tenants
 
 
@@ -18,7 +19,7 @@ def import_schedules(job: Any) -> list[ScheduleDefinition]:
             return RunRequest(
                 run_key=f"import-{tenant_id}-{context.scheduled_execution_time:%Y%m%dT%H%M}",
                 partition_key=tenant_id,
-                tags={"ponte/tenant": tenant_id, "ponte/trigger": "schedule"},
+                tags=run_tags(tenant_id, "schedule", mode="incremental"),
             )
 
         schedules.append(

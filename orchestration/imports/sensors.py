@@ -6,6 +6,7 @@ from sqlalchemy import and_, or_
 
 from orchestration.inbox_sensing import inbox_run_requests
 from orchestration.resources import StoreResource
+from orchestration.steps import tag_requests
 from pipelines.imports.webhooks import EVENTS
 from pipelines.store.models import InboxEvent
 
@@ -19,7 +20,7 @@ def sienge_webhook_sensor(job_name: str):
         description="Imports the records Sienge hooks named (re-read by id), per tenant.",
     )
     def _sensor(context: SensorEvaluationContext, store: StoreResource) -> SensorResult | SkipReason:
-        return inbox_run_requests(
+        return tag_requests(inbox_run_requests(
             context,
             store.get(),
             job_name=job_name,
@@ -27,6 +28,6 @@ def sienge_webhook_sensor(job_name: str):
             key_prefix="sienge-hooks",
             run_config={"ops": {"crm_customers_and_sales": {"config": {"mode": "webhooks"}}}},
             nothing="no new Sienge hooks",
-        )
+        ), mode="webhooks")
 
     return _sensor

@@ -1,0 +1,132 @@
+"""Failures in plain sight: per-tenant asset checks on open dead letters and the back-sync backlog.
+
+* ``<flow>_dead_letters`` (import, dispatch, assistance): passes with no open dead letter of the
+  tenant's flow; WARN with any; ERROR past the tenant's ``options.dead_letter_error_threshold``
+  (default 1,000). Its metadata: a table of at most :data:`ROWS` letters (record, reason, field and the
+  command that replays it, masked), the open letters by reason, and the command replaying them all.
+* ``backsync_backlog`` (on the envelopes asset, whose statuses back-sync keeps current): the age of the
+  tenant's oldest unprocessed signing webhook; WARN past :data:`BACKLOG_WARN_MINUTES`.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the check functions' annotations.
+
+import shlex
+from datetime import UTC, datetime
+from typing import Any
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+    asset_check,
+)
+from sqlalchemy import func, select
+
+from orchestration.partitions import tenant_partitions
+from orchestration.resources import StoreResource, TenantsResource
+from pipelines.store import deadletters
+from pipelines.store.db import Store
+from pipelines.store.models import InboxEvent
+from ponte.redaction import redact
+
+#: dead letters a check's table lists (the rest are counted by reason)
+ROWS = 50
+BACKLOG_WARN_MINUTES = 15
+DEAD_LETTER_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("record", "string"),
+        TableColumn("reason", "string"),
+        TableColumn("field", "string"),
+        TableColumn("replay", "string", description="the command that replays this letter after the fix"),
+    ]
+)
+
+
+def dead_letter_result(store: Store, tenant: str, flow: str, threshold: int) -> AssetCheckResult:
+    """The dead-letter check of ``tenant``'s ``flow`` (see the module docstring)."""
+    count = deadletters.count_open(store, tenant=tenant, flow=flow)
+    quoted = f"--tenant {shlex.quote(tenant)} --flow {shlex.quote(flow)}"
+    metadata: dict[str, Any] = {"open_dead_letters": count, "error_threshold": threshold}
+    if count:
+        rows = [
+            TableRecord({
+                "record": redact(letter.record_key),
+                "reason": redact(letter.reason_code or letter.reason or letter.error_kind),
+                "field": redact(letter.field or ""),
+                "replay": f"ponte deadletter replay {letter.id}",
+            })
+            for letter in deadletters.page(store, tenant=tenant, flow=flow, limit=ROWS)
+        ]
+        metadata["dead_letters"] = MetadataValue.table(rows, schema=DEAD_LETTER_SCHEMA)
+        metadata["by_reason"] = MetadataValue.json(
+            {redact(group.reason): group.count for group in deadletters.by_reason(store, tenant=tenant, flow=flow)}
+        )
+        metadata["inspect"] = f"ponte deadletter list {quoted} --by-reason"
+        metadata["replay_all"] = f"ponte deadletter replay --all {quoted}"
+    return AssetCheckResult(
+        passed=count == 0,
+        severity=AssetCheckSeverity.ERROR if count >= threshold else AssetCheckSeverity.WARN,
+        metadata=metadata,
+        description=f"{count} open dead letter(s) (error at {threshold})",
+    )
+
+
+def dead_letter_check(asset: Any, flow: str) -> AssetChecksDefinition:
+    """A per-tenant check on ``asset``: the tenant's open dead letters of ``flow``."""
+
+    @asset_check(
+        asset=asset,
+        name=f"{flow}_dead_letters",
+        partitions_def=tenant_partitions,
+        description=f"No open {flow} dead letters for the tenant (WARN with any; ERROR past the tenant's "
+        "options.dead_letter_error_threshold).",
+    )
+    def _check(context: AssetCheckExecutionContext, store: StoreResource, tenants: TenantsResource) -> AssetCheckResult:
+        tenant = tenants.load(context.partition_key)
+        return dead_letter_result(store.get(), tenant.id, flow, tenant.options.dead_letter_error_threshold)
+
+    return _check
+
+
+def backlog_result(store: Store, tenant: str, connectors: list[str], now: datetime | None = None) -> AssetCheckResult:
+    """The age of ``tenant``'s oldest unprocessed inbox event of ``connectors``; WARN past 15 minutes."""
+    with store.session() as session:
+        oldest, waiting = session.execute(
+            select(func.min(InboxEvent.received_at), func.count()).where(
+                InboxEvent.tenant == tenant,
+                InboxEvent.connector.in_(connectors),
+                InboxEvent.status.in_(["new", "processing", "failed"]),
+            )
+        ).one()
+    age = 0.0
+    if oldest is not None:
+        oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+        age = max(0.0, ((now or datetime.now(UTC)) - oldest).total_seconds() / 60)
+    return AssetCheckResult(
+        passed=age <= BACKLOG_WARN_MINUTES,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"unprocessed_events": int(waiting or 0), "oldest_age_minutes": round(age, 1),
+                  "warn_after_minutes": BACKLOG_WARN_MINUTES},
+        description=f"{int(waiting or 0)} unprocessed webhook(s), oldest {age:.0f} min old",
+    )
+
+
+def backsync_backlog_check(asset: Any) -> AssetChecksDefinition:
+    from pipelines.backsync.flow import INBOX_CONNECTORS
+
+    @asset_check(
+        asset=asset,
+        name="backsync_backlog",
+        partitions_def=tenant_partitions,
+        description=f"Signing webhooks are applied: WARN when the tenant's oldest unprocessed one is older "
+        f"than {BACKLOG_WARN_MINUTES} minutes.",
+    )
+    def _check(context: AssetCheckExecutionContext, store: StoreResource) -> AssetCheckResult:
+        return backlog_result(store.get(), context.partition_key, list(INBOX_CONNECTORS))
+
+    return _check
