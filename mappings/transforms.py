@@ -892,7 +892,9 @@ def _lookup(args: LookupArgs) -> Fn:
         if found is None and required:
             raise DataError(
                 f"no {target} id for {source} {entity} {value} in the id map",
-                hint=f"import the {entity} into {target} first; the record will be retried",
+                hint=f"import the {entity} into {target} first (if it failed, its own dead letter says why), "
+                "then `ponte deadletter replay` this record (a full import run retries it too; an "
+                "incremental one reads only records that changed)",
             )
         return found
 
