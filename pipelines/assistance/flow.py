@@ -21,8 +21,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -44,7 +42,7 @@ from pipelines.assistance.state import (
 )
 from pipelines.outbox import write_once
 from pipelines.store import deadletters
-from pipelines.store.claims import claim, release
+from pipelines.store.claims import claim, release, worker_name
 from pipelines.store.db import Store
 from pipelines.store.inbox import load_events
 from pipelines.store.models import IdMap, InboxEvent
@@ -77,9 +75,6 @@ TO_CRM_UPDATE = "cvcrm/assistance_to_assistencia_update"
 #: downloads one attachment (CV CRM links are plain URLs); injectable for tests and other transports
 Fetcher = Callable[[str], bytes]
 
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def normalize_assistencia(raw: dict[str, Any]) -> dict[str, Any]:

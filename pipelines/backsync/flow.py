@@ -14,8 +14,6 @@ completion is always confirmed by reading the envelope before anything is downlo
 from __future__ import annotations
 
 import json
-import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,7 +28,7 @@ from pipelines.backsync.apply import FLOW, ApplyOutcome, apply_events
 from pipelines.backsync.completion import Finalized, finalize
 from pipelines.backsync.events import Translated, clicksign_read, docusign_read, translate
 from pipelines.store import deadletters
-from pipelines.store.claims import claim, release
+from pipelines.store.claims import claim, release, worker_name
 from pipelines.store.db import Store
 from pipelines.store.inbox import load_events
 from pipelines.store.models import Envelope, InboxEvent, utcnow
@@ -51,9 +49,6 @@ UNKNOWN_ENVELOPE_ATTEMPTS = 5
 
 ConnectorOpener = Callable[[str], Connector]
 
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass

@@ -11,7 +11,6 @@ stops the run with that error, because sending anything else would break the sam
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -48,6 +47,7 @@ from pipelines.dispatch.verify import require_verified_manager
 from pipelines.documents.placement import place
 from pipelines.outbox import write_once
 from pipelines.store import deadletters
+from pipelines.store.claims import worker_name
 from pipelines.store.db import Store
 from pipelines.store.models import Envelope, EnvelopeSigner, utcnow
 from pipelines.store.repos import audit
@@ -156,7 +156,7 @@ class DispatchRun:
         self.progress = progress or (lambda _cid, _result: None)
         self.report = DispatchReport(tenant=tenant.id, plan=request.plan)
         self.ctx = MappingContext(tenant=tenant)
-        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.worker = worker_name()
         self.crash = _crash_hook()
         # short on purpose (the audit column is 50 characters): contrato_to_contract@1+contrato_to_envelope@1
         self.mapping_version = "+".join(

@@ -8,14 +8,12 @@ them to be claimed again, and the import itself is idempotent, so nothing is los
 from __future__ import annotations
 
 import json
-import os
-import socket
 from dataclasses import dataclass, field
 
 from connectors.runtime.client import Connector
 from pipelines.imports.flow import ImportRequest, run_import
 from pipelines.imports.report import ImportReport
-from pipelines.store.claims import claim, release
+from pipelines.store.claims import claim, release, worker_name
 from pipelines.store.db import Store
 from pipelines.store.inbox import load_events
 from pipelines.store.models import InboxEvent
@@ -52,9 +50,6 @@ def _entity_of(event: InboxEvent) -> tuple[str, str] | None:
             return entity, str(record_id)
     return None
 
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def process_sienge_events(

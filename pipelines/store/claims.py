@@ -8,6 +8,8 @@ expires and another worker takes the item; nothing is lost.
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -20,6 +22,11 @@ W = TypeVar("W", OutboxItem, InboxEvent)
 
 READY = {OutboxItem: ("pending", "failed"), InboxEvent: ("new", "failed")}
 CLAIMED = {OutboxItem: "in_flight", InboxEvent: "processing"}
+
+
+def worker_name() -> str:
+    """Who holds a lease: ``host:pid``, the same in every flow (a lease names its worker in the store)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def claimable(model: type[W], now: datetime) -> ColumnElement[bool]:

@@ -32,6 +32,12 @@ SEED = 23
 class CountingPool(parallel.StagingPool):
     batches = 0
 
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        # the run goes on without waiting for its workers, and on a loaded machine a small import could
+        # finish before they start: this test is about what they produce, so it lets them start first
+        self.wait(60)
+
     def submit(self, entity, batch):  # type: ignore[no-untyped-def]
         CountingPool.batches += 1
         return super().submit(entity, batch)
