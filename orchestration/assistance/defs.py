@@ -7,6 +7,7 @@ from dagster import AssetSelection, Definitions, define_asset_job, in_process_ex
 from orchestration.assistance.assets import assistance_sync
 from orchestration.assistance.schedules import reconcile_schedules
 from orchestration.assistance.sensors import assistance_webhook_sensor
+from orchestration.checks import dead_letter_check
 from orchestration.partitions import tenant_partitions
 
 assistance_job = define_asset_job(
@@ -19,6 +20,7 @@ assistance_job = define_asset_job(
 
 DEFS = Definitions(
     assets=[assistance_sync],
+    asset_checks=[dead_letter_check(assistance_sync, "assistance")],
     jobs=[assistance_job],
     schedules=reconcile_schedules(assistance_job.name),
     sensors=[assistance_webhook_sensor(assistance_job.name)],

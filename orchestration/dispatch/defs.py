@@ -14,7 +14,7 @@ from dagster import (
     schedule,
 )
 
-from orchestration.checks import backsync_backlog_check
+from orchestration.checks import backsync_backlog_check, dead_letter_check
 from orchestration.dispatch.assets import signing_envelopes
 from orchestration.dispatch.sensors import contract_webhook_sensor
 from schemas.tenant import list_tenants
@@ -53,7 +53,11 @@ def dispatch_schedules() -> list[ScheduleDefinition]:
 
 DEFS = Definitions(
     assets=[signing_envelopes],
-    asset_checks=[backsync_backlog_check(signing_envelopes)],
+    asset_checks=[
+        backsync_backlog_check(signing_envelopes),
+        dead_letter_check(signing_envelopes, "dispatch"),
+        dead_letter_check(signing_envelopes, "backsync"),
+    ],
     jobs=[dispatch_job],
     schedules=dispatch_schedules(),
     sensors=[contract_webhook_sensor(dispatch_job.name)],

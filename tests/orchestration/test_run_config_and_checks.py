@@ -68,3 +68,11 @@ def test_the_backsync_backlog_check_warns_on_an_old_unprocessed_webhook(store) -
     late = backlog_result(store, "demo", ["docusign"])
     assert not late.passed and late.metadata["unprocessed_events"].value == 1
     assert late.metadata["oldest_age_minutes"].value >= 39
+
+
+def test_every_flow_that_dead_letters_has_its_dead_letter_check() -> None:
+    from orchestration.definitions import defs
+    from pipelines.replay import REPLAYERS
+
+    names = {key.name for key in defs.get_repository_def().asset_checks_defs_by_key}
+    assert {f"{flow}_dead_letters" for flow in REPLAYERS} <= names
