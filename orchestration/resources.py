@@ -6,6 +6,9 @@ in a celery worker or a Kubernetes pod.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
@@ -42,3 +45,12 @@ class ConnectorsResource(ConfigurableResource):
 
     def open(self, tenant: TenantConfig, key: str, store: Store) -> Connector:
         return open_connector(tenant, key, store=store)
+
+    @contextlib.contextmanager
+    def sienge_and_crm(self, tenant: TenantConfig, store: Store) -> Iterator[tuple[Connector, Connector]]:
+        """The tenant's Sienge and CV CRM connectors, both closed on the way out (the first one too when
+        the second fails to open)."""
+        with contextlib.ExitStack() as stack:
+            sienge = stack.enter_context(self.open(tenant, "sienge", store))
+            cvcrm = stack.enter_context(self.open(tenant, "cvcrm", store))
+            yield sienge, cvcrm

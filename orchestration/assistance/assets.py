@@ -98,17 +98,8 @@ def assistance_sync(
     with step_errors(context):
         tenant = tenants.load(context.partition_key)
         state = store.get()
-        sienge = connectors.open(tenant, "sienge", state)
-        try:
-            cvcrm = connectors.open(tenant, "cvcrm", state)
-        except BaseException:
-            sienge.close()
-            raise
-        try:
+        with connectors.sienge_and_crm(tenant, state) as (sienge, cvcrm):
             report = run_assistance(state, tenant, sienge, cvcrm, config.request(context.run.run_id))
-        finally:
-            sienge.close()
-            cvcrm.close()
     context.log.info(
         f"assistance {tenant.id} ({config.mode}): created {len(report.created)}, updated "
         f"{len(report.updated)}, failed {len(report.failed)}"

@@ -89,22 +89,13 @@ def crm_customers_and_sales(
         tenant = tenants.load(context.partition_key)
         request = config.request(context.run.run_id) if config.mode != "webhooks" else None
         state = store.get()
-        sienge = connectors.open(tenant, "sienge", state)
-        try:
-            cvcrm = connectors.open(tenant, "cvcrm", state)
-        except BaseException:
-            sienge.close()
-            raise
-        try:
+        with connectors.sienge_and_crm(tenant, state) as (sienge, cvcrm):
             if request is None:
                 outcome = process_sienge_events(state, tenant, sienge, cvcrm, run_id=context.run.run_id)
                 report = outcome.report or ImportReport(tenant=tenant.id, plan=False)
                 report.api_calls = {"sienge": sienge.api_calls, "cvcrm": cvcrm.api_calls}
             else:
                 report = run_import(state, tenant, sienge, cvcrm, request)
-        finally:
-            sienge.close()
-            cvcrm.close()
     context.log.info(
         f"import {tenant.id}: read {report.total('read')}, created {report.total('created')}, "
         f"updated {report.total('updated')}, unchanged {report.total('unchanged')}, "
