@@ -7,9 +7,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export PONTE_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: setup services test demo lint schemas bench ui chaos clean topology
+.PHONY: setup system-packages services test demo lint schemas bench ui chaos clean topology screenshots
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml | system-packages
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
@@ -18,8 +18,12 @@ $(STAMP): requirements.lock pyproject.toml
 # bytecode compiled ahead: a process that starts (a CLI call, a Dagster run, the import workers' fork
 # server) then loads it instead of compiling every module again where the environment forbids
 # writing it (PYTHONDONTWRITEBYTECODE); stale files are recompiled from their source's timestamp
-setup: $(STAMP)
+setup: system-packages $(STAMP)
 	@$(PY) -m compileall -q -j 0 ponte schemas connectors mappings pipelines orchestration > /dev/null
+
+# Debian packages the PDF renderer and the tests need (pdftotext, qpdf, fonts, Pango, chromium)
+system-packages:
+	@bash .ci/system-packages
 
 services:
 	@bash .ci/services
@@ -50,6 +54,12 @@ topology: setup services
 
 ui: setup
 	$(VENV)/bin/ponte ui
+
+# docs/screenshots/*.png: Ponte's public pages (the browser tests, saving what they see) and the Dagster UI
+# (asset lineage, a warning asset check, the import job's launchpad) after one import run
+screenshots: setup
+	PONTE_SCREENSHOTS=docs/screenshots $(PY) -m pytest tests/browser -q -p no:cacheprovider
+	$(PY) -m tests.browser.screenshots_dagster docs/screenshots
 
 clean:
 	rm -rf $(VENV) .ponte .pytest_cache

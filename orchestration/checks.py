@@ -6,12 +6,16 @@
   command that replays it, masked), the open letters by reason, and the command replaying them all.
 * ``backsync_backlog`` (on the envelopes asset, whose statuses back-sync keeps current): the age of the
   tenant's oldest unprocessed signing webhook; WARN past :data:`BACKLOG_WARN_MINUTES`.
+* ``envelope_package`` (on the envelopes asset): the tenant's envelope package. WARN from the tenant's
+  first ``warn_at_percent`` threshold (80 % by default); ERROR when it is used up (100 % or more),
+  expired, not yet valid, or missing, since dispatch then sends nothing. Its metadata: the figures,
+  the notices sent, and what to do.
 """
 
 # No `from __future__ import annotations`: Dagster reads the check functions' annotations.
 
 import shlex
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from dagster import (
@@ -33,6 +37,7 @@ from pipelines.store import deadletters
 from pipelines.store.db import Store
 from pipelines.store.models import InboxEvent
 from ponte.redaction import redact
+from schemas.tenant import TenantConfig
 
 #: dead letters a check's table lists (the rest are counted by reason)
 ROWS = 50
@@ -117,7 +122,8 @@ def backlog_result(store: Store, tenant: str, connectors: list[str], now: dateti
 
 
 def backsync_backlog_check(asset: Any) -> AssetChecksDefinition:
-    from pipelines.backsync.flow import INBOX_CONNECTORS
+    from pipelines.backsync.flow import inbox_connectors
+    from schemas.tenant import list_tenants
 
     @asset_check(
         asset=asset,
@@ -127,6 +133,75 @@ def backsync_backlog_check(asset: Any) -> AssetChecksDefinition:
         f"than {BACKLOG_WARN_MINUTES} minutes.",
     )
     def _check(context: AssetCheckExecutionContext, store: StoreResource) -> AssetCheckResult:
-        return backlog_result(store.get(), context.partition_key, list(INBOX_CONNECTORS))
+        return backlog_result(store.get(), context.partition_key, inbox_connectors(list_tenants()))
+
+    return _check
+
+
+#: the WARN level when a package lists no threshold of its own
+DEFAULT_WARN_PERCENT = 80
+
+
+def package_result(store: Store, tenant: TenantConfig, on: date | None = None) -> AssetCheckResult:
+    """The ``envelope_package`` check of ``tenant`` on day ``on`` (today; see the module docstring)."""
+    from pipelines.dispatch.package import summary
+
+    view = summary(store, tenant, on)
+    todo = f"buy a new package; update options.envelope_package in tenants/{tenant.id}.yaml"
+    inspect = f"ponte tenant package {shlex.quote(tenant.id)}"
+    if view["package"] is None:
+        return AssetCheckResult(
+            passed=False,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={"package": "none", "what_to_do": todo, "inspect": inspect},
+            description="no envelope package: dispatch sends nothing",
+        )
+    warn_at = (view["warn_at_percent"] or [DEFAULT_WARN_PERCENT])[0]
+    percent = view["percent"]
+    metadata: dict[str, Any] = {
+        "package": view["package"],
+        "size": str(view["size"]),
+        "used": view["used"],
+        "remaining": str(view["remaining"]),
+        "percent": MetadataValue.float(float(percent)) if percent is not None else "unlimited",
+        "valid_from": view["valid_from"],
+        "valid_until": view["valid_until"],
+        "days_left": view["days_left"],
+        "warn_at_percent": warn_at,
+        "notices_sent": MetadataValue.json(
+            [{"percent": n["percent"], "at": n["at"]} for n in view["notices"] if n["status"] in ("sent", "unsure")]
+        ),
+        "inspect": inspect,
+    }
+    used = f"{view['used']} of {view['size']} envelopes used" + (f" ({percent:.1f} %)" if percent is not None else "")
+    problem = {
+        "expired": f"package {view['package']} expired on {view['valid_until']}: dispatch sends nothing",
+        "not_yet_valid": f"package {view['package']} is valid only from {view['valid_from']}: dispatch sends nothing",
+        "used_up": f"package {view['package']} is used up ({used}): dispatch sends nothing",
+    }.get(view["status"])
+    if problem:
+        metadata["what_to_do"] = todo
+        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR, metadata=metadata,
+                                description=problem)
+    if percent is not None and percent >= warn_at:
+        metadata["what_to_do"] = todo + " before it runs out"
+        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN, metadata=metadata,
+                                description=f"package {view['package']}: {used}, past the {warn_at} % warning")
+    return AssetCheckResult(passed=True, severity=AssetCheckSeverity.WARN, metadata=metadata,
+                            description=f"package {view['package']}: {used}, valid until {view['valid_until']}")
+
+
+def package_check(asset: Any) -> AssetChecksDefinition:
+    """A per-tenant check on ``asset`` (the dispatch asset): the tenant's envelope package."""
+
+    @asset_check(
+        asset=asset,
+        name="envelope_package",
+        partitions_def=tenant_partitions,
+        description=f"The tenant's envelope package can send: WARN from its first warn_at_percent threshold "
+        f"({DEFAULT_WARN_PERCENT} % by default); ERROR when used up, expired, not yet valid or missing.",
+    )
+    def _check(context: AssetCheckExecutionContext, store: StoreResource, tenants: TenantsResource) -> AssetCheckResult:
+        return package_result(store.get(), tenants.load(context.partition_key))
 
     return _check

@@ -125,6 +125,19 @@ class Requirement(StrEnum):
     not_required = "not_required"
 
 
+class Interaction(StrEnum):
+    """What a signer does with the document (Signi's interaction types), per role of the chain.
+
+    Each provider maps it onto its own recipient kinds (docs/dispatch.md): DocuSign ``signers`` (sign),
+    ``certifiedDeliveries`` (approve: must open the document to complete), ``carbonCopies``
+    (receive_copy); Clicksign's signer requirement roles.
+    """
+
+    sign = "sign"
+    approve = "approve"
+    receive_copy = "receive_copy"
+
+
 class SignerSlot(ConfigModel):
     role: SignerRole
     order: Annotated[int, Field(ge=1, le=20, description="Routing order: 1 signs first")]
@@ -132,6 +145,25 @@ class SignerSlot(ConfigModel):
         True, description="If false, the slot is skipped when the contract has no such person"
     )
     channel: Channel | None = Field(None, description="Overrides options.default_channel for this role")
+    interaction: Interaction = Field(
+        Interaction.sign, description="sign, approve, or only receive a copy (per provider: docs/dispatch.md)"
+    )
+
+
+class CompanySigner(ConfigModel):
+    """A signer the developer provides for every contract (its legal representative, its witness).
+
+    Tenant-level, so no CRM record is needed: they join the chain in their role, after the buyers (the
+    chain's ``order`` says where). ``provider_ids`` holds the provider-side identity where a provider
+    keeps one (e.g. a Clicksign signer already registered for the company), keyed by connector spec.
+    """
+
+    role: Literal[SignerRole.company_representative, SignerRole.company_witness]
+    name: Annotated[str, Field(min_length=1)]
+    email: EmailAddress
+    document: Annotated[str, Field(min_length=11, description="CPF of the person who signs")]
+    phone: str | None = None
+    provider_ids: dict[str, str] = Field(default_factory=dict)
 
 
 class EnvelopePackage(ConfigModel):
@@ -187,6 +219,28 @@ class Notifications(ConfigModel):
     whatsapp_template: str = "ponte_convite_assinatura"
     whatsapp_language: str = "pt_BR"
     email_subject: str = "Documento para assinatura: {document}"
+    summary_text: str = Field(
+        "Valor: {valor_total} · {prazo_meses} parcelas de {parcela}",
+        description=(
+            "The sale's summary line in invitations: in Ponte's e-mail (by: ponte) and in the provider's "
+            "own invitation message (by: provider: DocuSign emailBlurb, Clicksign notification message). "
+            "Placeholders: {valor_total}, {parcela}, {prazo_meses}. When the contract lacks a value the "
+            "line uses, no summary line is sent at all; an empty text turns the line off."
+        ),
+    )
+    summary_fallback: str = Field(
+        "Valor: {valor_total}",
+        description="The summary line when summary_text cannot be filled (e.g. the CRM knows the amount but "
+        "not the instalments); the same rule applies to it; empty turns it off",
+    )
+    whatsapp_summary_template: str | None = Field(
+        None,
+        description=(
+            "With by: ponte, the approved WhatsApp template used instead of whatsapp_template when the "
+            "contract has its whole summary; its body takes five text parameters in this order: name, "
+            "link, valor_total, parcela, prazo_meses. Unset: WhatsApp invitations carry no summary."
+        ),
+    )
     signing_link_days: Annotated[int, Field(ge=1, le=365)] | None = Field(
         None,
         description=(
@@ -195,6 +249,25 @@ class Notifications(ConfigModel):
             "GET /sign/{token} on the gateway at options.verification_base_url."
         ),
     )
+
+    def summary_line(self, summary: dict[str, Any] | None) -> str | None:
+        """:attr:`summary_text` filled from an envelope's summary, else :attr:`summary_fallback`; None
+        when neither can be filled whole (never a half-filled "Valor: "), or when both are empty."""
+        import string
+
+        if not summary:
+            return None
+        values = {k: str(v).strip() for k, v in summary.items() if v is not None and str(v).strip()}
+        for text in (self.summary_text.strip(), self.summary_fallback.strip()):
+            if not text:
+                continue
+            try:
+                names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+                if all(name and name in values for name in names):
+                    return text.format_map(values)
+            except (KeyError, ValueError, IndexError, AttributeError):
+                continue
+        return None
 
 
 class AssistanceOptions(ConfigModel):
@@ -205,6 +278,67 @@ class AssistanceOptions(ConfigModel):
     situation_cancelled: int | None = None
     situation_opened: int | None = None
     reconcile_cron: str = "0 3 * * *"
+
+
+class DispatchTrigger(ConfigModel):
+    """One rule of ``options.dispatch_triggers``: which CV CRM event starts a dispatch (docs/dispatch.md,
+    "Rule-based triggers"). A webhook is only a hint: the run re-reads the contract and applies
+    ``contract_types`` and ``when_validated`` to the CRM's record."""
+
+    on: Literal["contract_saved", "contract_situation", "reservation_situation", "webhook"] = Field(
+        description="contract_saved: any CV (sale contract) delivery; contract_situation / "
+        "reservation_situation: a CV / RS delivery for one of `situations`; webhook: the delivery type "
+        "`event` (FUNCIONALIDADE:GATILHO), whose id is what `names` says"
+    )
+    situations: list[Annotated[int, Field(strict=True, ge=0)]] = Field(
+        default_factory=list,
+        description="The CV CRM situation ids (the webhook gatilhos, per tenant) that trigger; required "
+        "for contract_situation and reservation_situation only",
+    )
+    contract_types: list[Annotated[int, Field(strict=True, ge=0)] | Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="Only contracts of these CV CRM contract types (a name matches `tipo`, a number "
+        "`idtipo`); empty: every type",
+    )
+    when_validated: bool = Field(
+        True, description="Only contracts the CRM shows validated and unsigned; false: unsigned ones too"
+    )
+    event: Annotated[str, Field(pattern=r"^[A-Z]{2}:(\d+|\*)$")] | None = Field(
+        None, description="on: webhook only: the delivery type, e.g. RP:5 or CV:*"
+    )
+    names: Literal["contract", "reservation"] | None = Field(
+        None, description="on: webhook only: what the delivery's id names"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unquoted_on(cls, data: Any) -> Any:
+        # YAML 1.1 (PyYAML) reads an unquoted `on:` key as the boolean true: take it as `on`
+        if isinstance(data, dict) and True in data and "on" not in data:
+            data = {("on" if key is True else key): value for key, value in data.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _shape(self) -> DispatchTrigger:
+        situated = self.on in ("contract_situation", "reservation_situation")
+        if situated and not self.situations:
+            raise ValueError(f"on: {self.on} needs situations: [ids] (CV CRM situation ids, integers)")
+        if not situated and self.situations:
+            hint = "every situation already triggers" if self.on == "contract_saved" else "put it in event"
+            raise ValueError(f"situations is only for contract_situation / reservation_situation ({hint})")
+        if len(set(self.situations)) != len(self.situations):
+            raise ValueError("situations lists a situation twice")
+        if self.on == "webhook":
+            if self.event is None or self.names is None:
+                raise ValueError("on: webhook needs event: FUNCIONALIDADE:GATILHO and names: contract|reservation")
+            if self.event.startswith("AS:"):
+                raise ValueError("AS deliveries belong to the assistance flow, not to dispatch")
+        elif self.event is not None or self.names is not None:
+            raise ValueError("event and names are only for on: webhook")
+        types = [str(t).strip().casefold() if isinstance(t, str) else f"#{t}" for t in self.contract_types]
+        if any(not t for t in types) or len(set(types)) != len(types):
+            raise ValueError("contract_types has an empty or repeated type")
+        return self
 
 
 class TenantOptions(ConfigModel):
@@ -219,6 +353,11 @@ class TenantOptions(ConfigModel):
     )
     default_channel: Channel = Channel.email
     channels: list[Channel] = Field(default_factory=lambda: [Channel.email, Channel.whatsapp])
+    company_signers: list[CompanySigner] = Field(
+        default_factory=list,
+        description="The developer's legal representative and witness: they sign every contract in the "
+        "roles company_representative / company_witness, where the signer_chain puts those roles",
+    )
     evidence: EvidenceDefaults = Field(default_factory=EvidenceDefaults)
     notifications: Notifications = Field(default_factory=Notifications)
     signing_provider: str = Field("docusign", description="Key in `connectors` of the signing provider")
@@ -235,13 +374,39 @@ class TenantOptions(ConfigModel):
         "(any open one is a warning)",
     )
     assistance: AssistanceOptions = Field(default_factory=AssistanceOptions)
+    dispatch_triggers: list[DispatchTrigger] | None = Field(
+        None,
+        description="Which CV CRM events start a dispatch (docs/dispatch.md, \"Rule-based triggers\"); unset: "
+        "the CV CRM connector value dispatch_events; [] : no webhook dispatch, the poll alone",
+    )
     verification_base_url: str = "http://127.0.0.1:8088"
+    timezone: str = Field("America/Sao_Paulo", description="IANA time zone the public pages show times in")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(value)
+        except (ValueError, LookupError):  # ZoneInfoNotFoundError is a KeyError
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as America/Sao_Paulo)") from None
+        return value
 
     @model_validator(mode="after")
     def _chain(self) -> TenantOptions:
         roles = [slot.role for slot in self.signer_chain]
         if len(set(roles)) != len(roles):
             raise ValueError("signer_chain lists a role twice")
+        company = [signer.role for signer in self.company_signers]
+        if len(set(company)) != len(company):
+            raise ValueError("company_signers lists a role twice")
+        for role in company:
+            if role not in roles:
+                raise ValueError(
+                    f"company_signers has a {role.value} but signer_chain has no slot for that role "
+                    f"(add {{role: {role.value}, order: N}} to signer_chain)"
+                )
         if self.default_channel not in self.channels:
             raise ValueError(f"default_channel {self.default_channel.value!r} is not in channels")
         return self

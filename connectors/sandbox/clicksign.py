@@ -5,6 +5,16 @@ Faithful to PROVIDERS.md §3.2 and the Postman collection: ``Authorization: <tok
 requirements (agree/sign + provide_evidence) → ``PATCH status: running`` → notifications. Webhooks
 carry ``Event: <name>`` and ``Content-Hmac: sha256=<hex>``. The collection has no webhook endpoint;
 the sandbox offers ``/api/v3/webhooks`` (JSON:API) so a target can be registered like any resource.
+
+Beyond the basic flow:
+
+- a qualification requirement's ``role`` (``sign`` in the collection; ``approve`` and the others in
+  :data:`ROLES` are not in it) is reported back as the signer's ``role`` in its webhook events;
+- signature watchers (the collection's "Observadores de Assinatura": ``{email, kind}``) are told as the
+  envelope moves; when it closes each gets the signed copy (kept in ``state.copies``);
+- a positioned signature ``{action: rubricate, kind, positions: [{page: "1", position: [x, y]}]}``
+  (not in the collection; Clicksign's "Campos posicionados" pages) is checked: x and y proportions of
+  the page between 0 and 1, pages of the document, ``positions`` never together with ``pages``.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ from starlette.routing import BaseRoute, Route
 
 from connectors.sandbox.base import ApiError, Denied, SandboxSystem, dumps, read_json
 from connectors.sandbox.config import SandboxConfig
-from connectors.sandbox.documents import combine_pdfs, is_pdf, text_pdf
+from connectors.sandbox.documents import combine_pdfs, is_pdf, page_count, text_pdf
 from connectors.sandbox.signing import Evidence, check_action, resolve_signer
 from connectors.sandbox.webhooks import Delivery, Dispatcher
 
@@ -31,6 +41,10 @@ JSONAPI = "application/vnd.api+json"
 EVENTS = ("upload", "sign", "auto_close", "close", "refusal", "deadline", "cancel", "add_signer")
 ROLES = {"sign", "approve", "party", "witness", "intervening", "receipt", "endorser", "contractor",
          "contractee", "validator", "transferor", "transferee", "accountable", "guarantor", "lawyer"}
+#: rubric / positioned-signature kinds (Clicksign's docs: initials is the default, manuscript is drawn)
+POSITION_KINDS = {"initials", "manuscript"}
+#: signature watcher kinds: all_steps is the collection's; on_finished is UNCONFIRMED
+WATCHER_KINDS = {"all_steps", "on_finished"}
 AUTHS = {"email", "sms", "whatsapp", "pix", "icp_brasil", "selfie", "handwritten", "facial_biometrics",
          "official_document", "liveness", "address_proof", "api"}
 
@@ -51,6 +65,8 @@ class ClicksignState:
         self.envelopes: dict[str, dict[str, Any]] = {}
         self.webhooks: dict[str, dict[str, Any]] = {}
         self.files: dict[str, bytes] = {}  # token -> PDF
+        #: signed copies sent to signature watchers when an envelope closed: {envelope_id, email, token}
+        self.copies: list[dict[str, str]] = []
 
 
 class ClicksignSandbox(SandboxSystem):
@@ -151,6 +167,10 @@ class ClicksignSandbox(SandboxSystem):
             Route("/api/v3/envelopes/{eid}/requirements", self.create_requirement, methods=["POST"]),
             Route("/api/v3/envelopes/{eid}/requirements", self.list_requirements, methods=["GET"]),
             Route("/api/v3/envelopes/{eid}/notifications", self.notify, methods=["POST"]),
+            Route("/api/v3/envelopes/{eid}/signature_watchers", self.create_watcher, methods=["POST"]),
+            Route("/api/v3/envelopes/{eid}/signature_watchers", self.list_watchers, methods=["GET"]),
+            Route("/api/v3/envelopes/{eid}/signature_watchers/{wid}", self.get_watcher, methods=["GET"]),
+            Route("/api/v3/envelopes/{eid}/signature_watchers/{wid}", self.delete_watcher, methods=["DELETE"]),
             Route("/api/v3/envelopes/{eid}/events", self.list_events, methods=["GET"]),
             Route("/api/v3/webhooks", self.create_webhook, methods=["POST"]),
             Route("/api/v3/webhooks", self.list_webhooks, methods=["GET"]),
@@ -179,7 +199,7 @@ class ClicksignSandbox(SandboxSystem):
                 "metadata": (attrs.get("metadata") or {}) if self.config.clicksign_envelope_lookup == "as_assumed"
                 else {}, "status": "draft", "created": stamp, "modified": stamp,
             },
-            "documents": {}, "signers": {}, "requirements": {}, "events": [], "evidence": {},
+            "documents": {}, "signers": {}, "requirements": {}, "events": [], "evidence": {}, "watchers": {},
         }
         with self.lock:
             self.state.envelopes[eid] = env
@@ -285,6 +305,9 @@ class ClicksignSandbox(SandboxSystem):
                 token = uuid.uuid4().hex
                 self.state.files[token] = self._signed_pdf(env, doc)
                 doc["signed_token"] = token
+                for watcher in env.get("watchers", {}).values():
+                    self.state.copies.append({"envelope_id": env["id"], "email": watcher["attributes"]["email"],
+                                              "token": token})
         self._log(env, event, extra or {})
 
     def _signed_pdf(self, env: dict[str, Any], doc: dict[str, Any]) -> bytes:
@@ -404,7 +427,12 @@ class ClicksignSandbox(SandboxSystem):
         elif action == "provide_evidence":
             if attrs.get("auth") not in AUTHS:
                 raise ApiError(422, f"auth inválido: {attrs.get('auth')!r}", field="auth")
-        elif action != "rubricate":
+        elif action == "rubricate":
+            if attrs.get("kind", "initials") not in POSITION_KINDS:
+                raise ApiError(422, f"kind inválido: {attrs.get('kind')!r}", field="kind")
+            if "positions" in attrs and ("pages" in attrs or "rubric_field" in attrs):
+                raise ApiError(400, "positions não pode ser usado com pages ou rubric_field", field="positions")
+        else:
             raise ApiError(422, f"action inválida: {action!r}", field="action")
         try:
             doc_id = rel["document"]["data"]["id"]
@@ -417,10 +445,73 @@ class ClicksignSandbox(SandboxSystem):
                 raise ApiError(422, f"documento {doc_id} não pertence ao envelope", field="document")
             if signer_id not in env["signers"]:
                 raise ApiError(422, f"signatário {signer_id} não pertence ao envelope", field="signer")
+            if "positions" in attrs:
+                pages = page_count(self.state.files[env["documents"][doc_id]["original_token"]])
+                self._check_positions(attrs["positions"], pages)
             req = {"id": str(uuid.uuid4()), "document_id": doc_id, "signer_id": signer_id,
-                   "attributes": {k: v for k, v in attrs.items() if k in ("action", "role", "auth")}}
+                   "attributes": {k: v for k, v in attrs.items()
+                                  if k in ("action", "role", "auth", "kind", "positions", "pages")}}
             env["requirements"][req["id"]] = req
             return JsonApi({"data": self._render_requirement(env, req)}, 201)
+
+    @staticmethod
+    def _check_positions(positions: Any, pages: int) -> None:
+        """Each position: {page: "N" within the document, position: [x, y] proportions of the page}."""
+        if not isinstance(positions, list) or not positions:
+            raise ApiError(400, "positions deve ser uma lista não vazia", field="positions")
+        for index, item in enumerate(positions):
+            if not isinstance(item, dict) or set(item) != {"page", "position"}:
+                raise ApiError(400, f"positions[{index}] deve ter page e position", field="positions")
+            page = item["page"]
+            if not isinstance(page, str) or not page.isdigit() or not 1 <= int(page) <= pages:
+                raise ApiError(400, f"positions[{index}].page {page!r} inválida: o documento tem {pages} páginas "
+                                    "(a página vai entre aspas, a partir de \"1\")", field="positions")
+            point = item["position"]
+            if not (isinstance(point, list) and len(point) == 2
+                    and all(isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1 for v in point)):
+                raise ApiError(400, f"positions[{index}].position deve ser [x, y], cada valor entre 0 e 1",
+                               field="positions")
+
+    # ---- signature watchers (copy recipients) -----------------------------------------------
+    def _render_watcher(self, env: dict[str, Any], watcher: dict[str, Any]) -> dict[str, Any]:
+        return self._res("signature_watchers", watcher["id"], watcher["attributes"],
+                         f"/envelopes/{env['id']}/signature_watchers/{watcher['id']}")
+
+    async def create_watcher(self, request: Request) -> Response:
+        data = await self._data(request, "signature_watchers")
+        attrs = data.get("attributes") or {}
+        email = str(attrs.get("email") or "")
+        if "@" not in email:
+            raise ApiError(422, "email inválido", field="email")
+        if attrs.get("kind") not in WATCHER_KINDS:
+            raise ApiError(422, f"kind inválido: {attrs.get('kind')!r}", field="kind")
+        with self.lock:
+            env = self._envelope(request.path_params["eid"])
+            if env["attributes"]["status"] not in ("draft", "running"):
+                raise ApiError(422, "Observadores só podem ser adicionados a envelopes ativos", field="email")
+            watcher = {"id": str(uuid.uuid4()), "attributes": {"email": email, "kind": attrs["kind"]}}
+            env["watchers"][watcher["id"]] = watcher
+            return JsonApi({"data": self._render_watcher(env, watcher)}, 201)
+
+    async def list_watchers(self, request: Request) -> Response:
+        with self.lock:
+            env = self._envelope(request.path_params["eid"])
+            return JsonApi({"data": [self._render_watcher(env, w) for w in env["watchers"].values()]})
+
+    async def get_watcher(self, request: Request) -> Response:
+        with self.lock:
+            env = self._envelope(request.path_params["eid"])
+            watcher = env["watchers"].get(request.path_params["wid"])
+            if watcher is None:
+                raise ApiError(404, "Observador não encontrado")
+            return JsonApi({"data": self._render_watcher(env, watcher)})
+
+    async def delete_watcher(self, request: Request) -> Response:
+        with self.lock:
+            env = self._envelope(request.path_params["eid"])
+            if env["watchers"].pop(request.path_params["wid"], None) is None:
+                raise ApiError(404, "Observador não encontrado")
+        return Response(status_code=204)
 
     async def list_requirements(self, request: Request) -> Response:
         with self.lock:
@@ -467,7 +558,10 @@ class ClicksignSandbox(SandboxSystem):
                 raise ApiError(409, f"Signatário {sa['name']} (grupo {sa['group']}) ainda não foi convidado: "
                                     f"o grupo {self._current_group(env)} não terminou")
             evidence = evidence or Evidence.default_for(eid, found["id"])
+            role_of = next((r["attributes"].get("role") for r in env["requirements"].values()
+                            if r["signer_id"] == found["id"] and r["attributes"].get("action") == "agree"), "sign")
             info = {"signer": {"id": found["id"], "name": sa["name"], "email": sa["email"], "group": sa["group"],
+                               "role": role_of,
                                "documentation": sa.get("documentation"), "phone_number": sa.get("phone_number"),
                                "ip_address": evidence.ip, "user_agent": evidence.device,
                                "geolocation": {"latitude": evidence.latitude, "longitude": evidence.longitude,

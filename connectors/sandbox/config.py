@@ -82,6 +82,8 @@ def _templates() -> dict[str, Template]:
         "ponte_convite_assinatura": Template(languages=["pt_BR"], body_params=2),
         "ponte_verificacao": Template(languages=["pt_BR"], body_params=1),
         "ponte_lembrete_assinatura": Template(languages=["pt_BR"], body_params=2),
+        # name, link, amount, monthly instalment, duration (notifications.whatsapp_summary_template)
+        "ponte_convite_assinatura_resumo": Template(languages=["pt_BR"], body_params=5),
     }
 
 
@@ -141,6 +143,16 @@ class SandboxConfig(BaseModel):
     #: make a second envelope under any of them (docs/dispatch.md).
     clicksign_envelope_lookup: Literal["as_assumed", "ignored", "missing"] = "as_assumed"
 
+    # ZapSign (PROVIDERS.md §3.3; connectors/sandbox/zapsign.py)
+    zapsign_token: str = "zapsign-sandbox-token"
+    #: the value the sandbox tenant asks ZapSign to send in its X-Ponte-Secret webhook header
+    zapsign_webhook_secret: str = "zapsign-webhook-secret"
+    zapsign_retry_delays: list[float] = Field(default_factory=lambda: [0.2, 0.5, 1.0])
+    #: The document listing and its ``external_id`` filter are not in PROVIDERS.md: ``as_assumed``
+    #: filters, ``ignored`` lists every document whatever the filter, ``missing`` has no listing (404).
+    #: Dispatch's lookup must never make a second document under any of them (docs/dispatch.md).
+    zapsign_doc_lookup: Literal["as_assumed", "ignored", "missing"] = "as_assumed"
+
     # WhatsApp
     whatsapp_token: str = "whatsapp-sandbox-token"
     whatsapp_phone_number_id: str = "100000000000001"
@@ -154,7 +166,7 @@ class SandboxConfig(BaseModel):
     smtp_user: str = "ponte-sandbox"
     smtp_password: str = "sandbox-secret"
 
-    # fault injection per system name (sienge, cvcrm, docusign, clicksign, whatsapp)
+    # fault injection per system name (sienge, cvcrm, docusign, clicksign, zapsign, whatsapp)
     faults: dict[str, FaultConfig] = Field(default_factory=dict)
 
     def without_rate_limits(self) -> SandboxConfig:

@@ -45,6 +45,16 @@ WORKFLOWS: dict[str, list[dict[str, Any]]] = {
     ],
 }
 ALIASES = {"assistencias": "AS", "assistencia": "AS", "reservas": "RS", "reserva": "RS"}
+#: the contract types the sandbox CRM knows (sandbox choice: CV's API documents ``tipo`` on a contract but
+#: no listing of types, and its upload takes none: a contract gets the default type, the first)
+CONTRACT_TYPES: list[dict[str, Any]] = [
+    {"idtipo": 1, "nome": "Contrato de compra e venda"},
+    {"idtipo": 2, "nome": "Termo de ciência"},
+    {"idtipo": 3, "nome": "Aditivo contratual"},
+]
+#: the ``CV`` gatilho a saved contract fires, by its state (sandbox choice: CV's gatilhos are per-tenant
+#: situation ids and the contract's are undocumented)
+CONTRACT_GATILHOS = {"cadastrado": 30, "validado": 31, "assinado": 32}
 REQUIRED_CLIENTE = ("idpessoa_int", "nome", "documento_tipo", "documento", "telefone", "email")
 #: reservation fields a PUT writes; under ``cvcrm_upsert: replace`` the ones a body leaves out are cleared
 RESERVA_WRITABLE = ("valor_contrato", "data_venda", "observacoes", "idcorretor", "associados")
@@ -203,6 +213,7 @@ class CvcrmSandbox(SandboxSystem):
 
     def control_routes(self) -> list[BaseRoute]:
         return [
+            Route("/_sandbox/contratos/{id:int}", self._ctl_save_contrato, methods=["POST"]),
             Route("/_sandbox/clientes/{documento}/enrich", self._ctl_enrich, methods=["POST"]),
             Route("/_sandbox/assistencias", self._ctl_open, methods=["POST"]),
             Route("/_sandbox/assistencias/{id:int}/situacao/{sit:int}", self._ctl_move, methods=["POST"]),
@@ -455,6 +466,7 @@ class CvcrmSandbox(SandboxSystem):
             if not isinstance(contratos, list) or not contratos:
                 raise ApiError(400, "Informe ao menos um contrato", field="contratos")
             created = []
+            saved: list[dict[str, Any]] = []
             for index, item in enumerate(contratos):
                 try:
                     content = base64.b64decode(str(item["contrato_base64"]), validate=True)
@@ -464,13 +476,54 @@ class CvcrmSandbox(SandboxSystem):
                     raise ApiError(400, "O contrato deve ser um PDF", field=f"contratos[{index}].contrato_base64")
                 token = uuid.uuid4().hex
                 self.state.files[token] = content
+                kind = self._contract_type(item, f"contratos[{index}].")
                 cid = self._next("contrato")
                 entry = {"idreservacontrato": cid, "contrato": item.get("contrato_nome") or f"contrato-{cid}.pdf",
-                         "tipo": "Contrato de compra e venda", "assinado": item.get("assinado", "N"),
+                         "tipo": kind["nome"], "idtipo": kind["idtipo"], "assinado": item.get("assinado", "N"),
                          "validado": item.get("validado", "N"), "link": f"{self.origin}/files/{token}"}
                 self.state.contratos[reserva["idreserva"]].append(entry)
                 created.append({"idreservacontrato": cid})
-            return JSON({"codigo": 200, "mensagem": "Contrato(s) anexado(s)", "contratos": created}, 201)
+                saved.append(entry)
+        for entry in saved:
+            self.emit("CV", self._contract_gatilho(entry), entry["idreservacontrato"])
+        return JSON({"codigo": 200, "mensagem": "Contrato(s) anexado(s)", "contratos": created}, 201)
+
+    # ---- contract types and saved contracts -------------------------------------------------
+    @staticmethod
+    def _contract_type(item: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        """The type an upload names (``idtipo`` or ``tipo``, a sandbox extension), else the default."""
+        if item.get("idtipo") not in (None, ""):
+            found = next((t for t in CONTRACT_TYPES if str(t["idtipo"]) == str(item["idtipo"])), None)
+        elif item.get("tipo"):
+            found = next((t for t in CONTRACT_TYPES if t["nome"].casefold() == str(item["tipo"]).casefold()), None)
+        else:
+            found = CONTRACT_TYPES[0]
+        if found is None:
+            raise ApiError(400, "Tipo de contrato não encontrado", field=f"{prefix}idtipo")
+        return found
+
+    @staticmethod
+    def _contract_gatilho(entry: dict[str, Any]) -> int:
+        if str(entry.get("assinado")).upper() == "S":
+            return CONTRACT_GATILHOS["assinado"]
+        return CONTRACT_GATILHOS["validado" if str(entry.get("validado")).upper() == "S" else "cadastrado"]
+
+    def save_contrato(self, contract_id: int, **fields: Any) -> dict[str, Any]:
+        """A CRM user edits and saves a contract (type, validado, assinado): CV fires its ``CV`` webhook."""
+        with self.lock:
+            entry = next((c for cs in self.state.contratos.values() for c in cs
+                          if c["idreservacontrato"] == contract_id), None)
+            if entry is None:
+                raise ApiError(404, f"Contrato {contract_id} não encontrado")
+            if fields.get("idtipo") not in (None, "") or fields.get("tipo"):
+                kind = self._contract_type(fields)
+                entry.update(tipo=kind["nome"], idtipo=kind["idtipo"])
+            for key in ("validado", "assinado"):
+                if fields.get(key) is not None:
+                    entry[key] = str(fields[key]).upper()
+            entry = dict(entry)
+        self.emit("CV", self._contract_gatilho(entry), contract_id)
+        return entry
 
     async def download(self, request: Request) -> Response:
         content = self.state.files.get(request.path_params["token"])
@@ -630,6 +683,9 @@ class CvcrmSandbox(SandboxSystem):
                     for code, situacoes in self.state.workflows.items() if not func or code == func
                     for s in situacoes]
         triggers.append({"funcionalidade": "CL", "gatilho": 0, "nome": "Quando o cliente for cadastrado ou alterado"})
+        if not func or func == "CV":
+            triggers += [{"funcionalidade": "CV", "gatilho": g, "nome": f"Quando o contrato for salvo ({state})"}
+                         for state, g in CONTRACT_GATILHOS.items()]
         return JSON({"codigo": 200, "gatilhos": triggers})
 
     def emit(self, funcionalidade: str, gatilho: int, object_id: int) -> int:
@@ -653,6 +709,9 @@ class CvcrmSandbox(SandboxSystem):
     # ---- control ----------------------------------------------------------------------------
     async def _ctl_enrich(self, request: Request) -> Response:
         return JSON(self.enrich_cliente(request.path_params["documento"], **(await read_json(request))))
+
+    async def _ctl_save_contrato(self, request: Request) -> Response:
+        return JSON(self.save_contrato(request.path_params["id"], **(await read_json(request))))
 
     async def _ctl_open(self, request: Request) -> Response:
         return JSON(self.open_assistencia(**(await read_json(request))), 201)

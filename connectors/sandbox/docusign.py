@@ -18,6 +18,12 @@ Signing links (PROVIDERS.md §3.7 and the swagger's EnvelopeViews createRecipien
   The URL opens once (a second GET is an error page) and only within ``view_ttl_seconds`` (5 minutes);
   opening it marks the recipient delivered and shows a page where the signer signs or declines, after
   which the browser goes to the ``returnUrl`` with ``event=signing_complete`` or ``decline``.
+
+Recipient kinds (the swagger's EnvelopeRecipients): ``signers`` sign (the only kind with tabs);
+``certifiedDeliveries`` must open and acknowledge the documents for the envelope to complete (the
+sandbox's "sign" action on them is that acknowledgement); ``carbonCopies`` get a copy when the routing
+order reaches them and are completed at once, holding nobody up. All share one routing order and one
+set of recipientIds.
 """
 
 from __future__ import annotations
@@ -224,15 +230,16 @@ class DocusignSandbox(SandboxSystem):
         docs, metas = self._parse_documents(body.get("documents") or [])
         recipients = body.get("recipients") or {}
         signers = [self._parse_signer(s, docs, i) for i, s in enumerate(recipients.get("signers") or [])]
-        ids = [s["recipientId"] for s in signers]
+        certified = [self._parse_plain(c, "certifiedDeliveries", i)
+                     for i, c in enumerate(recipients.get("certifiedDeliveries") or [])]
+        carbon = [self._parse_plain(c, "carbonCopies", i) for i, c in enumerate(recipients.get("carbonCopies") or [])]
+        ids = [s["recipientId"] for s in (*signers, *certified, *carbon)]
         if len(set(ids)) != len(ids):
             raise ApiError(400, "Recipient ids must be unique within an envelope.", code="INVALID_RECIPIENT_ID")
-        carbon = [{"recipientId": _s(c.get("recipientId", 100 + i)), "email": c.get("email", ""),
-                   "name": c.get("name", ""), "routingOrder": _s(c.get("routingOrder", 1)), "status": "created"} for i, c in enumerate(recipients.get("carbonCopies") or [])]
         if status == "sent":
             if not docs:
                 raise ApiError(400, "The envelope is not complete: it has no documents.", code="ENVELOPE_IS_INCOMPLETE")
-            if not signers:
+            if not signers and not certified:
                 raise ApiError(400, "The envelope is not complete: it has no recipients.",
                                code="ENVELOPE_IS_INCOMPLETE")
             if not body.get("emailSubject"):
@@ -256,7 +263,7 @@ class DocusignSandbox(SandboxSystem):
             "isSignatureProviderEnvelope": "false", "purgeState": "unpurged", "envelopeIdStamping": "true",
             "autoNavigation": "true", "brandLock": "false", "useDisclosure": "false",
             "customFields": {"textCustomFields": text_fields, "listCustomFields": []},
-            "recipients": {"signers": signers, "carbonCopies": carbon},
+            "recipients": {"signers": signers, "certifiedDeliveries": certified, "carbonCopies": carbon},
         }
         with self.lock:
             self.state.envelopes[eid] = envelope
@@ -362,6 +369,59 @@ class DocusignSandbox(SandboxSystem):
             signer["identityVerification"] = {"workflowId": workflow}
         return signer
 
+    def _parse_plain(self, raw: Any, kind: str, index: int) -> dict[str, Any]:
+        """A certified delivery or a carbon copy: a recipient without tabs (the swagger's certifiedDelivery
+        and carbonCopy have none)."""
+        if not isinstance(raw, dict):
+            raise ApiError(400, f"recipients.{kind}[{index}] must be an object.")
+        if raw.get("tabs"):
+            raise ApiError(400, f"{kind}[{index}]: this recipient type does not take tabs.",
+                           code="INVALID_RECIPIENT_TYPE_FOR_TABS")
+        email = str(raw.get("email") or "")
+        if "@" not in email or email.startswith("@") or email.endswith("@"):
+            raise ApiError(400, f"{kind}[{index}]: invalid email address {email!r}.",
+                           code="INVALID_EMAIL_ADDRESS_FOR_RECIPIENT")
+        if not str(raw.get("name") or "").strip():
+            raise ApiError(400, f"{kind}[{index}]: the recipient name is required.",
+                           code="INVALID_USERNAME_FOR_RECIPIENT")
+        if raw.get("recipientId") in (None, ""):
+            raise ApiError(400, f"{kind}[{index}]: recipientId is required.", code="INVALID_RECIPIENT_ID")
+        try:
+            routing = int(raw.get("routingOrder", 1))
+            if routing < 1:
+                raise ValueError
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, f"{kind}[{index}]: routingOrder must be a positive integer.",
+                           code="INVALID_ROUTING_ORDER") from exc
+        recipient = {"recipientId": _s(raw["recipientId"]), "recipientIdGuid": str(uuid.uuid4()),
+                     "email": email, "name": str(raw["name"]), "routingOrder": _s(routing),
+                     "status": "created", "deliveryMethod": "email", "requireIdLookup": "false"}
+        for key in ("roleName", "clientUserId", "note"):
+            if raw.get(key):
+                recipient[key] = _s(raw[key])
+        if kind == "carbonCopies":
+            recipient.pop("clientUserId", None)  # a copy is e-mailed by DocuSign
+        idv = raw.get("identityVerification")
+        if idv is not None and kind == "certifiedDeliveries":
+            workflow = _s(idv.get("workflowId") or "") if isinstance(idv, dict) else ""
+            if workflow not in self.config.docusign_idv_workflows:
+                raise ApiError(400, f"{kind}[{index}]: identityVerification.workflowId {workflow!r} is not an "
+                                    "ID Verification workflow of this account.",
+                               code="INVALID_IDENTITY_VERIFICATION_WORKFLOW")
+            recipient["identityVerification"] = {"workflowId": workflow}
+        return recipient
+
+    @staticmethod
+    def _actors(envelope: dict[str, Any]) -> list[dict[str, Any]]:
+        """Recipients who act (sign or acknowledge): signers and certified deliveries."""
+        recipients = envelope["recipients"]
+        return [*recipients["signers"], *recipients.get("certifiedDeliveries", [])]
+
+    @staticmethod
+    def _routed(envelope: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every recipient the routing order reaches, copies included."""
+        return [*DocusignSandbox._actors(envelope), *envelope["recipients"].get("carbonCopies", [])]
+
     @staticmethod
     def _parse_notifications(raw: Any, index: int) -> list[dict[str, Any]]:
         """``additionalNotifications``: one secondary method (SMS or WhatsApp) with a phone number."""
@@ -396,9 +456,13 @@ class DocusignSandbox(SandboxSystem):
 
     @staticmethod
     def _current_order(envelope: dict[str, Any]) -> int | None:
-        pending = [int(s["routingOrder"]) for s in envelope["recipients"]["signers"]
+        pending = [int(s["routingOrder"]) for s in DocusignSandbox._routed(envelope)
                    if s["status"] not in ("completed", "signed")]
         return min(pending) if pending else None
+
+    @staticmethod
+    def _actors_pending(envelope: dict[str, Any]) -> bool:
+        return any(s["status"] not in ("completed", "signed") for s in DocusignSandbox._actors(envelope))
 
     def _send(self, envelope: dict[str, Any]) -> None:
         now = stamp()
@@ -409,15 +473,34 @@ class DocusignSandbox(SandboxSystem):
         self._invite_current(envelope)
 
     def _invite_current(self, envelope: dict[str, Any]) -> None:
-        order = self._current_order(envelope)
-        if order is None:
-            return
-        for signer in envelope["recipients"]["signers"]:
-            if int(signer["routingOrder"]) == order and signer["status"] == "created":
-                signer["status"] = "sent"
-                signer["sentDateTime"] = stamp()
-                self._invite(envelope, signer)
-                self._notify(envelope, "recipient-sent", signer)
+        """Invite the current routing order; a copy recipient there gets its copy and is done at once,
+        so routing goes on past an order of copies only (and completes the envelope when nobody who
+        acts is left)."""
+        while True:
+            order = self._current_order(envelope)
+            if order is None:
+                break
+            copies = [c for c in envelope["recipients"].get("carbonCopies", [])
+                      if int(c["routingOrder"]) == order and c["status"] == "created"]
+            for copy in copies:
+                now = stamp()
+                copy.update({"status": "completed", "sentDateTime": now, "deliveredDateTime": now})
+                self._invite(envelope, copy)
+                self._notify(envelope, "recipient-completed", copy)
+            for signer in self._actors(envelope):
+                if int(signer["routingOrder"]) == order and signer["status"] == "created":
+                    signer["status"] = "sent"
+                    signer["sentDateTime"] = stamp()
+                    self._invite(envelope, signer)
+                    self._notify(envelope, "recipient-sent", signer)
+            if not copies or self._current_order(envelope) == order:
+                break
+        if envelope["status"] in ("sent", "delivered") and not self._actors_pending(envelope) \
+                and self._current_order(envelope) is None:
+            now = stamp()
+            envelope.update({"status": "completed", "completedDateTime": now, "statusChangedDateTime": now})
+            self._audit(envelope["envelopeId"], "Completed", "Envelope completed", "completed")
+            self._notify(envelope, "envelope-completed")
 
     def _invite(self, envelope: dict[str, Any], signer: dict[str, Any]) -> None:
         """What DocuSign sends a signer whose turn came: nothing to an embedded one (the sender's app
@@ -441,8 +524,7 @@ class DocusignSandbox(SandboxSystem):
                     raise ApiError(409, f"Envelope is already {envelope['status']}.", code="ENVELOPE_CANNOT_VOID")
                 self._void(envelope, "Envelope has expired.")
                 return self._summary(envelope)
-            signer = resolve_signer(envelope["recipients"]["signers"], role,
-                                    ("roleName", "email", "name", "recipientId"))
+            signer = resolve_signer(self._actors(envelope), role, ("roleName", "email", "name", "recipientId"))
             if envelope["status"] not in ("sent", "delivered"):
                 raise ApiError(409, f"Envelope is {envelope['status']}; the signer cannot act.",
                                code="ENVELOPE_NOT_IN_PROCESS")
@@ -478,12 +560,7 @@ class DocusignSandbox(SandboxSystem):
                 self._audit(eid, "Signed", f"{signer['name']} signed the envelope", envelope["status"],
                             signer["name"], evidence)
                 self._notify(envelope, "recipient-completed", signer)
-                if self._current_order(envelope) is None:
-                    envelope.update({"status": "completed", "completedDateTime": now, "statusChangedDateTime": now})
-                    self._audit(eid, "Completed", "Envelope completed", "completed")
-                    self._notify(envelope, "envelope-completed")
-                else:
-                    self._invite_current(envelope)
+                self._invite_current(envelope)  # the next order, or the envelope's completion
             elif action == "refuse":
                 reason = evidence.reason or "Não concordo com os termos"
                 signer.update({"status": "declined", "declinedDateTime": now, "declinedReason": reason})
@@ -506,7 +583,7 @@ class DocusignSandbox(SandboxSystem):
     def _summary(envelope: dict[str, Any]) -> dict[str, Any]:
         return {"envelopeId": envelope["envelopeId"], "status": envelope["status"],
                 "recipients": [{"recipientId": s["recipientId"], "name": s["name"], "status": s["status"],
-                                "routingOrder": s["routingOrder"]} for s in envelope["recipients"]["signers"]]}
+                                "routingOrder": s["routingOrder"]} for s in DocusignSandbox._routed(envelope)]}
 
     # ---- Connect ----------------------------------------------------------------------------
     def _notify(self, envelope: dict[str, Any], event: str, recipient: dict[str, Any] | None = None) -> None:
@@ -514,7 +591,8 @@ class DocusignSandbox(SandboxSystem):
         if not configs:
             return
         summary = json.loads(json.dumps(self._render(envelope, include={"recipients", "custom_fields"})))
-        for signer in (summary.get("recipients") or {}).get("signers") or []:
+        recipients = summary.get("recipients") or {}
+        for signer in [*(recipients.get("signers") or []), *(recipients.get("certifiedDeliveries") or [])]:
             # the Connect sample (connect.schema-v2.json) shows identityVerificationResult as an empty
             # object: the result is read from the recipients (the swagger's eventResult), not from Connect
             signer.pop("recipientAuthenticationStatus", None)
@@ -584,10 +662,11 @@ class DocusignSandbox(SandboxSystem):
     def _recipients(envelope: dict[str, Any]) -> dict[str, Any]:
         signers = envelope["recipients"]["signers"]
         carbon = envelope["recipients"]["carbonCopies"]
+        certified = envelope["recipients"].get("certifiedDeliveries", [])
         order = DocusignSandbox._current_order(envelope)
         return {"signers": signers, "carbonCopies": carbon, "agents": [], "editors": [], "intermediaries": [],
-                "certifiedDeliveries": [], "inPersonSigners": [], "seals": [], "witnesses": [],
-                "recipientCount": str(len(signers) + len(carbon)),
+                "certifiedDeliveries": certified, "inPersonSigners": [], "seals": [], "witnesses": [],
+                "recipientCount": str(len(signers) + len(carbon) + len(certified)),
                 "currentRoutingOrder": str(order if order is not None else
                                            max((int(s["routingOrder"]) for s in signers), default=1))}
 
@@ -692,7 +771,7 @@ class DocusignSandbox(SandboxSystem):
         envelope = self._envelope(eid)
         lines = [f"Envelope: {eid}", f"Assunto: {envelope['emailSubject']}", f"Status: {envelope['status']}",
                  f"Criado em: {envelope['createdDateTime']}", ""]
-        for signer in envelope["recipients"]["signers"]:
+        for signer in self._routed(envelope):
             lines.append(f"Signatário {signer['recipientId']} (ordem {signer['routingOrder']}): {signer['name']} "
                          f"<{signer['email']}> - {signer['status']} {signer.get('signedDateTime', '')}")
             evidence = self.state.evidence[eid].get(signer["recipientId"])
@@ -745,7 +824,7 @@ class DocusignSandbox(SandboxSystem):
             if envelope["status"] not in ("sent", "delivered", "completed"):
                 raise ApiError(400, f"The envelope is {envelope['status']}: no recipient view can be created.",
                                code="ENVELOPE_INVALID_STATUS")
-            signer = next((s for s in envelope["recipients"]["signers"]
+            signer = next((s for s in self._actors(envelope)
                            if client_user_id and s.get("clientUserId") == client_user_id
                            and s["email"].casefold() == email.casefold() and s["name"] == user_name), None)
             if signer is None:
@@ -784,7 +863,7 @@ class DocusignSandbox(SandboxSystem):
                                   "Volte ao convite e abra-o de novo.</p>", 410)
             view["used"] = True
             envelope = self._envelope(view["envelopeId"])
-            signer = next(s for s in envelope["recipients"]["signers"] if s["recipientId"] == view["recipientId"])
+            signer = next(s for s in self._actors(envelope) if s["recipientId"] == view["recipientId"])
             name = html.escape(signer["name"])
             subject = html.escape(envelope["emailSubject"])
             if signer["status"] not in ("sent", "delivered") or envelope["status"] not in ("sent", "delivered"):

@@ -31,13 +31,15 @@ from connectors.sandbox.sink import Sink
 from connectors.sandbox.smtp import SmtpSandbox
 from connectors.sandbox.webhooks import Dispatcher
 from connectors.sandbox.whatsapp import WhatsappSandbox
+from connectors.sandbox.zapsign import ZapsignSandbox
 from ponte.errors import ConfigurationError
 from ponte.logging import get_logger
 
 log = get_logger(__name__)
 
 #: Offsets from ``port_base`` (the CLI's stable ports).
-PORT_OFFSETS = {"sienge": 0, "cvcrm": 1, "docusign": 2, "clicksign": 3, "whatsapp": 4, "smtp": 5, "sink": 6}
+PORT_OFFSETS = {"sienge": 0, "cvcrm": 1, "docusign": 2, "clicksign": 3, "whatsapp": 4, "smtp": 5, "sink": 6,
+                "zapsign": 7}
 DEFAULT_PORT_BASE = 8700
 WHATSAPP_API_VERSION = "v23.0"
 
@@ -85,10 +87,11 @@ class Sandbox:
         self.docusign = DocusignSandbox(config, self.dispatcher)
         self.clicksign = ClicksignSandbox(config, self.dispatcher)
         self.whatsapp = WhatsappSandbox(config, self.dispatcher)
+        self.zapsign = ZapsignSandbox(config, self.dispatcher)
         self.smtp = SmtpSandbox(config)
         self.sink = Sink(self.smtp)
         self.systems: dict[str, SandboxSystem] = {
-            s.name: s for s in (self.sienge, self.cvcrm, self.docusign, self.clicksign, self.whatsapp)
+            s.name: s for s in (self.sienge, self.cvcrm, self.docusign, self.clicksign, self.whatsapp, self.zapsign)
         }
         self.state = SimpleNamespace(**{name: system.state for name, system in self.systems.items()},
                                      smtp=self.smtp)
@@ -123,6 +126,7 @@ class Sandbox:
             "cvcrm": f"{self.urls['cvcrm']}/api",
             "docusign": f"{self.urls['docusign']}/restapi/v2.1/accounts/{cfg.docusign_account_id}",
             "clicksign": f"{self.urls['clicksign']}/api/v3",
+            "zapsign": f"{self.urls['zapsign']}/api/v1",
             "whatsapp": f"{self.urls['whatsapp']}/{WHATSAPP_API_VERSION}/{cfg.whatsapp_phone_number_id}",
             "sink": self.urls["sink"],
             "smtp": self.urls["smtp"],
@@ -208,10 +212,12 @@ class Sandbox:
 
     def sign(self, envelope_id: str, as_role: str, action: str = "sign", provider: str | None = None,
              evidence: Evidence | None = None) -> dict[str, Any]:
-        """Make a signer act on an envelope (sign | view | refuse | expire) at DocuSign or Clicksign.
+        """Make a signer act on an envelope (sign | view | refuse | expire) at DocuSign, Clicksign or ZapSign.
 
         The provider is found from the envelope id when not given.
         """
+        if provider == "zapsign" or (provider is None and envelope_id in self.zapsign.state.docs):
+            return self.zapsign.act(envelope_id, as_role, action)
         target = provider or ("docusign" if envelope_id in self.docusign.state.envelopes else "clicksign")
         system = self.docusign if target == "docusign" else self.clicksign
         return system.act(envelope_id, as_role, action, evidence)
@@ -230,6 +236,7 @@ class Sandbox:
             "docusign": {"account_id": c.docusign_account_id, "token": c.docusign_static_token,
                          "connect_hmac_key": c.docusign_connect_key},
             "clicksign": {"token": c.clicksign_token, "webhook_secret": c.clicksign_webhook_secret},
+            "zapsign": {"api_token": c.zapsign_token, "webhook_secret": c.zapsign_webhook_secret},
             "whatsapp": {"token": c.whatsapp_token, "phone_number_id": c.whatsapp_phone_number_id,
                          "app_secret": c.whatsapp_app_secret, "api_version": WHATSAPP_API_VERSION},
             "smtp": {"host": self.smtp.host, "port": str(self.smtp.port), "user": c.smtp_user,

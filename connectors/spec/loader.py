@@ -81,10 +81,35 @@ def _cross_check(spec: HttpConnectorSpec) -> list[tuple[tuple[str | int, ...], s
                     f"action {hook.registration.action!r} is not defined",
                 )
             )
+    problems += _signing_check(spec)
     for index, item in enumerate(spec.check):
         stream_name = item if isinstance(item, str) else item.stream
         if stream_name not in streams:
             problems.append((("check", index), f"stream {stream_name!r} is not defined"))
+    return problems
+
+
+def _signing_check(spec: HttpConnectorSpec) -> list[tuple[tuple[str | int, ...], str]]:
+    """The signing section names actions and streams of this spec (its mappings are checked by
+    `ponte validate` per tenant: the connectors layer does not load mappings)."""
+    signing = spec.signing
+    if signing is None:
+        return []
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for part, action in (("create", signing.create), ("send", signing.send), ("void", signing.void)):
+        if action is not None and action.action not in spec.actions:
+            problems.append((("signing", part, "action"), f"action {action.action!r} is not defined"))
+    for part, read in (("lookup", signing.lookup), ("status", signing.status)):
+        if read is not None and read.stream not in spec.streams:
+            problems.append((("signing", part, "stream"), f"stream {read.stream!r} is not defined"))
+    status = signing.status
+    if status is not None and status.stream in spec.streams and spec.streams[status.stream].by_id is None:
+        problems.append((("signing", "status", "stream"),
+                             f"stream {signing.status.stream!r} has no by_id read (status reads one envelope)"))
+    create = spec.actions.get(signing.create.action)
+    if create is not None and signing.create.envelope_id is None and create.result.id_path is None:
+        problems.append((("signing", "create", "envelope_id"),
+                         "name where the envelope id is (or give the action a result.id_path)"))
     return problems
 
 

@@ -492,6 +492,105 @@ class Webhook(Model):
     challenge: Challenge | None = None
 
 
+# --------------------------------------------------------------------------------------------- signing
+
+#: templates of the signing section read the envelope dispatch is sending (``{envelope.idempotency_key}``)
+EnvelopeTpl = Annotated[Any, _template("envelope")]
+
+
+class SignerIds(Model):
+    """The provider's id of each signer, from the create answer's signer list (``signing.signers``)."""
+
+    id: str = Field(description="Field of each listed signer holding the provider's signer id, e.g. 'token'")
+    match: list[Literal["email", "order"]] = Field(
+        default_factory=lambda: ["email", "order"],
+        description="Tried in turn: 'email' (the one listed signer with the signer's e-mail), 'order' (the "
+        "listed signer at the position Ponte sent it)",
+    )
+
+
+class SigningCreate(Model):
+    """The action that creates the envelope; its record is the canonical envelope (``record.signers``...)
+    plus ``record.document_base64``, ``record.external_key`` (Ponte's idempotency key) and ``record.name``."""
+
+    action: str
+    envelope_id: str | None = Field(
+        None, description="Dotted path of the provider's envelope id in the answer (default: the action's result.id_path)"
+    )
+    signer_ids: SignerIds | None = None
+
+
+class SigningSend(Model):
+    """An action that sends the created envelope (omit it for a provider that sends on create)."""
+
+    action: str
+
+
+class SigningLookup(Model):
+    """How to find an envelope by Ponte's key before anything is sent again (after a crash or an unsure
+    create). "Not there" is trusted only when every record the stream returned passed ``match`` (so the
+    filter was applied) and the listing ended; otherwise the contract is dead-lettered for a person."""
+
+    stream: str
+    params: EnvelopeTpl = Field(default_factory=dict, description="Read parameters, e.g. {external_id: '{envelope.idempotency_key}'}")
+    match: EnvelopeTpl = Field(description="Record path -> expected value; all must hold for the record to be ours")
+    id: str | None = Field(None, description="Dotted path of the envelope id in a listed record (default: create.envelope_id)")
+    limit: int = Field(100, ge=1, description="Records read at most; a listing that reaches it cannot say 'not there'")
+
+
+class SigningStatus(Model):
+    """The provider's current state of one envelope (reads are the truth), as canonical signing events."""
+
+    stream: str = Field(description="A stream with by_id; read with the provider's envelope id")
+    mappings: list[str] = Field(
+        min_length=1,
+        description="Mappings from signing/provider_payload ({provider, body: the read, signers}) to "
+        "canonical/signing_event",
+    )
+
+
+class SigningDownload(Model):
+    """Where the signed PDF is: a link in the status read (fetched from the spec's own hosts and file_hosts)."""
+
+    from_status: str = Field(description="Dotted path of the signed file's URL in the status read")
+    webhook_hint: str | None = Field(
+        None, description="Dotted path of a signed-file link in a webhook body: a hint, tried once, then the status read"
+    )
+
+
+class SigningVoid(Model):
+    action: str
+
+
+class Signing(Model):
+    """What dispatch and back-sync need from a signing provider described in YAML alone."""
+
+    create: SigningCreate
+    signers: str | None = Field(
+        None,
+        description="Dotted path of the signer list in the provider's envelope JSON (create answer, status "
+        "read, webhook body); mappings get it as `signers` beside `body`",
+    )
+    send: SigningSend | None = None
+    lookup: SigningLookup | None = Field(
+        None, description="Without it, an unsure create is a dead letter for a person to check (never resent)"
+    )
+    status: SigningStatus | None = None
+    download: SigningDownload | None = None
+    webhook_mappings: list[str] = Field(
+        default_factory=list,
+        description="Mappings from signing/provider_payload ({provider, body: the delivery, signers}) to "
+        "canonical/signing_event",
+    )
+    void: SigningVoid | None = None
+
+    @model_validator(mode="after")
+    def _signers_listed(self) -> Signing:
+        if self.create.signer_ids is not None and self.signers is None:
+            raise ValueError("create.signer_ids needs `signers`: where the answer lists the signers")
+        return self
+
+
 # ---------------------------------------------------------------------------------- budgets and retries
 
 
@@ -568,6 +667,9 @@ class HttpConnectorSpec(_Common):
         50 * 1024 * 1024,
         gt=0,
         description="The largest file a download may bring (counted while it streams; a bigger one is a bad record).",
+    )
+    signing: Signing | None = Field(
+        None, description="A signing provider's capability, read by dispatch and back-sync (docs/dispatch.md)"
     )
 
 

@@ -34,10 +34,11 @@ from orchestration.inbox_sensing import inbox_run_requests
 from orchestration.partitions import tenant_ids, tenant_partitions
 from orchestration.resources import ConnectorsResource, StoreResource, TenantsResource
 from orchestration.steps import STEP_RETRY, step_errors
-from pipelines.backsync.flow import INBOX_CONNECTORS, BacksyncReport, drain_inbox, poll_stale, sync_contract
+from pipelines.backsync.flow import BacksyncReport, drain_inbox, inbox_connectors, poll_stale, sync_contract
 from pipelines.backsync.history import contract_history
 from pipelines.store.models import InboxEvent
 from ponte.errors import ConfigurationError
+from schemas.tenant import list_tenants
 
 JOB = "signature_backsync"
 
@@ -110,13 +111,14 @@ def signature_backsync() -> None:
 
 @sensor(name="signing_webhook_backsync", job=signature_backsync, minimum_interval_seconds=1,
         default_status=DefaultSensorStatus.RUNNING,
-        description="Starts a back-sync run per tenant with stored DocuSign/Clicksign/WhatsApp webhooks.")
+        description="Starts a back-sync run per tenant with stored signing webhooks (DocuSign, Clicksign, "
+        "WhatsApp, and providers described in YAML).")
 def signing_webhook_backsync(context: SensorEvaluationContext, store: StoreResource) -> SensorResult | SkipReason:
     return inbox_run_requests(
         context,
         store.get(),
         job_name=JOB,
-        wanted=InboxEvent.connector.in_(INBOX_CONNECTORS),
+        wanted=InboxEvent.connector.in_(inbox_connectors(list_tenants())),
         key_prefix="backsync",
         run_config={"ops": {"backsync": {"config": {"mode": "inbox"}}}},
         known_tenants=tenant_ids(),

@@ -31,6 +31,7 @@ _GROUPS: list[tuple[str, str]] = [
     ("orchestration.cli.connector", "connector"),
     ("orchestration.cli.sandbox", "sandbox"),
     ("orchestration.cli.mapping", "mapping"),
+    ("orchestration.cli.template", "template"),
     ("orchestration.cli.sync", "sync"),
     ("orchestration.cli.deadletter", "deadletter"),
     ("orchestration.cli.envelopes", "envelopes"),

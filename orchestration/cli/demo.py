@@ -28,7 +28,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 IMPORT_COUNTERS = ("read", "created", "updated", "unchanged", "cancelled", "failed", "dead_lettered")
 
 
-def _ports_free(base: int, count: int = 7) -> list[int]:
+def _ports_free(base: int, count: int = 8) -> list[int]:
     busy = []
     for port in range(base, base + count):
         with socket.socket() as sock:
@@ -144,7 +144,18 @@ def run_demo(customers: int, profile: str = "realistic") -> None:
             step.run(store=store, sandbox=sandbox, instance=instance, console=console)
     finally:
         sandbox.stop()
+    _operator_views()
     console.print(f"[bold green]demo done[/]: state in {settings.home()}; `make ui` shows the Dagster runs")
+
+
+def _operator_views() -> None:
+    """What an operator looks at after the runs: the electronic signatures and the envelope package."""
+    from orchestration.cli import envelopes, tenant
+
+    console.print("\n[bold]$ ponte envelopes list --tenant demo --limit 10[/]")
+    envelopes.list_cmd(tenant="demo", status=[], since=None, provider=None, limit=10, as_json=False)
+    console.print("\n[bold]$ ponte tenant package demo[/]")
+    tenant.package(tenant="demo", as_json=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -159,7 +170,7 @@ def register(app: typer.Typer) -> None:
         """Run the demo: validate config, start the sandbox and run the flows through Dagster.
 
         Uses the embedded default: SQLite under .ponte/ and the local sandbox stand-ins on ports
-        18101-18107 (what tenants/demo.yaml points at). No credentials or network needed.
+        18101-18108 (what tenants/demo.yaml points at). No credentials or network needed.
         """
         if profile not in ("realistic", "clean"):
             fail(f"--profile must be realistic or clean, not {profile!r}")

@@ -15,6 +15,8 @@ from pipelines.dispatch.flow import DispatchRequest, run_dispatch
 from pipelines.dispatch.signing_links import SECRET_ENV
 from pipelines.dispatch.verify import confirm_code, send_code
 from pipelines.documents.render import text_to_pdf
+from pipelines.store.models import Envelope
+from ponte import settings
 from schemas.tenant import TenantConfig, load_tenant
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -77,7 +79,68 @@ def run(*, store: Any, sandbox: Any, instance: Any, console: Any) -> None:
         f"{meta.get('dead_lettered')} dead-lettered; package used {meta.get('package_used')}, "
         f"remaining {meta.get('package_remaining')}"
     )
+    _templated_contract(store, tenant, sandbox, console)
     _invite_by_whatsapp(store, tenant, sandbox, console)
+
+
+#: the developer's own signers (tenant-level): they sign every contract after the buyers
+COMPANY_SIGNERS = [
+    {"role": "company_representative", "name": "Roberta Diretora Souza", "email": "diretoria@demo.example.com",
+     "document": "52998224725"},
+    {"role": "company_witness", "name": "Tiago Testemunha Lima", "email": "juridico@demo.example.com",
+     "document": "11144477735"},
+]
+
+
+def with_company_signers(tenant: TenantConfig) -> TenantConfig:
+    """The demo tenant with its legal representative and witness in the chain, after the buyers."""
+    data = tenant.model_dump(mode="json")
+    chain = data["options"]["signer_chain"]
+    chain += [{"role": "co_buyer", "order": 1, "required": False},
+              {"role": "company_representative", "order": 4}, {"role": "company_witness", "order": 4}]
+    data["options"]["company_signers"] = COMPANY_SIGNERS
+    return TenantConfig.model_validate(data)
+
+
+def _templated_contract(store: Any, tenant: TenantConfig, sandbox: Any, console: Any) -> None:
+    """A married couple's contract generated from the compra_e_venda template, from imported data only."""
+    people = sandbox.state.cvcrm.pessoas
+    reserva = next(
+        (r for r in sandbox.state.cvcrm.reservas.values()
+         if r.get("situacao") != "Cancelada" and (people.get(r.get("idpessoa")) or {}).get("conjuge")
+         and not sandbox.state.cvcrm.contratos.get(r["idreserva"])),
+        None,
+    )
+    if reserva is None:
+        console.print("[yellow]![/] no imported reservation of a married buyer without a contract; template step skipped")
+        return
+    contract_id = 990000 + int(reserva["idreserva"])
+    # what a CRM user does: a contract from the template, validated; every value comes from the import
+    sandbox.state.cvcrm.contratos[reserva["idreserva"]].append(
+        {"idreservacontrato": contract_id, "contrato": f"Compra e venda - reserva {reserva['idreserva']}",
+         "tipo": "Contrato de compra e venda", "assinado": "N", "validado": "S", "modelo": "compra_e_venda"}
+    )
+    report = run_dispatch(
+        store, with_company_signers(tenant),
+        DispatchRequest(contracts=[f"{reserva['idreserva']}:{contract_id}"], run_id="demo-template"),
+    )
+    outcome = next(iter(report.outcomes), None)
+    if outcome is None or outcome.result != "sent":
+        console.print(f"[red]✗[/] templated contract: {outcome.result if outcome else 'nothing'} "
+                      f"({outcome.reason if outcome else 'no contract'})")
+        return
+    with store.session() as session:
+        envelope = session.get(Envelope, outcome.envelope_id)
+        provider_id, roles = envelope.provider_envelope_id, [s.role for s in envelope.signers]
+    (content,) = sandbox.state.docusign.documents[provider_id].values()
+    out = settings.home() / "demo" / f"contrato-{contract_id}.pdf"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(content)
+    console.print(
+        f"[green]✓[/] contract {contract_id} rendered from template compra_e_venda with imported data "
+        f"(Sienge development, unit, payment conditions; the buyer's spouse from Sienge) and sent to sign by "
+        f"{', '.join(roles)}; its PDF: {out}"
+    )
 
 
 def ponte_invites(tenant: TenantConfig) -> TenantConfig:

@@ -116,7 +116,7 @@ def up(
                 soft_wrap=True,
             )
         creds = sandbox.credentials()
-        for name in ("sienge", "cvcrm", "docusign", "clicksign", "whatsapp", "smtp"):
+        for name in sorted(creds):
             console.print(f"  [bold]{name:<9}[/] {sandbox.api[name]}", soft_wrap=True)
             console.print(
                 "            " + ", ".join(f"{k}={v}" for k, v in creds[name].items()), soft_wrap=True

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from orchestration.cli.console import console, emit_json, friendly_errors, masked
@@ -75,5 +76,55 @@ def show(
         emit_json(shown_config(config))
         return
     console.print_json(json.dumps(shown_config(config), ensure_ascii=False))
+
+@app.command("package")
+@friendly_errors
+def package(
+    tenant: str = typer.Argument(..., help="Tenant id or path to its YAML file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the package as one JSON document."),
+) -> None:
+    """The tenant's envelope package: size (or unlimited), used, remaining, percent, validity and days
+    left, whether it is expired or not yet valid, and the consumption notices already sent."""
+    from pipelines.dispatch.package import summary
+    from pipelines.store import open_store
+
+    config = load_tenant(tenant)
+    view = summary(open_store(), config)
+    if as_json:
+        emit_json(view)
+        return
+    if view["package"] is None:
+        console.print(f"tenant {config.id} has no envelope package: no envelope can be sent until "
+                      f"options.envelope_package is set in tenants/{config.id}.yaml")
+        return
+    percent = "-" if view["percent"] is None else f"{view['percent']:.1f} %"
+    table = Table(show_header=False, box=None)
+    for label, value in (("package", view["package"]), ("size", view["size"]), ("used", view["used"]),
+                         ("remaining", view["remaining"]), ("percent used", percent),
+                         ("valid", f"{view['valid_from']} to {view['valid_until']}"),
+                         ("days left", f"{view['days_left']} (today included)")):
+        table.add_row(label, escape(str(value)))
+    console.print(table)
+    status = {
+        "ok": "[green]valid[/]: envelopes can be sent",
+        "expired": f"[red]expired[/] on {view['valid_until']}: nothing is sent",
+        "not_yet_valid": f"[yellow]not yet valid[/]: starts on {view['valid_from']} "
+        f"(in {view['starts_in_days']} day(s)); nothing is sent before",
+        "used_up": "[red]used up[/]: nothing is sent",
+    }[view["status"]]
+    console.print(status)
+    if view["status"] != "ok":
+        console.print(f"buy a new package; update options.envelope_package in tenants/{config.id}.yaml")
+    levels = ", ".join(f"{p} %" for p in view["warn_at_percent"]) or "none"
+    console.print(f"notices to the responsible e-mails at: {levels}")
+    if not view["notices"]:
+        console.print("no consumption notice sent yet")
+    for notice in view["notices"]:
+        state = {"sent": "sent", "unsure": "counted as sent (the run stopped while sending)"}.get(
+            notice["status"], notice["status"])
+        when = f"{notice['at'][:19].replace('T', ' ')} UTC" if notice["at"] else ""
+        console.print(f"  {notice['percent']} %: {state} {when}".rstrip()
+                      + (f" ({escape(redact(notice['error']))})" if notice.get("error") else ""))
+
 
 __import__("orchestration.cli.tenant_verify", fromlist=["register"]).register(app)

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
             from connectors.sandbox.launcher import start_sandbox
 
             running = start_sandbox(port_base=18101)
-            console.print("sandbox running on ports 18101-18107 (see `ponte sandbox up --help`)")
+            console.print("sandbox running on ports 18101-18108 (see `ponte sandbox up --help`)")
         command = [sys.executable, "-m", "dagster", "dev", "-m", "orchestration.definitions", "-p", str(port)]
         process = subprocess.Popen(command, env=env, start_new_session=True)
         console.print(f"Dagster UI: http://127.0.0.1:{port}  (Ctrl-C to stop)")

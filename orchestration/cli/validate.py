@@ -36,7 +36,10 @@ def _dispatch_rules(path: Path, tenant: TenantConfig) -> str | None:
     exist, see pipelines/dispatch/signing_links.py), named by file, line and field like a schema error."""
     problems = link_problems(tenant)
     evidence = identity_verification_gap(tenant)  # evidence the signing provider cannot be asked for
-    if not problems and not evidence:
+    from pipelines.dispatch.spec_provider import signing_gaps
+
+    gaps = signing_gaps(tenant)  # what a provider described in YAML lacks for dispatch and back-sync
+    if not problems and not evidence and not gaps:
         return None
     doc = load_yaml(path)
     found = [
@@ -45,7 +48,22 @@ def _dispatch_rules(path: Path, tenant: TenantConfig) -> str | None:
     ]
     if evidence:
         found.append(f"{doc.where(('options', 'evidence'))}: tenant field options.evidence: {evidence}")
+    found += [f"{doc.where(('options', 'signing_provider'))}: tenant field options.signing_provider: {gap}"
+              for gap in gaps]
     return "; ".join(found)
+
+
+def _dispatch_triggers(path: Path, tenant: TenantConfig) -> str | None:
+    """What dispatch triggers the CRM could never fire (pipelines/dispatch/webhooks.py, trigger_problems),
+    named by file, line and field."""
+    from pipelines.dispatch.webhooks import trigger_problems
+
+    problems = trigger_problems(tenant)
+    if not problems:
+        return None
+    doc = load_yaml(path)
+    return "; ".join(f"{doc.where(tuple(int(k) if k.isdigit() else k for k in p.field.split('.')))}: "
+                     f"tenant field {p.field}: {p.message}" for p in problems)
 
 
 def _tenants(paths: Iterable[Path]) -> list[Check]:
@@ -53,7 +71,8 @@ def _tenants(paths: Iterable[Path]) -> list[Check]:
     for path in paths:
         try:
             tenant = load_tenant(path)
-            checks.append(Check("tenant", str(path), _dispatch_rules(path, tenant)))
+            found = [e for e in (_dispatch_rules(path, tenant), _dispatch_triggers(path, tenant)) if e]
+            checks.append(Check("tenant", str(path), "; ".join(found) or None))
         except PonteError as exc:
             checks.append(Check("tenant", str(path), str(exc)))
     return checks
@@ -80,6 +99,7 @@ def run_checks(tenant_files: list[Path] | None = None) -> list[Check]:
     if not tenant_files:
         checks += _layer("connector spec", "connectors.spec")
         checks += _layer("mapping", "mappings")
+        checks += _layer("template", "pipelines.documents.render")
         checks += _schemas()
     return checks
 

@@ -1,11 +1,12 @@
-"""Dispatch as a tenant-partitioned asset; counts (sent, found, dead-lettered...) as metadata.
+"""Dispatch as a tenant-partitioned asset; counts (sent, found, dead-lettered...) as metadata, with the
+envelope package (used, remaining, percent, valid_until) and the tenant's envelopes by status.
 
 No ``from __future__ import annotations`` here: Dagster resolves the Config parameter's annotation.
 """
 
-from typing import Literal
+from typing import Any, Literal
 
-from dagster import AssetExecutionContext, Config, MaterializeResult, asset
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
 from orchestration.partitions import tenant_partitions
@@ -13,7 +14,26 @@ from orchestration.resources import ConnectorsResource, StoreResource, TenantsRe
 from orchestration.steps import STEP_RETRY, step_errors
 from pipelines.dispatch.connections import ConnectorSet
 from pipelines.dispatch.flow import DispatchRequest, run_dispatch
+from pipelines.dispatch.listing import status_counts
+from pipelines.dispatch.package import summary
 from pipelines.dispatch.webhooks import dispatch_claimed
+from pipelines.store.db import Store
+from schemas.tenant import TenantConfig
+
+
+def package_metadata(store: Store, tenant: TenantConfig) -> dict[str, Any]:
+    """The envelope package and the envelopes by status, as structured materialization metadata."""
+    view = summary(store, tenant)
+    package = {key: view.get(key) for key in ("package", "size", "used", "remaining", "percent", "valid_from",
+                                              "valid_until", "days_left", "status")}
+    package["notices_sent"] = [n["percent"] for n in view["notices"] if n["status"] in ("sent", "unsure")]
+    return {
+        "package": MetadataValue.json(package),
+        "package_percent": MetadataValue.float(float(view["percent"])) if view.get("percent") is not None
+        else MetadataValue.text("unlimited" if view["package"] else "no package"),
+        "package_valid_until": MetadataValue.text(view.get("valid_until") or "-"),
+        "envelopes_by_status": MetadataValue.json(status_counts(store, tenant.id)),
+    }
 
 
 class DispatchConfig(Config):
@@ -65,11 +85,11 @@ def signing_envelopes(
                     f"{claimed.done} processed, {claimed.retry} to retry"
                     + (" (handed to another run; nothing done)" if claimed.superseded else "")
                 )
-                return MaterializeResult(metadata=claimed.as_metadata())
+                return MaterializeResult(metadata={**claimed.as_metadata(), **package_metadata(state, tenant)})
             report = run_dispatch(state, tenant, request, conns)
     context.log.info(
         f"dispatch {tenant.id}: sent {report.count('sent')}, found {report.count('found')}, "
         f"already sent {report.count('already_sent')}, dead-lettered {report.count('dead_lettered')}, "
         f"deferred {report.count('deferred')}"
     )
-    return MaterializeResult(metadata=report.as_metadata())
+    return MaterializeResult(metadata={**report.as_metadata(), **package_metadata(state, tenant)})

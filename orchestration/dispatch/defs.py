@@ -14,7 +14,7 @@ from dagster import (
     schedule,
 )
 
-from orchestration.checks import backsync_backlog_check, dead_letter_check
+from orchestration.checks import backsync_backlog_check, dead_letter_check, package_check
 from orchestration.dispatch.assets import signing_envelopes
 from orchestration.dispatch.sensors import contract_webhook_sensor
 from schemas.tenant import list_tenants
@@ -57,6 +57,7 @@ DEFS = Definitions(
         backsync_backlog_check(signing_envelopes),
         dead_letter_check(signing_envelopes, "dispatch"),
         dead_letter_check(signing_envelopes, "backsync"),
+        package_check(signing_envelopes),
     ],
     jobs=[dispatch_job],
     schedules=dispatch_schedules(),

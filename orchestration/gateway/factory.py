@@ -16,4 +16,4 @@ def app_from_environment() -> Starlette:
     tenants = {tenant.id: tenant for tenant in list_tenants()}
     # the QR code on signed PDFs points at /verify/{code} on this same app, and the links in Ponte's own
     # signing invitations at /sign/{token} (both at the tenant's options.verification_base_url)
-    return create_app(store, tenants, extra_routes=[*verify_routes(store), *sign_routes(store, tenants)])
+    return create_app(store, tenants, extra_routes=[*verify_routes(store, tenants), *sign_routes(store, tenants)])

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from pipelines.backsync.machine import (
+    SIGNER_DONE,
     next_envelope_status,
     next_signer_status,
     signer_after_envelope,
@@ -27,6 +28,8 @@ from schemas.canonical.signing import EnvelopeStatus, SignerStatus, SigningEvent
 
 FLOW = "backsync"
 K = SigningEventKind
+#: the interaction of a recipient who only receives a copy (schemas.tenant.Interaction)
+RECEIVE_COPY = "receive_copy"
 
 
 @dataclass
@@ -34,8 +37,10 @@ class ApplyOutcome:
     envelope_id: int | None
     status: str | None = None
     changed: bool = False
-    #: signers that signed in this batch (for Ponte-sent invitations of the next routing order)
+    #: signers that finished in this batch, signed or approved or got their copy (for Ponte-sent
+    #: invitations of the next routing order)
     newly_signed: list[int] = field(default_factory=list)
+    #: every signer who must act (sign or approve) did; copy recipients never hold an envelope up
     all_signed: bool = False
 
     @property
@@ -108,7 +113,7 @@ def apply_events(
         for event in ordered:
             signer = _signer_for(envelope, event) if event.recipient_id or event.signer_email else None
             if signer is not None:
-                new = next_signer_status(signer.status, event.kind)
+                new = next_signer_status(signer.status, event.kind, signer.interaction)
                 if new is not None:
                     changes.append(
                         {
@@ -121,7 +126,7 @@ def apply_events(
                         }
                     )
                     signer.status = new
-                    if new == SignerStatus.signed:
+                    if new in SIGNER_DONE:
                         signer.signed_at = signer.signed_at or event.occurred_at
                         outcome.newly_signed.append(signer.id)
                 if event.evidence is not None and event.kind in (K.signature, K.approval, K.refusal):
@@ -129,7 +134,7 @@ def apply_events(
                     if collected and (signer.evidence or {}).get("collected") != collected:
                         signer.evidence = {**(signer.evidence or {}), "collected": collected}
                         changes.append({"signer": signer.id, "evidence": True})
-                if event.kind == K.view and signer.status != SignerStatus.signed:
+                if event.kind == K.view and signer.status not in SIGNER_DONE:
                     signer.notified_at = signer.notified_at or event.occurred_at
             # envelope-level: a signer event moves the envelope too (signature => at least delivered)
             new_status = next_envelope_status(envelope.status, event.kind)
@@ -154,7 +159,7 @@ def apply_events(
             EnvelopeStatus.declined,
         ):
             for signer in envelope.signers:
-                new = signer_after_envelope(signer.status, envelope.status)
+                new = signer_after_envelope(signer.status, envelope.status, signer.interaction)
                 if new is not None:
                     changes.append(
                         {
@@ -166,15 +171,14 @@ def apply_events(
                         }
                     )
                     signer.status = new
-                    if new == SignerStatus.signed:
+                    if new in SIGNER_DONE:
                         signer.signed_at = signer.signed_at or envelope.completed_at
                         outcome.newly_signed.append(signer.id)
         elif advance_waiting:
             _advance_waiting(envelope, changes)
         outcome.status = envelope.status
-        outcome.all_signed = bool(envelope.signers) and all(
-            s.status == SignerStatus.signed for s in envelope.signers
-        )
+        acting = [s for s in envelope.signers if s.interaction != RECEIVE_COPY]
+        outcome.all_signed = bool(acting) and all(s.status in SIGNER_DONE for s in acting)
         if changes:
             outcome.changed = True
             audit(
@@ -193,11 +197,14 @@ def apply_events(
 
 
 def _advance_waiting(envelope: Envelope, changes: list[dict[str, object]]) -> None:
-    """Signers of the lowest unsigned routing order are no longer "waiting" (their turn came)."""
+    """Signers of the lowest unsigned routing order are no longer "waiting" (their turn came).
+
+    A copy recipient never holds the chain up: the provider delivers its copy on its own."""
     pending = [
         s
         for s in envelope.signers
-        if s.status not in (SignerStatus.signed, SignerStatus.declined, SignerStatus.expired)
+        if s.status not in (*SIGNER_DONE, SignerStatus.declined, SignerStatus.expired)
+        and s.interaction != RECEIVE_COPY
     ]
     if not pending:
         return

@@ -11,12 +11,19 @@ therefore delay a completion by one failed request, never block it: no poll or r
 
 DocuSign has no link to hint at: its combined PDF and certificate are API downloads
 (``GET /envelopes/{id}/documents/combined``, PROVIDERS.md §3.1 "Download").
+
+A provider described in YAML alone (its spec's ``signing`` section) is treated as Clicksign: the
+webhook's link (``signing.download.webhook_hint``) is a hint tried once, and the truth is the link at
+``signing.download.from_status`` in a status read, fetched the same way.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from typing import Any
 
+from connectors.runtime.auth import dig
 from connectors.runtime.client import Connector
 from pipelines.store.db import Store
 from pipelines.store.models import Envelope
@@ -39,6 +46,9 @@ def signed_document(store: Store, envelope: Envelope, provider: Connector) -> tu
         return combined, certificate
     if provider.name == "clicksign":
         return _clicksign(store, envelope, provider), None
+    signing = getattr(provider.spec, "signing", None)  # a provider described in YAML alone
+    if signing is not None and signing.download is not None and signing.status is not None:
+        return _hinted(store, envelope, provider, lambda: status_links(provider, signing, eid)), None
     raise DataError(
         f"back-sync cannot download signed documents from {provider.name}",
         source=provider.name,
@@ -47,6 +57,11 @@ def signed_document(store: Store, envelope: Envelope, provider: Connector) -> tu
 
 
 def _clicksign(store: Store, envelope: Envelope, provider: Connector) -> bytes:
+    return _hinted(store, envelope, provider, lambda: current_links(provider, str(envelope.provider_envelope_id)))
+
+
+def _hinted(store: Store, envelope: Envelope, provider: Connector, current: Callable[[], list[str]]) -> bytes:
+    """The newest webhook link not known to fail, tried once; else the link the provider's API gives now."""
     details = envelope.details or {}
     failed = set(details.get(FAILED_HINTS) or [])
     hints = [u for u in details.get(HINTS) or [] if _digest(str(u)) not in failed]
@@ -61,7 +76,7 @@ def _clicksign(store: Store, envelope: Envelope, provider: Connector) -> bytes:
                 envelope.id, exc.kind, exc.message, provider.name,
             )
             _forget(store, envelope.id, hint)
-    links = current_links(provider, str(envelope.provider_envelope_id))
+    links = current()
     if not links:
         raise TransientError(
             f"{provider.name} has no signed file for envelope {envelope.provider_envelope_id} yet",
@@ -78,6 +93,14 @@ def current_links(provider: Connector, provider_envelope_id: str) -> list[str]:
         if signed:
             links.append(str(signed))
     return links
+
+
+def status_links(provider: Connector, signing: Any, provider_envelope_id: str) -> list[str]:
+    """The signed-file link of a spec-described provider: ``signing.download.from_status`` in a status
+    read (none while the provider has not produced the file)."""
+    body = provider.read_one(signing.status.stream, provider_envelope_id)
+    link = dig(body, signing.download.from_status)
+    return [str(link)] if link else []
 
 
 def _digest(url: str) -> str:

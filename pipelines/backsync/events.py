@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from connectors.runtime.auth import dig
 from mappings import MappingContext, load_mapping
 from ponte.errors import DataError
 from schemas.canonical.signing import Evidence, IdentityCheck, SigningEvent, SigningEventKind
@@ -46,9 +47,22 @@ def _expired(reason: str | None) -> bool:
     return bool(reason) and "expir" in str(reason).lower()
 
 
-def translate(provider: str, body: bytes, ctx: MappingContext | None = None) -> Translated:
-    """The signing events in one stored delivery (none for events that are not about signing)."""
+def translate(
+    provider: str, body: bytes, ctx: MappingContext | None = None, signing: Any = None
+) -> Translated:
+    """The signing events in one stored delivery (none for events that are not about signing).
+
+    ``signing``: the connector spec's signing section, for a provider described in YAML alone (its
+    ``webhook_mappings``, and ``download.webhook_hint``: a signed-file link, kept as a hint)."""
     name = MAPPINGS.get(provider)
+    if name is None and signing is not None and signing.webhook_mappings:
+        payload = _parse(body)
+        events, lineage = spec_events(provider, signing, payload, signing.webhook_mappings, ctx)
+        result = Translated(events, lineage)
+        hint = dig(payload, signing.download.webhook_hint) if signing.download and signing.download.webhook_hint else None
+        if hint:
+            result.download_urls.append(str(hint))
+        return result
     if name is None:
         raise DataError(f"no signing-event mapping for {provider}")
     payload = _parse(body)
@@ -70,6 +84,26 @@ def translate(provider: str, body: bytes, ctx: MappingContext | None = None) -> 
             if isinstance(doc, dict) and doc.get("signed_url"):
                 result.download_urls.append(str(doc["signed_url"]))
     return result
+
+
+def spec_events(
+    provider: str, signing: Any, body: Any, names: list[str], ctx: MappingContext | None = None
+) -> tuple[list[SigningEvent], str]:
+    """A provider described in YAML alone: its JSON (a webhook body or a status read), wrapped as
+    ``signing/provider_payload``, through the mappings its spec's signing section names."""
+    payload = {"provider": provider, "body": body, "signers": []}
+    if signing.signers:
+        listed = dig(body, signing.signers)
+        payload["signers"] = listed if isinstance(listed, list) else []
+    events: list[SigningEvent] = []
+    lineages = []
+    for name in names:
+        mapping = load_mapping(name)
+        lineages.append(f"{mapping.name.split('/')[-1]}@{mapping.version}")
+        out = mapping.run(payload, ctx or MappingContext())
+        items = [] if out is None else out if isinstance(out, list) else [out]
+        events += [item for item in items if isinstance(item, SigningEvent)]
+    return events, "+".join(lineages)[:50]  # the audit column holds 50 characters
 
 
 def _dt(value: Any) -> datetime | None:

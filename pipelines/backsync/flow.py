@@ -14,7 +14,7 @@ completion is always confirmed by reading the envelope before anything is downlo
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,10 +23,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from connectors.runtime.client import Connector
+from connectors.spec.loader import load_spec
 from mappings import MappingContext, load_mapping
 from pipelines.backsync.apply import FLOW, ApplyOutcome, apply_events
 from pipelines.backsync.completion import Finalized, finalize
-from pipelines.backsync.events import Translated, clicksign_read, docusign_read, translate
+from pipelines.backsync.events import Translated, clicksign_read, docusign_read, spec_events, translate
 from pipelines.store import deadletters
 from pipelines.store.claims import claim, release, worker_name
 from pipelines.store.db import Store
@@ -193,7 +194,7 @@ def drain_inbox(
     worker = worker or worker_name()
     report = BacksyncReport(tenant.id)
     ids: list[int] = []
-    for connector in INBOX_CONNECTORS:
+    for connector in (*INBOX_CONNECTORS, *spec_providers(tenant)):
         if connector in tenant.connectors:
             ids += claim(
                 store,
@@ -219,7 +220,7 @@ def drain_inbox(
                     _whatsapp(store, tenant, event, report)
                     release(store, InboxEvent, event.id, worker=worker, status="done")
                     continue
-                translated = translate(event.connector, event.body, ctx)
+                translated = translate(event.connector, event.body, ctx, _signing(tenant, event.connector))
             except PonteError as exc:
                 _dead_letter(store, tenant, event, exc, run_id, worker, report)
                 continue
@@ -377,7 +378,39 @@ def read_provider(connector: Connector, provider_envelope_id: str) -> list[Signi
         envelope = connector.read_one("envelopes", provider_envelope_id)
         log_items = list(connector.read("events", params={"envelope_id": provider_envelope_id}))
         return clicksign_read(envelope, log_items)
+    signing = getattr(connector.spec, "signing", None)  # a provider described in YAML alone
+    if signing is not None and signing.status is not None:
+        body = connector.read_one(signing.status.stream, provider_envelope_id)
+        return spec_events(connector.name, signing, body, signing.status.mappings)[0]
     raise ConfigurationError(f"back-sync cannot read envelopes from {connector.name}")
+
+
+def _signing(tenant: TenantConfig, key: str) -> Any:
+    """The signing section of the tenant connector ``key``'s spec (None for DocuSign, Clicksign and
+    connectors that are not signing providers)."""
+    config = tenant.connectors.get(key)
+    if config is None or key in PROVIDERS or config.spec in PROVIDERS:
+        return None
+    try:
+        spec = load_spec(config.spec)
+    except ConfigurationError:
+        return None
+    return getattr(spec, "signing", None)
+
+
+def spec_providers(tenant: TenantConfig) -> list[str]:
+    """The tenant's connectors that are signing providers described in YAML alone (their webhooks are
+    back-sync's too)."""
+    return [key for key in tenant.connectors if key not in INBOX_CONNECTORS and _signing(tenant, key) is not None]
+
+
+def inbox_connectors(tenants: Iterable[TenantConfig]) -> list[str]:
+    """Every connector key whose stored webhooks back-sync applies, over ``tenants``: the hand-written
+    providers' and WhatsApp's, and each signing provider described in YAML."""
+    keys = set(INBOX_CONNECTORS)
+    for tenant in tenants:
+        keys.update(spec_providers(tenant))
+    return sorted(keys)
 
 
 def _sync_one(

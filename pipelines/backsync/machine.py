@@ -6,6 +6,12 @@ statuses (completed, declined, voided, expired for envelopes; signed, declined, 
 absorb everything. Applying the same event twice, or an old event after a newer one, is a no-op. That
 property, not careful ordering, is what makes back-sync correct (tests/backsync/test_machine.py checks
 it on random event sequences).
+
+A signer's *interaction* (the tenant's chain: sign, approve, receive_copy) decides which final status a
+finished signer gets: ``signed``, ``approved`` (DocuSign certified delivery completed, Clicksign
+approval) or ``copy_delivered`` (DocuSign carbon copy, Clicksign signature watcher). A provider may
+report an approval or a delivered copy as a plain "completed" recipient; the row still ends as what the
+signer was asked to do.
 """
 
 from __future__ import annotations
@@ -17,7 +23,12 @@ E, S, K = EnvelopeStatus, SignerStatus, SigningEventKind
 ENVELOPE_RANK: dict[str, int] = {E.draft: 0, E.sent: 1, E.delivered: 2}
 ENVELOPE_TERMINAL = frozenset({E.completed, E.declined, E.voided, E.expired})
 SIGNER_RANK: dict[str, int] = {S.created: 0, S.waiting: 0, S.sent: 1, S.delivered: 2}
-SIGNER_TERMINAL = frozenset({S.signed, S.declined, S.expired})
+#: a signer's final status when it did what it was asked to do (by interaction)
+APPROVED, COPY_DELIVERED = "approved", "copy_delivered"
+DONE_BY_INTERACTION: dict[str, str] = {"sign": S.signed, "approve": APPROVED, "receive_copy": COPY_DELIVERED}
+#: signer statuses of someone who is done (nobody waits on them any more)
+SIGNER_DONE = frozenset({S.signed, APPROVED, COPY_DELIVERED})
+SIGNER_TERMINAL = SIGNER_DONE | {S.declined, S.expired}
 
 #: what an envelope-level event asks for (None: no envelope change)
 _ENVELOPE_TARGET: dict[K, EnvelopeStatus | None] = {
@@ -63,13 +74,20 @@ def next_envelope_status(current: str, kind: K) -> str | None:
     return None
 
 
-def next_signer_status(current: str, kind: K) -> str | None:
+def done_status(interaction: str | None) -> str:
+    """The final status of a signer who did what ``interaction`` asks (unknown: signed)."""
+    return DONE_BY_INTERACTION.get(interaction or "sign", S.signed)
+
+
+def next_signer_status(current: str, kind: K, interaction: str | None = "sign") -> str | None:
     """A signer's new status after an event about *that* signer, or None."""
     if current in SIGNER_TERMINAL:
         return None
     target = _SIGNER_TARGET[kind]
     if target is None:
         return None
+    if target == S.signed:
+        target = done_status(interaction)
     if target in SIGNER_TERMINAL:
         return target
     if SIGNER_RANK[target] > _rank(current, SIGNER_RANK, SIGNER_TERMINAL):
@@ -77,12 +95,12 @@ def next_signer_status(current: str, kind: K) -> str | None:
     return None
 
 
-def signer_after_envelope(current: str, envelope_status: str) -> str | None:
+def signer_after_envelope(current: str, envelope_status: str, interaction: str | None = "sign") -> str | None:
     """What an envelope's terminal status means for a signer who had not finished."""
     if current in SIGNER_TERMINAL:
         return None
     if envelope_status == E.completed:
-        return S.signed
+        return done_status(interaction)
     if envelope_status in (E.expired, E.voided, E.declined):
         return S.expired
     return None

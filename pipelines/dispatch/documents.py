@@ -14,7 +14,7 @@ from pypdf import PdfReader, PdfWriter
 
 from connectors.runtime import ForeignHostError
 from connectors.runtime.client import Connector
-from pipelines.documents.render import RenderedDocument, render_contract
+from pipelines.documents import render
 from ponte.errors import DataError, PonteError
 from schemas.canonical.signing import Contract
 from schemas.tenant import TenantConfig
@@ -82,34 +82,15 @@ def download_crm_pdf(cvcrm: Connector, record: dict[str, Any]) -> bytes:
         raise exc.context(record=record_key, field="link") from None
 
 
-def _money(value: Any) -> str | None:
-    return None if value in (None, "") else str(value)
+def templates_needed(contract: Contract, template: str | None, terms: Terms) -> list[str]:
+    """The templates this contract's document is rendered from (none: the CRM's own PDF)."""
+    names = [] if terms == "alone" else [n for n in [template or contract.template] if n]
+    return [*names, TERMS_TEMPLATE] if terms != "none" else names
 
 
-def template_variables(record: dict[str, Any], contract: Contract, tenant: TenantConfig) -> dict[str, str]:
-    """What a template can use: the mapping's variables, facts of the sale, and the CRM's own values.
-
-    Only values the CRM actually has are given; a template asking for anything else fails with the
-    variable's name (never a blank in a contract someone signs).
-    """
-    v: dict[str, str] = {"empresa_nome": tenant.name}
-    v.update({k: str(x) for k, x in contract.variables.items() if x not in (None, "")})
-    people = {str(p.get("papel", "")).lower(): p for p in record.get("pessoas") or []}
-    spouse = v.get("conjuge_nome") or (people.get("conjuge") or people.get("cônjuge") or {}).get("nome")
-    v["conjuge_clausula"] = f", e seu cônjuge {spouse}" if spouse else ""
-    facts = {
-        "unidade_nome": record.get("unidade"),
-        "empreendimento_nome": record.get("empreendimento"),
-        "valor_total": v.get("valor"),
-        "data_contrato": record.get("data_venda"),
-    }
-    v.update({k: str(x) for k, x in facts.items() if x not in (None, "")})
-    if v.get("parcela") and v.get("prazo_meses"):
-        v.setdefault("condicoes_pagamento", f"{v['prazo_meses']} parcelas mensais de R$ {v['parcela']}.")
-    extra = record.get("variaveis")
-    if isinstance(extra, dict):
-        v.update({str(k): str(x) for k, x in extra.items() if x not in (None, "")})
-    return v
+def needs_sienge(names: list[str]) -> bool:
+    """Whether any of these templates declares a Sienge source (then dispatch reads Sienge)."""
+    return any(source.startswith("sienge.") for name in names for source in render.template_info(name).sources)
 
 
 def _merge(parts: list[bytes]) -> bytes:
@@ -127,25 +108,27 @@ def contract_document(
     tenant: TenantConfig,
     cvcrm: Connector | None,
     *,
+    context: dict[str, Any],
     template: str | None = None,
     terms: Terms = "none",
 ) -> Document:
-    """The PDF to send. ``template`` forces Ponte's rendering; ``terms`` adds or sends the terms alone."""
+    """The PDF to send. ``template`` forces Ponte's rendering; ``terms`` adds or sends the terms alone.
+
+    ``context`` is what templates read (``pipelines/dispatch/variables.py``: every variable with its
+    source); a template asking for anything missing fails naming the variable and the contract.
+    """
     record_key = f"contract {contract.source_id}"
-    variables = template_variables(record, contract, tenant)
     name = template or contract.template
     if terms == "alone":
-        rendered = render_contract(
-            TERMS_TEMPLATE, variables, title=f"Termo de ciência - {contract.title}", record=record_key
+        rendered = render.render_template(
+            TERMS_TEMPLATE, context, title=f"Termo de ciência - {contract.title}", record=record_key
         )
         content, source = rendered.content, "template"
         doc_name = rendered.name
     else:
         if name:
-            rendered: RenderedDocument = render_contract(
-                name, variables, title=contract.title, record=record_key
-            )
-            content, source = rendered.content, "template"
+            content = render.render_template(name, context, title=contract.title, record=record_key).content
+            source = "template"
         else:
             if cvcrm is None:
                 raise DataError(
@@ -154,7 +137,7 @@ def contract_document(
             content, source = download_crm_pdf(cvcrm, record), "crm_pdf"
         doc_name = f"{contract.title}.pdf"
         if terms == "with_contract":
-            extra = render_contract(TERMS_TEMPLATE, variables, title="Termo de ciência", record=record_key)
+            extra = render.render_template(TERMS_TEMPLATE, context, title="Termo de ciência", record=record_key)
             content = _merge([content, extra.content])
     pages, size = _measure(content, record_key)
     return Document(name=doc_name, content=content, pages=pages, page_size=size, source=source)

@@ -11,7 +11,7 @@ stops the run with that error, because sending anything else would break the sam
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -23,17 +23,16 @@ from connectors.smtp import Email
 from mappings import MappingContext, load_mapping
 from pipelines.dispatch import package as packages
 from pipelines.dispatch.connections import ConnectorSet
-from pipelines.dispatch.documents import Document, Terms, contract_document
+from pipelines.dispatch.documents import Document, Terms, contract_document, needs_sienge, templates_needed
+from pipelines.dispatch.identity import UNCONFIRMED_FIELDS, CrashHook
 from pipelines.dispatch.notify import notify_next_signers
 from pipelines.dispatch.providers import (
-    UNCONFIRMED_FIELD,
-    CrashHook,
     Created,
     require_identity_verification,
     send_clicksign,
     send_docusign,
 )
-from pipelines.dispatch.signers import check_people, initial_status
+from pipelines.dispatch.signers import chain_roles, check_people, initial_status, with_company_signers
 from pipelines.dispatch.signing_links import require_links
 from pipelines.dispatch.source import (
     ContractRef,
@@ -43,6 +42,7 @@ from pipelines.dispatch.source import (
     ready_contracts,
     ready_in,
 )
+from pipelines.dispatch.variables import contract_context, read_sienge, summary
 from pipelines.dispatch.verify import require_verified_manager
 from pipelines.documents.placement import place
 from pipelines.outbox import write_once
@@ -172,6 +172,7 @@ class DispatchRun:
         if contract is None:
             return None
         provider = self.tenant.options.signing_provider
+        record = with_company_signers(record, self.tenant)
         problems = check_people(
             record.get("pessoas") or [], self.tenant.options, self.tenant.connector(provider).spec
         )
@@ -180,16 +181,21 @@ class DispatchRun:
                 "; ".join(p.message for p in problems),
                 record=record_key,
                 field=problems[0].field,
-                hint="complete the person's data in CV CRM, then `ponte deadletter replay`",
+                hint="complete the person's data in CV CRM (or the company signers in the tenant file), "
+                "then `ponte deadletter replay`",
                 details={"problems": [p.__dict__ for p in problems]},
             )
         # every signer Ponte will invite gets a link that exists, or nothing is sent (docs/dispatch.md)
         require_links(self.tenant, record_key, secret=not self.request.plan)
+        context = self.context(
+            record, contract, templates_needed(contract, self.request.template, self.request.terms)
+        )
         document = contract_document(
             record,
             contract,
             self.tenant,
             self._cvcrm_or_none(),
+            context=context,
             template=self.request.template,
             terms=self.request.terms,
         )
@@ -198,6 +204,7 @@ class DispatchRun:
                 record, self.ctx.with_params(document_sha256=document.sha256)
             )
         )
+        raw["summary"] = summary(context["pagamento"])
         raw["document_name"] = document.name
         signers = sorted(raw.get("signers") or [], key=lambda s: (s["routing_order"], s["role"]))
         if not signers:
@@ -211,12 +218,18 @@ class DispatchRun:
         if first != 1:  # a chain whose first slot is absent still starts at order 1 for the provider
             for signer in signers:
                 signer["routing_order"] -= first - 1
-        raw["signers"] = signers
+        raw["signers"] = chain_roles(signers, self.tenant.options)
         pages = contract.signature_pages or self.tenant.options.signature_pages
         try:
             raw["positions"] = [
                 p.model_dump()
-                for p in place([s["role"] for s in signers], document.pages, pages, document.page_size)
+                # only who signs gets a block: an approver or a copy recipient leaves no mark on the page
+                for p in place(
+                    [s["role"] for s in raw["signers"] if s.get("interaction", "sign") == "sign"],
+                    document.pages,
+                    pages,
+                    document.page_size,
+                )
             ]
         except ConfigurationError as exc:
             raise DataError(exc.message, record=record_key, field="signature_pages", hint=exc.hint) from None
@@ -228,6 +241,26 @@ class DispatchRun:
                 first_error["msg"], record=record_key, field=".".join(str(p) for p in first_error["loc"])
             ) from None
         return contract, document, envelope
+
+    def context(self, record: dict[str, Any], contract: Contract, templates: list[str]) -> dict[str, Any]:
+        """What the contract's templates read; Sienge is read only when one of them declares it."""
+        record_key = f"contract {contract.source_id}"
+        facts = None
+        if templates and needs_sienge(templates):
+            facts = read_sienge(self._sienge(record_key), self.tenant, record, record_key)
+        return contract_context(record, contract, self.tenant, facts=facts)
+
+    def _sienge(self, record_key: str) -> Any:
+        key = next((k for k, c in self.tenant.connectors.items() if c.spec == "sienge"), None)
+        if key is None:
+            raise ConfigurationError(
+                f"the contract's template reads Sienge ({record_key}), but the tenant has no Sienge connector",
+                tenant=self.tenant.id,
+                field="connectors",
+                hint="add the sienge connector to the tenant file, or use a template whose sources are "
+                "the CRM's only (`ponte template list`)",
+            )
+        return self.connectors.get(key)
 
     def _cvcrm_or_none(self) -> Any:
         try:
@@ -284,11 +317,26 @@ class DispatchRun:
                 lease_seconds=self.request.lease_seconds,
                 person_checked=self.request.person_checked,
             )
+        # any other provider is described by its spec's `signing` section (docs/dispatch.md)
+        from pipelines.dispatch.spec_provider import send_spec
+
+        if getattr(conn.spec, "signing", None) is not None:
+            return send_spec(
+                self.store,
+                conn,
+                envelope,
+                document,
+                worker=self.worker,
+                run_id=self.request.run_id,
+                crash=self.crash,
+                lease_seconds=self.request.lease_seconds,
+                person_checked=self.request.person_checked,
+            )
         raise ConfigurationError(
-            f"dispatch does not know the signing provider spec {spec!r}",
+            f"the signing provider spec {spec!r} has no signing section, so dispatch cannot send through it",
             tenant=self.tenant.id,
             field="options.signing_provider",
-            hint="use docusign or clicksign",
+            hint="use docusign or clicksign, or declare `signing:` in the connector spec (docs/dispatch.md)",
         )
 
     def _record(
@@ -327,6 +375,8 @@ class DispatchRun:
                         else None,
                         "duration_months": contract.duration_months,
                         "title": contract.title,
+                        # formatted for invitations (valor_total, parcela, prazo_meses): variables.summary
+                        **envelope.summary,
                     },
                 },
             )
@@ -340,6 +390,7 @@ class DispatchRun:
                         document=signer.document,
                         phone=signer.phone,
                         channel=signer.channel,
+                        interaction=signer.interaction,
                         provider_recipient_id=created.recipient_ids.get(signer.role),
                         status=initial_status(signer.routing_order, first),
                         evidence={
@@ -376,42 +427,60 @@ class DispatchRun:
             return row.id
 
     def _warn_package(self) -> None:
+        """The package's consumption notices: every threshold reached and not yet notified gets its
+        e-mail, lowest first, once ever (several in one call when one dispatch crosses several). A
+        notice that cannot go now (SMTP down, another worker sending it) is logged and waits for the
+        next dispatch, the higher ones behind it so the order holds; it never fails the contract, whose
+        envelope is already sent. An attempt a crash interrupted counts as sent (packages.notice_finder).
+        """
         current = packages.state(self.store, self.tenant)
         recipients = [str(e) for e in self.tenant.options.responsible_emails]
         if not recipients:
             return
         for percent in packages.thresholds_reached(self.tenant, current):
+            key = packages.notice_key(self.tenant.id, str(current.package_id), percent)
+            prior = packages.notice_status(self.store, key)
+            if prior == "done":
+                continue
             subject, text = packages.warning_text(self.tenant, current, percent)
-            key = f"{self.tenant.id}:package:{current.package_id}:warn:{percent}"
+            facts = {"percent": percent, "used": current.used, "size": current.size}
 
-            def send(subject: str = subject, text: str = text) -> tuple[str | None, dict[str, Any]]:
-                return str(
-                    self.connectors.get("smtp").send(Email(to=recipients, subject=subject, text=text))
-                ), {}
+            def send(
+                subject: str = subject, text: str = text, facts: dict[str, Any] = facts
+            ) -> tuple[str | None, dict[str, Any]]:
+                message_id = self.connectors.get("smtp").send(Email(to=recipients, subject=subject, text=text))
+                self.crash("after_package_warning_sent")
+                return str(message_id), {**facts, "at": utcnow().isoformat()}
 
-            outcome = write_once(
-                self.store,
-                tenant=self.tenant.id,
-                connector="smtp",
-                action="package_warning",
-                key=key,
-                payload={"percent": percent},
-                send=send,
-                find=None,
-                worker=self.worker,
-                run_id=self.request.run_id,
-            )
+            try:
+                outcome = write_once(
+                    self.store,
+                    tenant=self.tenant.id,
+                    connector="smtp",
+                    action=packages.NOTICE_ACTION,
+                    key=key,
+                    payload={"percent": percent, "package": current.package_id},
+                    send=send,
+                    find=packages.notice_finder(prior, key, facts),
+                    worker=self.worker,
+                    lease_seconds=self.request.lease_seconds,
+                    run_id=self.request.run_id,
+                )
+            except PonteError as exc:
+                log.warning("package notice %s%% for %s not sent (%s); the next dispatch sends it first",
+                            percent, self.tenant.id, exc)
+                return
             if outcome.how == "sent":
                 with self.store.session() as session:
                     audit(
                         session,
                         tenant=self.tenant.id,
                         flow=FLOW,
-                        action="package_warning",
+                        action=packages.NOTICE_ACTION,
                         entity="package",
                         entity_id=str(current.package_id),
                         run_id=self.request.run_id,
-                        details={"percent": percent, "used": current.used, "size": current.size},
+                        details=facts,
                     )
 
     # ------------------------------------------------------------------------------------ a contract
@@ -563,9 +632,22 @@ class DispatchRun:
             except NotFoundError as exc:
                 log.warning("reservation %s not read, nothing dispatched from it: %s", rid, exc)
                 continue
-            yield from ready_in(cvcrm, reserva)
+            yield from self._triggered(ready_in(cvcrm, reserva))
         if self.request.all_ready and not self.request.reservations:
-            yield from ready_contracts(cvcrm)
+            yield from self._triggered(ready_contracts(cvcrm))
+
+    def _triggered(self, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """Ready contracts an automatic run found, less those the tenant's trigger rules leave out (a
+        contract type no rule flags): each one skipped with its reason, never silently."""
+        from pipelines.dispatch.webhooks import poll_refusal
+
+        for record in records:
+            refusal = poll_refusal(self.tenant, record)
+            if refusal is None:
+                yield record
+            else:
+                self._done(ContractOutcome(str(record.get("idreservacontrato")), "skipped", reason=refusal,
+                                           reservation_id=str(record.get("idreserva") or "") or None))
 
     def run(self, records: Iterable[dict[str, Any]] | None = None) -> DispatchReport:
         if not self.request.plan:
@@ -578,6 +660,10 @@ class DispatchRun:
                     continue
                 seen.add(contract_id)
                 self.dispatch(record)
+            if not self.request.plan and self.tenant.options.envelope_package is not None:
+                # a run that only found envelopes already sent (a rerun after a crash between recording
+                # an envelope and its notices) still sends the notices that are due
+                self._warn_package()
         except packages.PackageError as exc:
             self.report.stopped = str(exc)
             raise
@@ -621,6 +707,21 @@ def run_dispatch(
             conns.close()
 
 
+def preview_context(store: Store, tenant: TenantConfig, contract: str, template: str) -> dict[str, Any]:
+    """The variables ``template`` would get for a CRM contract (``801`` or ``3001:801``), read live:
+    what ``ponte template render --contract`` shows. Nothing is sent or stored."""
+    with ConnectorSet(tenant, store) as connectors:
+        run = DispatchRun(store, tenant, connectors, DispatchRequest(plan=True, template=template))
+        record = with_company_signers(load_contract(connectors.get("cvcrm"), ContractRef.parse(contract)), tenant)
+        model = load_mapping("cvcrm/contrato_to_contract").run(record, run.ctx)
+        if model is None:
+            raise DataError(
+                "the contract is already signed in the CRM", record=f"contract {contract}",
+                hint="preview another contract, or `ponte template render NAME --sample`",
+            )
+        return run.context(record, model, [template])
+
+
 def replay_dispatch(store: Store, letter: Any, run_id: str | None) -> None:
     """`ponte deadletter replay` for flow "dispatch": re-read the contract from the CRM and dispatch it."""
     from schemas.tenant import load_tenant
@@ -629,7 +730,7 @@ def replay_dispatch(store: Store, letter: Any, run_id: str | None) -> None:
     reservation = (letter.payload or {}).get("idreserva")
     ref = f"{reservation}:{contract}" if reservation else contract
     # replaying an "unsure create" letter is the person's word that they checked the provider
-    checked = letter.field == UNCONFIRMED_FIELD
+    checked = letter.field in UNCONFIRMED_FIELDS
     run_dispatch(store, load_tenant(letter.tenant),
                  DispatchRequest(contracts=[ref], run_id=run_id, person_checked=checked))
 

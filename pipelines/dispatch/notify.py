@@ -10,6 +10,15 @@ The link in an invitation is one that exists (``pipelines/dispatch/signing_links
 the gateway's ``/sign/<token>``, which opens a fresh recipient view of the embedded signer on each
 click; for a provider without such a link (Clicksign) no invitation is sent and the contract gets a
 dead letter saying so.
+
+Each invitation carries the sale's summary (amount, monthly instalment, duration: the envelope's
+``details["summary"]``) in the tenant's words (``notifications.summary_text``) when the contract has
+all of it; otherwise no summary line at all. WhatsApp templates take a fixed number of parameters, so a
+summary goes out only through the tenant's ``whatsapp_summary_template`` (docs/dispatch.md).
+
+Copy recipients (interaction ``receive_copy``) are not in the signing chain: Ponte never invites them
+and never waits on them (the provider delivers their copy), and an approval counts as done like a
+signature.
 """
 
 from __future__ import annotations
@@ -58,25 +67,57 @@ class Invitation:
     provider_message_id: str | None = None
 
 
-def _brl(value: Any) -> str:
+#: the summary's keys, in the order a summary WhatsApp template takes them (after name and link)
+SUMMARY_KEYS = ("valor_total", "parcela", "prazo_meses")
+#: the interaction of a recipient who only receives a copy (schemas.tenant.Interaction)
+RECEIVE_COPY = "receive_copy"
+
+
+#: keys of the summary envelopes recorded before it was formatted at dispatch -> (key now, formatter)
+_LEGACY_SUMMARY: dict[str, tuple[str, Callable[[str], str]]] = {
+    "value": ("valor_total", lambda v: _brl(v)),
+    "monthly_fee": ("parcela", lambda v: _brl(v)),
+    "duration_months": ("prazo_meses", str),
+}
+
+
+def _brl(value: str) -> str:
     try:
-        amount = Decimal(str(value))
+        amount = Decimal(value)
     except (InvalidOperation, ValueError):
-        return str(value)
-    text = f"{amount:,.2f}"
-    return "R$ " + text.replace(",", "_").replace(".", ",").replace("_", ".")
+        return value
+    return "R$ " + f"{amount:,.2f}".replace(",", "_").replace(".", ",").replace("_", ".")
 
 
-def summary_lines(summary: Mapping[str, Any]) -> list[str]:
-    """Amount, monthly fee and duration, when the contract has them (some notifications want them)."""
-    lines = []
-    if summary.get("value") not in (None, ""):
-        lines.append(f"Valor do contrato: {_brl(summary['value'])}")
-    if summary.get("monthly_fee") not in (None, ""):
-        lines.append(f"Parcela mensal: {_brl(summary['monthly_fee'])}")
-    if summary.get("duration_months") not in (None, ""):
-        lines.append(f"Prazo: {summary['duration_months']} meses")
-    return lines
+def _summary(envelope: Envelope) -> dict[str, str]:
+    """The envelope's summary (valor_total, parcela, prazo_meses, already formatted), blanks left out;
+    an envelope recorded by an earlier release (value, monthly_fee, duration_months) is read too."""
+    raw = (envelope.details or {}).get("summary") or {}
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        text = str(value).strip() if value is not None else ""
+        if not text:
+            continue
+        if key in _LEGACY_SUMMARY:
+            new_key, formatter = _LEGACY_SUMMARY[key]
+            out.setdefault(new_key, formatter(text))
+        else:
+            out[str(key)] = text
+    return out
+
+
+def summary_line(tenant: TenantConfig, envelope: Envelope) -> str | None:
+    """The invitation's summary line in the tenant's words, or None (no summary, or part of it missing)."""
+    return tenant.options.notifications.summary_line(_summary(envelope))
+
+
+def chain_members(signers: list[EnvelopeSigner]) -> list[ChainMember]:
+    """The signing chain as the invitation rules see it (signers.due_for_invitation: copy recipients
+    neither sign nor hold anyone up; an approval or a delivered copy counts as done)."""
+    return [
+        ChainMember(s.id, s.routing_order, s.status, s.notified_at is not None, s.interaction or "sign")
+        for s in signers
+    ]
 
 
 def _getter(
@@ -100,8 +141,8 @@ def _email(
     lines = [
         f"Olá, {signer.name}.",
         "",
-        f'{tenant.name} enviou o documento "{document}" para você assinar eletronicamente.',
-        *summary_lines(envelope.details.get("summary") or {}),
+        f'{tenant.name} enviou o documento "{document}" para você {_verb(signer)} eletronicamente.',
+        *([line] if (line := summary_line(tenant, envelope)) else []),
         "",
         f"Assine em: {link}",
         "",
@@ -117,14 +158,30 @@ def _email(
     )
 
 
-def _whatsapp_record(tenant: TenantConfig, signer: EnvelopeSigner, link: str) -> dict[str, Any]:
+def _verb(signer: EnvelopeSigner) -> str:
+    return "aprovar" if signer.interaction == "approve" else "assinar"
+
+
+def _whatsapp_record(
+    tenant: TenantConfig, envelope: Envelope, signer: EnvelopeSigner, link: str
+) -> dict[str, Any]:
+    """The template message: the tenant's summary template (name, link, valor_total, parcela,
+    prazo_meses) when it has one and the contract has the whole summary, else the plain one (name,
+    link). Each is a fixed list of body text parameters, as the approved template declares them."""
+    settings = tenant.options.notifications
+    summary = _summary(envelope)
+    parameters: dict[str, str] = {"nome": signer.name, "link": link}
+    template = settings.whatsapp_template
+    if settings.whatsapp_summary_template and all(summary.get(k) for k in SUMMARY_KEYS):
+        template = settings.whatsapp_summary_template
+        parameters.update({k: summary[k] for k in SUMMARY_KEYS})
     notification = Notification(
         tenant=tenant.id,
         channel="whatsapp",
         purpose="signing_invitation",
         to_phone=signer.phone,
-        template=tenant.options.notifications.whatsapp_template,
-        parameters={"nome": signer.name, "link": link},
+        template=template,
+        parameters=parameters,
     )
     ctx = MappingContext(tenant=tenant)
     return dict(
@@ -132,7 +189,9 @@ def _whatsapp_record(tenant: TenantConfig, signer: EnvelopeSigner, link: str) ->
     )
 
 
-def _no_link(store: Store, tenant: TenantConfig, envelope: Envelope, exc: DataError, run_id: str | None) -> None:
+def _no_link(
+    store: Store, tenant: TenantConfig, envelope: Envelope, exc: DataError, run_id: str | None
+) -> None:
     """No link exists for this envelope's signers: a dead letter on the contract, no invitation."""
     exc.context(tenant=tenant.id, record=f"contract:{envelope.contract_id}")
     deadletters.put(
@@ -171,8 +230,7 @@ def notify_next_signers(
         signers = list(
             session.scalars(select(EnvelopeSigner).where(EnvelopeSigner.envelope_id == envelope_id))
         )
-        members = [ChainMember(s.id, s.routing_order, s.status, s.notified_at is not None) for s in signers]
-        due_ids = set(due_for_invitation(members))
+        due_ids = set(due_for_invitation(chain_members(signers)))
         due = [s for s in signers if s.id in due_ids]
         session.expunge_all()
     if not due:
@@ -189,7 +247,7 @@ def notify_next_signers(
                 break
             key = f"{envelope.idempotency_key}:invite:{signer.role}:{signer.routing_order}"
             if signer.channel == "whatsapp":
-                record = _whatsapp_record(tenant, signer, link)
+                record = _whatsapp_record(tenant, envelope, signer, link)
                 whatsapp = get("whatsapp")
 
                 def send(

@@ -1,8 +1,7 @@
 """The canonical envelope sent through DocuSign or Clicksign, exactly once.
 
-Each provider's create goes through the outbox (``write_once``) keyed by the envelope's idempotency
-key; before anything is sent again after a crash or an unsure timeout, the envelope is looked up at the
-provider by that key. DocuSign: the ``ponte_key`` custom field and ``GET /envelopes?custom_field=``,
+Each provider's create goes through :func:`pipelines.dispatch.identity.create_once` (the rule "never a
+second envelope" and how it holds are stated there); this module says how each provider is asked. DocuSign: the ``ponte_key`` custom field and ``GET /envelopes?custom_field=``,
 both in the eSignature swagger. Clicksign: the envelope ``metadata`` and ``GET /envelopes?filter[name]=``,
 neither in Clicksign's Postman collection (UNCONFIRMED), so that lookup trusts "not there" only when
 the listing shows it can tell; otherwise the contract is dead-lettered for a person to check, never
@@ -18,16 +17,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
-
 from connectors.runtime.client import Connector
-from connectors.runtime.errors import AmbiguousWriteError
 from mappings import MappingContext, load_mapping
 from pipelines.dispatch.documents import Document
+from pipelines.dispatch.identity import (
+    UNCONFIRMED_FIELD,
+    CrashHook,
+    CreateUnconfirmed,
+    create_once,
+    no_crash,
+    sent_when,
+)
 from pipelines.outbox import write_once
 from pipelines.store.db import Store
-from pipelines.store.models import OutboxItem
-from ponte.errors import ConfigurationError, DataError, NotFoundError, TransientError
+from ponte.errors import ConfigurationError, DataError, NotFoundError
 from schemas.canonical.signing import Envelope
 from schemas.tenant import TenantConfig, docusign_idv_hint
 
@@ -44,12 +47,6 @@ class Created:
     how: str = "sent"
 
 
-#: a hook the crash test uses to die at precise points ("after_provider_call", ...)
-CrashHook = Callable[[str], None]
-
-
-def _noop(_: str) -> None:
-    return None
 
 
 #: the field of the dead letter for a DocuSign contract whose signers must show a document or a selfie
@@ -66,8 +63,10 @@ def require_identity_verification(tenant: TenantConfig, envelope: Envelope) -> N
         return
     asked: dict[str, list[str]] = {}
     for signer in envelope.signers:
-        for wanted, what in ((signer.document_photo_required, "a document photo"),
-                             (signer.selfie_required, "a selfie")):
+        for wanted, what in (
+            (signer.document_photo_required, "a document photo"),
+            (signer.selfie_required, "a selfie"),
+        ):
             if wanted:
                 asked.setdefault(what, []).append(signer.role)
     if not asked:
@@ -83,12 +82,26 @@ def require_identity_verification(tenant: TenantConfig, envelope: Envelope) -> N
     )
 
 
+#: DocuSign's recipient kind for each interaction (the swagger's EnvelopeRecipients)
+DOCUSIGN_KINDS = {"sign": "signers", "approve": "certifiedDeliveries", "receive_copy": "carbonCopies"}
+
+
+def summary_message(envelope: Envelope, ctx: MappingContext) -> str | None:
+    """The sale's summary in the tenant's words, for the provider's own invitation (None: no summary)."""
+    if ctx.tenant is None:
+        return None
+    return ctx.tenant.options.notifications.summary_line(envelope.summary)
+
+
 def docusign_definition(envelope: Envelope, document: Document, ctx: MappingContext) -> dict[str, Any]:
     """The mapping's envelope definition with the computed positions as sign-here tabs.
 
     The mapping places signatures by anchor text; Ponte knows the exact positions (bottom of the
     chosen pages, right to left), so each signer's tabs are replaced by positioned ones (DocuSign
-    positions are pixels at 72 dpi from the top-left corner, i.e. PDF points).
+    positions are pixels at 72 dpi from the top-left corner, i.e. PDF points). Only ``signers`` take
+    tabs: an approver (``certifiedDeliveries``) and a copy recipient (``carbonCopies``) have none in the
+    swagger. The summary goes in ``emailBlurb`` ("included in email body for all envelope recipients",
+    at most 10000 characters), whoever invites.
     """
     b64 = base64.b64encode(document.content).decode()
     definition = dict(
@@ -96,6 +109,7 @@ def docusign_definition(envelope: Envelope, document: Document, ctx: MappingCont
             envelope.model_dump(mode="json"), ctx.with_params(document_base64=b64)
         )
     )
+    recipients = definition["recipients"] = _by_interaction(envelope, definition["recipients"]["signers"])
     by_role: dict[str, list[dict[str, str]]] = {}
     for pos in envelope.positions:
         by_role.setdefault(pos.role, []).append(
@@ -106,11 +120,52 @@ def docusign_definition(envelope: Envelope, document: Document, ctx: MappingCont
                 "yPosition": str(round(pos.y)),
             }
         )
-    for signer in definition["recipients"]["signers"]:
+    for signer in recipients["signers"]:
         tabs = by_role.get(signer["roleName"])
         if tabs:
             signer["tabs"] = {"signHereTabs": tabs}
+    blurb = summary_message(envelope, ctx)
+    if blurb:
+        definition["emailBlurb"] = blurb[:10000]
     return definition
+
+
+#: what a certified delivery or a carbon copy takes of the mapping's signer (the swagger's
+#: certifiedDelivery and carbonCopy definitions: no tabs; DocuSign e-mails a copy recipient, so it is
+#: never embedded; SMS/WhatsApp delivery is sent for signers only)
+_APPROVER_FIELDS = (
+    "email",
+    "name",
+    "recipientId",
+    "routingOrder",
+    "roleName",
+    "clientUserId",
+    "identityVerification",
+)
+_COPY_FIELDS = ("email", "name", "recipientId", "routingOrder", "roleName")
+
+
+def _by_interaction(envelope: Envelope, mapped: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The mapping's signers sorted into DocuSign's recipient kinds by each signer's interaction."""
+    interaction = {s.role: s.interaction for s in envelope.signers}
+    out: dict[str, list[dict[str, Any]]] = {"signers": []}
+    for recipient in mapped:
+        kind = DOCUSIGN_KINDS[interaction.get(recipient["roleName"], "sign")]
+        if kind == "certifiedDeliveries":
+            recipient = {k: recipient[k] for k in _APPROVER_FIELDS if k in recipient}
+        elif kind == "carbonCopies":
+            recipient = {k: recipient[k] for k in _COPY_FIELDS if k in recipient}
+        out.setdefault(kind, []).append(recipient)
+    return out
+
+
+def docusign_recipients(definition: dict[str, Any]) -> dict[str, str]:
+    """role -> recipientId over every recipient kind of a definition."""
+    return {
+        r["roleName"]: str(r["recipientId"])
+        for kind in DOCUSIGN_KINDS.values()
+        for r in definition["recipients"].get(kind) or []
+    }
 
 
 def send_docusign(
@@ -122,15 +177,14 @@ def send_docusign(
     *,
     worker: str,
     run_id: str | None = None,
-    crash: CrashHook = _noop,
+    crash: CrashHook = no_crash,
     lease_seconds: float = 120,
 ) -> Created:
     definition = docusign_definition(envelope, document, ctx)
     key = envelope.idempotency_key
 
-    def send() -> tuple[str | None, dict[str, Any]]:
+    def attempt() -> tuple[str | None, dict[str, Any]]:
         result = conn.call("create_envelope", definition, idempotency_key=key)
-        crash("after_provider_call")
         return result.id, {"status": (result.data or {}).get("status"), "existing": result.existing}
 
     def find() -> tuple[str | None, dict[str, Any]] | None:
@@ -141,33 +195,61 @@ def send_docusign(
             else (found.id, {"status": (found.data or {}).get("status"), "existing": True})
         )
 
-    outcome = write_once(
+    outcome = create_once(
         store,
+        conn,
         tenant=envelope.tenant,
-        connector=conn.name,
-        action="create_envelope",
         key=key,
+        action="create_envelope",
         payload={"contract_id": envelope.contract_id, "document_sha256": envelope.document_sha256},
-        send=send,
+        attempt=attempt,
         find=find,
         worker=worker,
         run_id=run_id,
         lease_seconds=lease_seconds,
+        crash=crash,
     )
-    crash("after_outbox_done")
     if not outcome.external_id:
         raise ConfigurationError("DocuSign answered without an envelopeId", tenant=envelope.tenant)
-    recipients = {s["roleName"]: str(s["recipientId"]) for s in definition["recipients"]["signers"]}
     return Created(
         outcome.external_id,
-        recipients,
+        docusign_recipients(definition),
         {
             "tabs": sum(
                 len(s.get("tabs", {}).get("signHereTabs", [])) for s in definition["recipients"]["signers"]
-            )
+            ),
+            "recipient_kinds": {s.role: DOCUSIGN_KINDS[s.interaction] for s in envelope.signers},
         },
         how=outcome.how,
     )
+
+
+#: the signature watcher kind for a copy recipient: the collection's only value ("Criar Observador da
+#: Assinatura"); whether Clicksign also sends the watcher the signed copy at the end is UNCONFIRMED
+CLICKSIGN_WATCHER_KIND = "all_steps"
+
+
+def clicksign_positions(
+    envelope: Envelope, role: str, page_size: tuple[float, float]
+) -> list[dict[str, Any]]:
+    """One position per chosen page for ``role``, as Clicksign's positioned requirement takes them.
+
+    Ponte's positions are PDF points of the block's top-left corner, from the page's top-left
+    (pipelines/documents/placement.py). Clicksign's are proportions of the page, x from the left edge and
+    y from the top edge, each between 0 and 1, the page as a string from "1" (UNCONFIRMED: not in the
+    Postman collection). Which point of the mark Clicksign puts there is not said either, so Ponte gives
+    the centre of its block: the mark lands inside the block however Clicksign anchors a mark smaller
+    than it.
+    """
+    width, height = page_size
+    out = []
+    for pos in envelope.positions:
+        if pos.role != role:
+            continue
+        x = min(max((pos.x + pos.width / 2) / width, 0.0), 1.0)
+        y = min(max((pos.y + pos.height / 2) / height, 0.0), 1.0)
+        out.append({"page": str(pos.page), "position": [round(x, 4), round(y, 4)]})
+    return out
 
 
 def clicksign_auths(signer: dict[str, Any]) -> list[str]:
@@ -190,7 +272,7 @@ def send_clicksign(
     provider_notifies: bool,
     worker: str,
     run_id: str | None = None,
-    crash: CrashHook = _noop,
+    crash: CrashHook = no_crash,
     lease_seconds: float = 120,
     person_checked: bool = False,
 ) -> Created:
@@ -229,48 +311,29 @@ def send_clicksign(
         return str(outcome.external_id or "")
 
     def find_envelope() -> tuple[str | None, dict[str, Any]] | None:
-        return find_clicksign_envelope(
-            store, conn, tenant, key, body["name"], person_checked=person_checked
-        )
+        return find_clicksign_envelope(store, conn, tenant, key, body["name"], person_checked=person_checked)
 
-    def send_envelope() -> tuple[str | None, dict[str, Any]]:
-        # the spec gives create_envelope no lookup of its own (a name is not a key), so an unsure attempt
-        # comes back as AmbiguousWriteError and is looked up here, by Ponte's key, before any resend
-        for _attempt in range(3):
-            try:
-                result = conn.call("create_envelope", body)
-            except AmbiguousWriteError:
-                found = find_envelope()
-                if found is not None:
-                    return found
-                continue
-            crash("after_provider_call")
-            return result.id, {}
-        raise TransientError(
-            "Clicksign's envelope create stayed unsure after 3 attempts (each looked up first)",
-            tenant=tenant,
-            hint="the next run looks it up again before anything is sent",
-        )
+    def create_envelope() -> tuple[str | None, dict[str, Any]]:
+        # the spec gives create_envelope no lookup of its own (a name is not a key): an unsure attempt
+        # comes back as AmbiguousWriteError and create_once looks it up by Ponte's key before any resend
+        result = conn.call("create_envelope", body)
+        return result.id, {}
 
-    try:
-        created = write_once(
-            store,
-            tenant=tenant,
-            connector=conn.name,
-            action="create_envelope",
-            key=key,
-            payload={"contract_id": envelope.contract_id, "document_sha256": envelope.document_sha256},
-            send=send_envelope,
-            find=find_envelope,
-            worker=worker,
-            run_id=run_id,
-            lease_seconds=lease_seconds,
-        )
-    except CreateUnconfirmed as exc:
-        _release(store, key, worker, exc.message)
-        raise
+    created = create_once(
+        store,
+        conn,
+        tenant=tenant,
+        key=key,
+        action="create_envelope",
+        payload={"contract_id": envelope.contract_id, "document_sha256": envelope.document_sha256},
+        attempt=create_envelope,
+        find=find_envelope,
+        worker=worker,
+        run_id=run_id,
+        lease_seconds=lease_seconds,
+        crash=crash,
+    )
     envelope_id = str(created.external_id)
-    crash("after_outbox_done")
 
     def lookup(action: str, record: dict[str, Any]) -> Callable[[], Any]:
         def find() -> tuple[str | None, dict[str, Any]] | None:
@@ -281,8 +344,20 @@ def send_clicksign(
 
     doc = {**requests["document"]["data"]["attributes"], "envelope_id": envelope_id}
     document_id = step("add_document", f"{key}:document", doc, lookup("add_document", doc))
+    positioned = conn.values.get("signature_positions", "none") == "coordinates"
     signer_ids: dict[str, str] = {}
+    kinds: dict[str, str] = {}
     for raw, signer in zip(requests["signers"], canonical["signers"], strict=True):
+        role = signer["role"]
+        interaction = signer.get("interaction") or "sign"
+        if interaction == "receive_copy":
+            # a copy recipient is a signature watcher, not a signer: no group, no requirement, nobody waits
+            watcher = {"envelope_id": envelope_id, "email": signer["email"], "kind": CLICKSIGN_WATCHER_KIND}
+            signer_ids[role] = step(
+                "add_watcher", f"{key}:watcher:{role}", watcher, lookup("add_watcher", watcher)
+            )
+            kinds[role] = "signature_watcher"
+            continue
         attrs = {**raw["data"]["attributes"], "envelope_id": envelope_id}
         if not provider_notifies:
             attrs["communicate_events"] = {
@@ -290,36 +365,47 @@ def send_clicksign(
                 "signature_request": "none",
                 "signature_reminder": "none",
             }
-        role = signer["role"]
         signer_ids[role] = step("add_signer", f"{key}:signer:{role}", attrs, lookup("add_signer", attrs))
         sid = signer_ids[role]
+        kinds[role] = "signer"
         base = {"envelope_id": envelope_id, "document_id": document_id, "signer_id": sid}
-        agree = {**base, "action": "agree", "role": "sign"}
+        qualification = "sign" if interaction == "sign" else conn.values.get("approve_role", "approve")
+        agree = {**base, "action": "agree", "role": qualification}
         step("add_requirement", f"{key}:req:{role}:agree", agree, lookup("add_requirement", agree))
         for auth in clicksign_auths(signer):
             evidence = {**base, "action": "provide_evidence", "auth": auth}
             step("add_requirement", f"{key}:req:{role}:{auth}", evidence, lookup("add_requirement", evidence))
+        places = clicksign_positions(envelope, role, document.page_size) if interaction == "sign" else []
+        if positioned and places:
+            mark = {
+                **base,
+                "action": "rubricate",
+                "kind": conn.values.get("position_kind", "manuscript"),
+                "positions": places,
+            }
+            step("add_requirement", f"{key}:req:{role}:position", mark, lookup("add_requirement", mark))
     conn.call("activate_envelope", {"envelope_id": envelope_id, "deadline_at": body.get("deadline_at")})
     if provider_notifies:
-        notice = {"envelope_id": envelope_id}
+        notice: dict[str, Any] = {"envelope_id": envelope_id}
+        message = summary_message(envelope, ctx)
+        if message:  # "Notificar Envelope": {message} is the collection's notification text
+            notice["message"] = message
         step("notify", f"{key}:notify", notice, lookup("notify", notice))
     return Created(
         envelope_id,
         signer_ids,
-        {"document_id": document_id, "signer_ids": signer_ids, "positions_in": "details"},
+        {
+            "document_id": document_id,
+            "signer_ids": signer_ids,
+            "recipient_kinds": kinds,
+            "positions_in": "clicksign" if positioned else "details",
+        },
         how=created.how,
     )
 
 
-#: the field of the dead letter for an unsure Clicksign create the lookup could not confirm or rule out;
-#: replaying that letter is a person's confirmation (flow.replay_dispatch)
-UNCONFIRMED_FIELD = "clicksign.create_envelope"
 #: envelopes read, at most, to look one up (a listing that ignores the name filter lists them all)
 LOOKUP_LIMIT = 1000
-
-
-class CreateUnconfirmed(DataError):
-    """An unsure Clicksign create that the lookup can neither confirm nor rule out: a person checks."""
 
 
 def find_clicksign_envelope(
@@ -361,15 +447,18 @@ def find_clicksign_envelope(
             drafts.append(str(item.get("id")))
     if drafts:
         raise _unconfirmed(
-            store, key, name,
+            store,
+            key,
+            name,
             f"the listing shows draft envelope(s) named {name!r} without Ponte's key: {', '.join(drafts)}",
             drafts,
         )
     if person_checked:
         return None
     if unfiltered:
-        raise _unconfirmed(store, key, name, "the listing ignored the name filter, so it may not show every "
-                                             "envelope")
+        raise _unconfirmed(
+            store, key, name, "the listing ignored the name filter, so it may not show every envelope"
+        )
     if len(items) >= LOOKUP_LIMIT:
         raise _unconfirmed(store, key, name, f"the listing has {LOOKUP_LIMIT} or more envelopes by that name")
     return None
@@ -378,9 +467,7 @@ def find_clicksign_envelope(
 def _unconfirmed(
     store: Store, key: str, name: str, why: str, drafts: list[str] | None = None
 ) -> CreateUnconfirmed:
-    with store.session() as session:
-        sent_at = session.scalar(select(OutboxItem.sent_at).where(OutboxItem.idempotency_key == key))
-    when = f" at {sent_at.isoformat(timespec='seconds')} UTC" if sent_at else ""
+    when = sent_when(store, key)
     return CreateUnconfirmed(
         f"Clicksign may already have created this contract's envelope: the create was sent{when} but its "
         f"answer never reached Ponte's records, and Clicksign's envelope lookup cannot tell ({why}); "
@@ -391,16 +478,6 @@ def _unconfirmed(
         "deadletter replay` this letter: the replay is your confirmation, and the envelope is created once",
         details={"idempotency_key": key, "envelope_name": name, "drafts": drafts or []},
     )
-
-
-def _release(store: Store, key: str, worker: str, error: str) -> None:
-    """Give up this worker's claim on the create's outbox row (kept unsure: the next try looks up again)."""
-    with store.session() as session:
-        session.execute(
-            update(OutboxItem)
-            .where(OutboxItem.idempotency_key == key, OutboxItem.claimed_by == worker)
-            .values(status="failed", claimed_by=None, claimed_until=None, last_error=error[:2000])
-        )
 
 
 def signing_link(provider: str, base_url: str, envelope_id: str, recipient_id: str) -> str:

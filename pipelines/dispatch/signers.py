@@ -12,13 +12,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from mappings.transforms import ENUM_TABLES, fold
-from schemas.tenant import SignerSlot, TenantOptions
+from pipelines.backsync.machine import SIGNER_DONE
+from schemas.tenant import SignerSlot, TenantConfig, TenantOptions
 
-#: signer statuses after which a signer no longer blocks nor needs an invitation
-FINAL_SIGNER = frozenset({"signed", "completed"})
+#: signer statuses after which a signer no longer blocks nor needs an invitation: whoever did what their
+#: interaction asks (signed, approved, received their copy: backsync/machine.py SIGNER_DONE)
+FINAL_SIGNER = SIGNER_DONE | {"completed"}
 STOPPED_SIGNER = frozenset({"declined", "expired"})
 #: providers whose connector specs always send an e-mail address for each signer
 PROVIDERS_NEEDING_EMAIL = frozenset({"docusign", "clicksign"})
+#: roles several people may hold on one contract (every co-buyer signs); each after the first is
+#: numbered (co_buyer, co_buyer_2, ...) so a signer's role names one person at the provider
+MANY = frozenset({"co_buyer"})
+#: the CV CRM ``papel`` a company signer of the tenant file takes (cvcrm_signer_role maps it back)
+COMPANY_PAPEL = {"company_representative": "representante", "company_witness": "testemunha_empresa"}
 
 
 def role_of(papel: Any) -> str | None:
@@ -56,7 +63,7 @@ def check_people(
     """Every problem that stops this contract's people from becoming a signer chain.
 
     ``people`` are CV CRM ``pessoas`` (papel, nome, documento, email, celular). Rules: each required
-    slot of the tenant's chain has a person; a role signs once; each signer has a CPF/CNPJ, an e-mail
+    slot of the tenant's chain has a person; a role signs once (co-buyers: each of them); each signer has a CPF/CNPJ, an e-mail
     for the e-mail channel (and for providers that always need one), a mobile phone for WhatsApp.
     """
     slots = {slot.role.value: slot for slot in options.signer_chain}
@@ -67,7 +74,7 @@ def check_people(
         if role is None or role not in slots:
             continue
         seen[role] = seen.get(role, 0) + 1
-        if seen[role] > 1:
+        if seen[role] > 1 and role not in MANY:
             if seen[role] == 2:
                 problems.append(Problem(role, "papel", f"more than one person has the role {role}"))
             continue
@@ -91,8 +98,60 @@ def check_people(
             )
     for role, slot in slots.items():
         if slot.required and role not in seen:
-            problems.append(Problem(role, "pessoas", f"the contract has no {role}, a required signer"))
+            where = (
+                "options.company_signers in the tenant file" if role in COMPANY_PAPEL else "the reservation"
+            )
+            problems.append(
+                Problem(role, "pessoas", f"the contract has no {role}, a required signer (add one to {where})")
+            )
     return problems
+
+
+def with_company_signers(record: Mapping[str, Any], tenant: TenantConfig) -> dict[str, Any]:
+    """The record with the tenant's company signers (legal representative, witness) among its people.
+
+    They are the developer's, not the buyer's, so no CRM record holds them: they join as ``pessoas``
+    in their CV role, and the chain's order puts them after the buyers.
+    """
+    people = [p for p in record.get("pessoas") or [] if role_of(p.get("papel")) not in COMPANY_PAPEL]
+    for signer in tenant.options.company_signers:
+        people.append(
+            {
+                "papel": COMPANY_PAPEL[signer.role.value],
+                "nome": signer.name,
+                "documento": signer.document,
+                "documento_tipo": "cpf",
+                "email": str(signer.email),
+                "celular": signer.phone,
+                "provider_ids": dict(signer.provider_ids),
+            }
+        )
+    return {**record, "pessoas": people}
+
+
+def chain_roles(signers: Sequence[dict[str, Any]], options: TenantOptions) -> list[dict[str, Any]]:
+    """Signers as the chain sets them: each one's interaction from its slot (sign / approve / only a
+    copy), and every holder of a role several people hold numbered after the first (co_buyer_2...)."""
+    slots = {slot.role.value: slot for slot in options.signer_chain}
+    counts: dict[str, int] = {}
+    result = []
+    for signer in signers:
+        role = str(signer["role"])
+        slot = slots.get(role)
+        counts[role] = counts.get(role, 0) + 1
+        item = dict(signer)
+        if slot is not None:
+            item["interaction"] = slot.interaction.value
+        if counts[role] > 1:
+            item["role"] = f"{role}_{counts[role]}"
+        result.append(item)
+    return result
+
+
+def chain_role(role: str) -> str:
+    """The chain's role of a (possibly numbered) signer role: ``co_buyer_2`` → ``co_buyer``."""
+    base, sep, index = role.rpartition("_")
+    return base if sep and index.isdigit() and base in MANY else role
 
 
 @dataclass(frozen=True)
@@ -103,6 +162,8 @@ class ChainMember:
     routing_order: int
     status: str
     notified: bool
+    #: sign | approve | receive_copy: a copy recipient neither needs an invitation nor holds anyone up
+    interaction: str = "sign"
 
 
 def due_for_invitation(members: Iterable[ChainMember]) -> list[Any]:
@@ -111,7 +172,7 @@ def due_for_invitation(members: Iterable[ChainMember]) -> list[Any]:
     Equal orders sign in parallel, so a whole order becomes due at once; a refusal or expiry anywhere
     stops the chain (nobody later is invited to sign a dead envelope).
     """
-    rows = list(members)
+    rows = [m for m in members if m.interaction != "receive_copy"]
     if any(m.status in STOPPED_SIGNER for m in rows):
         return []
     pending = [m.routing_order for m in rows if m.status not in FINAL_SIGNER]

@@ -29,6 +29,7 @@ RESERVA_FIELDS = (
     "idempreendimento",
     "empreendimento",
     "idreserva_int",
+    "condicoes_pagamento",
 )
 
 
@@ -65,18 +66,59 @@ def _person(cvcrm: Connector, idpessoa: Any) -> dict[str, Any]:
 
 
 def _signer_view(person: dict[str, Any], papel: str) -> dict[str, Any]:
-    return {
+    """A CRM person as a ``pessoas`` entry: who signs, and what a contract says about them."""
+    view = {
         "papel": papel,
         "idpessoa": person.get("idpessoa"),
         "nome": person.get("nome"),
         "documento": person.get("documento"),
+        "documento_tipo": person.get("documento_tipo"),
         "email": person.get("email"),
         "celular": person.get("celular") or person.get("telefone"),
+        "estado_civil": person.get("estado_civil"),
+    }
+    spouse = person.get("conjuge")
+    if isinstance(spouse, dict) and str(spouse.get("nome") or "").strip():
+        view["conjuge"] = {k: spouse.get(k) for k in ("nome", "documento", "email", "celular")}
+    return view
+
+
+def _digits(value: Any) -> str:
+    return "".join(ch for ch in str(value or "") if ch.isalnum()).upper()
+
+
+def spouse_of(holder: dict[str, Any], people: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The spouse Sienge recorded on the titular (the CV cliente's ``conjuge``, written by the import) as
+    a ``pessoas`` entry in the spouse role, unless the reservation already lists a spouse (an associate
+    of type cônjuge) or the same person (by CPF) in another role."""
+    spouse = holder.get("conjuge")
+    if not spouse:
+        return None
+    if any(role_is_spouse(p.get("papel")) for p in people):
+        return None
+    document = _digits(spouse.get("documento"))
+    if document and any(_digits(p.get("documento")) == document for p in people):
+        return None
+    return {
+        "papel": "conjuge",
+        "idpessoa": None,
+        "nome": spouse.get("nome"),
+        "documento": spouse.get("documento"),
+        "documento_tipo": "cpf",
+        "email": spouse.get("email"),
+        "celular": spouse.get("celular"),
+        "origem": "conjuge do titular",
     }
 
 
+def role_is_spouse(papel: Any) -> bool:
+    return str(papel or "").strip().lower() in {"conjuge", "cônjuge"}
+
+
 def people_of(cvcrm: Connector, reserva: dict[str, Any]) -> list[dict[str, Any]]:
-    """The reservation's holder and associates as ``pessoas`` entries (holder first)."""
+    """The reservation's holder and associates as ``pessoas`` entries (holder first), and the holder's
+    spouse as Sienge recorded it (see :func:`spouse_of`), so a married buyer's spouse signs without
+    anyone adding an associate by hand."""
     people = []
     if reserva.get("idpessoa"):
         people.append(_signer_view(_person(cvcrm, reserva["idpessoa"]), "titular"))
@@ -85,6 +127,10 @@ def people_of(cvcrm: Connector, reserva: dict[str, Any]) -> list[dict[str, Any]]
             people.append(
                 _signer_view(_person(cvcrm, assoc["idpessoa"]), str(assoc.get("tipo") or "associado"))
             )
+    if people and people[0]["papel"] == "titular":
+        spouse = spouse_of(people[0], people)
+        if spouse is not None:
+            people.insert(1, spouse)
     return people
 
 

@@ -1,1 +1,2 @@
-"""Documents: contract PDFs rendered from templates, signature placement, and QR-stamping of signed PDFs."""
+"""Documents: contract PDFs rendered from HTML templates (Jinja2 sandboxed + WeasyPrint), signature
+placement, and QR-stamping of signed PDFs."""

@@ -255,6 +255,9 @@ class EnvelopeSigner(Base):
     document: Mapped[str | None] = mapped_column(String(20))
     phone: Mapped[str | None] = mapped_column(String(20))
     channel: Mapped[str] = mapped_column(String(20), default="email")
+    #: what the signer does (the tenant's chain): sign, approve or receive_copy; the row's final status
+    #: says which happened (signed, approved, copy_delivered: pipelines/backsync/machine.py)
+    interaction: Mapped[str] = mapped_column(String(20), default="sign", server_default="sign")
     provider_recipient_id: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(30), default="created")
     signed_at: Mapped[datetime | None] = mapped_column(TS)

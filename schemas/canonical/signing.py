@@ -74,6 +74,9 @@ class Signer(CanonicalModel):
     email: EmailAddress | None = None
     phone: PhoneE164 | None = None
     channel: Literal["email", "whatsapp"] = "email"
+    interaction: Literal["sign", "approve", "receive_copy"] = Field(
+        "sign", description="sign, approve, or only receive a copy (the tenant's chain, per role)"
+    )
     selfie_required: bool = False
     document_photo_required: bool = False
     status: SignerStatus = SignerStatus.created
@@ -109,6 +112,11 @@ class Envelope(CanonicalModel):
     status: EnvelopeStatus = EnvelopeStatus.draft
     provider_envelope_id: str | None = None
     email_subject: str | None = None
+    summary: dict[str, str] = Field(
+        default_factory=dict,
+        description="What the invitation summarises (valor_total, parcela, prazo_meses), from the sale's "
+        "payment conditions; empty when the CRM has none",
+    )
 
     @model_validator(mode="after")
     def _orders(self) -> Envelope:

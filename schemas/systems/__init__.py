@@ -25,6 +25,7 @@ from schemas.systems.sienge import (
     SiengeTechnicalAssistance,
     SiengeUnit,
 )
+from schemas.systems.signing import SigningProviderPayload
 from schemas.systems.whatsapp import WhatsappTemplateMessage, WhatsappWebhook
 
 SYSTEM_SCHEMAS: dict[str, type[BaseModel]] = {
@@ -48,6 +49,7 @@ SYSTEM_SCHEMAS: dict[str, type[BaseModel]] = {
     "clicksign/webhook": ClicksignWebhook,
     "whatsapp/template_message": WhatsappTemplateMessage,
     "whatsapp/webhook": WhatsappWebhook,
+    "signing/provider_payload": SigningProviderPayload,
 }
 
 __all__ = ["SYSTEM_SCHEMAS"]

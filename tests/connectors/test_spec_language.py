@@ -40,7 +40,17 @@ def test_exported_json_schema_is_current_and_valid() -> None:
 def test_zapsign_is_added_with_yaml_only() -> None:
     spec = load_spec("zapsign")
     assert {"create_doc", "register_webhook"} <= set(spec.actions) and "events" in spec.webhooks
-    assert not list((ROOT / "connectors").glob("**/zapsign*.py"))
+    assert spec.signing is not None  # what dispatch and back-sync read (docs/dispatch.md)
+    # the sandbox stand-in is not Ponte's code; nothing else in connectors/ is ZapSign's
+    assert [p for p in (ROOT / "connectors").glob("**/zapsign*.py") if "sandbox" not in p.parts] == []
+    # the real guarantee: no ZapSign-specific Python in the pipelines or the orchestration
+    mentions = [
+        str(path.relative_to(ROOT))
+        for layer in ("pipelines", "orchestration")
+        for path in (ROOT / layer).rglob("*.py")
+        if "zapsign" in path.read_text(encoding="utf-8").lower()
+    ]
+    assert mentions == []
 
 
 BASE = """\

@@ -32,6 +32,7 @@ from pipelines.dispatch.documents import Document
 from pipelines.dispatch.notify import _whatsapp_record
 from pipelines.dispatch.providers import send_clicksign, send_docusign
 from pipelines.store import Store, open_store
+from pipelines.store.models import Envelope as EnvelopeRow
 from pipelines.store.models import EnvelopeSigner
 from schemas.canonical.signing import Envelope, SignaturePosition, Signer
 from tests.dispatch.support import cpf
@@ -251,11 +252,16 @@ def test_the_clicksign_envelope_flow_conforms_to_the_collection(sb: Sandbox, sto
     assert capture.checked["clicksign request bodies"] == 11
 
 
-def test_the_whatsapp_invitation_conforms(sb: Sandbox) -> None:
-    tenant = sandbox_tenant(sb, unthrottled=True)
+@pytest.mark.parametrize("summary_template", [None, "ponte_convite_assinatura_resumo"])
+def test_the_whatsapp_invitation_conforms(sb: Sandbox, summary_template: str | None) -> None:
+    tenant = sandbox_tenant(sb, unthrottled=True,
+                            options={"notifications": {"whatsapp_summary_template": summary_template}})
     signer = EnvelopeSigner(role="spouse", routing_order=2, name="João Teste da Silva", phone="+5548991234567",
                             channel="whatsapp")
-    record = _whatsapp_record(tenant, signer, "https://assinar.example.com/s/801")
+    envelope = EnvelopeRow(details={"summary": {"valor_total": "R$ 450.000,00", "parcela": "R$ 3.750,00",
+                                             "prazo_meses": "120"}})
+    record = _whatsapp_record(tenant, envelope, signer, "https://assinar.example.com/s/801")
+    assert len(record["template"]["components"][0]["parameters"]) == (5 if summary_template else 2)
     with capturing() as capture, open_connector(tenant, "whatsapp") as conn:
         assert conn.call("send_template", record).id.startswith("wamid.")
     _assert_conforms(capture, "whatsapp request bodies", "whatsapp responses")

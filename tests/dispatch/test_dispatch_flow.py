@@ -92,7 +92,7 @@ def test_ponte_invitations_in_chain_order(sb, store: Store, monkeypatch: pytest.
     sb.smtp.wait_for(to=client_mail)
     assert not sb.smtp.inbox(to=spouse_mail)  # the spouse waits for the client
     first = sb.smtp.inbox(to=client_mail)[0]
-    assert f"Assine em: {gateway}/sign/" in first.text() and "Valor do contrato: R$ 612.345,67" in first.text()
+    assert f"Assine em: {gateway}/sign/" in first.text() and "Valor: R$ 612.345,67" in first.text()
 
     sb.sign(outcome.provider_envelope_id, "1")
     _mark_signed(store, outcome.envelope_id, 1)

@@ -13,7 +13,9 @@ from pipelines.dispatch.documents import contract_document
 from pipelines.dispatch.flow import DispatchRequest, run_dispatch
 from pipelines.dispatch.package import PackageError
 from pipelines.dispatch.signers import ChainMember, check_people, due_for_invitation, role_of
+from pipelines.dispatch.variables import VARIABLES, contract_context
 from pipelines.dispatch.verify import UnverifiedEmailError
+from pipelines.documents.render import SAMPLE_CONTEXT
 from pipelines.store.db import Store
 from ponte.errors import DataError
 from schemas.canonical.signing import Contract
@@ -74,29 +76,29 @@ def _contract(**variables: str) -> Contract:
 
 
 RECORD = {"idreservacontrato": 9, "unidade": "Apto 502", "empreendimento": "Residencial Ponte",
-          "data_venda": "20/11/2026", "pessoas": [{"papel": "conjuge", "nome": "João Carlos"}],
-          "variaveis": {"empresa_cnpj": "12.345.678/0001-95", "unidade_area": "72,5", "data_entrega": "12/2028"}}
+          "data_venda": "20/11/2026", "pessoas": [{"papel": "titular", "nome": "Maria Aparecida",
+                                                   "documento": "52998224725"}]}
 
 
 def test_template_pdf_shows_the_variables_in_an_independent_reader(sb) -> None:
     tenant = sandbox_tenant(sb)
-    contract = _contract(cliente_nome="Maria Aparecida", cliente_documento="529.982.247-25", valor="612.345,67",
-                         parcela="4.592,59", prazo_meses="120")
-    doc = contract_document(RECORD, contract, tenant, None, terms="with_contract")
+    doc = contract_document(RECORD, _contract(), tenant, None, context=SAMPLE_CONTEXT, terms="with_contract")
     pdf = pdfium.PdfDocument(doc.content)
     text = " ".join(pdf[i].get_textpage().get_text_range() for i in range(len(pdf))).replace("\r\n", " ")
-    for value in ("Maria Aparecida", "529.982.247-25", "Apto 502", "Residencial Ponte", "612.345,67",
-                  "120 parcelas mensais de R$ 4.592,59", "João Carlos", "Termo de ciência"):
+    for value in ("Maria Conceição Souza", "529.982.247-25", "Apartamento 1203, Bloco B",
+                  "Residencial Jardim dos Ipês", "R$ 450.000,00", "R$ 2.500,00", "João Antônio Souza",
+                  "Termo de ciência"):
         assert value in text
     assert doc.pages == len(pdf) and doc.source == "template"
 
 
 def test_template_missing_variable_is_an_error_naming_it(sb) -> None:
-    record = {**RECORD, "variaveis": {}}
-    with pytest.raises(DataError, match=r"needs .*data_entrega") as info:
-        contract_document(record, _contract(cliente_nome="M", cliente_documento="1"), sandbox_tenant(sb), None)
-    assert info.value.field in {"data_entrega", "empresa_cnpj", "unidade_area", "valor_total",
-                                "condicoes_pagamento"}
+    """The CRM alone (no Sienge read) lacks the development's CNPJ: the contract is refused naming it."""
+    tenant = sandbox_tenant(sb)
+    context = contract_context(RECORD, _contract(), tenant)
+    with pytest.raises(DataError, match=r"contract 9") as info:
+        contract_document(RECORD, _contract(), tenant, None, context=context)
+    assert info.value.field and info.value.field.split(".")[0] in VARIABLES
 
 
 # ------------------------------------------------------------------------------------- properties

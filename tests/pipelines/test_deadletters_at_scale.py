@@ -218,7 +218,7 @@ def test_migration_0003_keeps_the_newest_open_letter_of_each_record(db_url: str)
             _legacy_row(conn, "customer:2", "open", base)  # same time: the later row wins
             _legacy_row(conn, "customer:3", "open", base)
         store.upgrade()
-        assert store.current_revision() == "0003"
+        assert store.current_revision() == "0004"
         with store.engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
         assert diff == []
@@ -246,7 +246,7 @@ def test_migration_0003_keeps_the_newest_open_letter_of_each_record(db_url: str)
         command.downgrade(store._alembic_config(), "0002")
         assert store.current_revision() == "0002"
         store.upgrade()
-        assert store.current_revision() == "0003"
+        assert store.current_revision() == "0004"
         assert len(deadletters.list_open(store, "demo")) == 3
     finally:
         store.dispose()

@@ -6,34 +6,16 @@ code from the rendered image. Neither shares code with what produced the PDF.
 
 from __future__ import annotations
 
-import io
-
 import pypdfium2 as pdfium
 import pytest
 import zxingcpp
 from hypothesis import given
 from hypothesis import strategies as st
-from pypdf import PdfReader
 
-from pipelines.documents.placement import A4, chosen_pages, place
-from pipelines.documents.render import fill, render_contract, text_to_pdf
+from pipelines.documents.placement import A4, SIGNATURE_BAND, chosen_pages, place
+from pipelines.documents.render import text_to_pdf
 from pipelines.documents.stamp import stamp
 from ponte.errors import ConfigurationError, DataError
-
-VARIABLES = {
-    "empresa_nome": "Construtora Demonstração Ltda",
-    "empresa_cnpj": "12.ABC.345/01DE-35",
-    "cliente_nome": "Maria Conceição Souza",
-    "cliente_documento": "529.982.247-25",
-    "conjuge_clausula": ", casada com João Souza",
-    "unidade_nome": "Apto 101",
-    "empreendimento_nome": "Residencial Ipê",
-    "unidade_area": "72,5",
-    "valor_total": "450.000,00",
-    "condicoes_pagamento": "Entrada de R$ 45.000,00 e 120 parcelas mensais.",
-    "data_contrato": "23/11/2026",
-    "data_entrega": "30/06/2028",
-}
 
 
 def _text(pdf: bytes) -> str:
@@ -41,46 +23,15 @@ def _text(pdf: bytes) -> str:
     return "\n".join(doc[i].get_textpage().get_text_range() for i in range(len(doc)))
 
 
-def test_a_rendered_contract_shows_every_variable_filled_in_an_independent_reader() -> None:
-    document = render_contract("compra_e_venda", VARIABLES, title="Contrato Apto 101")
-    text = _text(document.content)
-    for value in (
-        "Maria Conceição Souza",
-        "529.982.247-25",
-        "Residencial Ipê",
-        "R$ 450.000,00",
-        "30/06/2028",
-    ):
-        assert value in text
-    assert "${" not in text
-    assert document.pages == len(PdfReader(io.BytesIO(document.content)).pages)
-
-
-def test_a_missing_variable_names_it_and_renders_nothing() -> None:
-    variables = {k: v for k, v in VARIABLES.items() if k != "valor_total"}
-    with pytest.raises(DataError) as info:
-        render_contract("compra_e_venda", variables, title="x", record="contract 7")
-    assert info.value.field == "valor_total"
-    assert "valor_total" in str(info.value) and "contract 7" in str(info.value)
-
-
-def test_an_unknown_template_lists_the_available_ones() -> None:
-    with pytest.raises(ConfigurationError, match="compra_e_venda"):
-        render_contract("nao_existe", VARIABLES, title="x")
-
-
-def test_money_signs_need_no_escaping() -> None:
-    assert fill("Total: R$ ${v}", {"v": "10,00"}) == "Total: R$ 10,00"
-
-
-@given(st.integers(min_value=1, max_value=9), st.integers(min_value=1, max_value=12))
-def test_positions_are_inside_the_page_right_to_left_and_never_overlap(signers: int, pages: int) -> None:
+@given(st.integers(min_value=1, max_value=8), st.integers(min_value=1, max_value=12))
+def test_positions_are_inside_the_band_right_to_left_and_never_overlap(signers: int, pages: int) -> None:
     roles = [f"r{i}" for i in range(signers)]
     positions = place(roles, pages, "all")
     assert len(positions) == signers * pages
     width, height = A4
     for p in positions:
-        assert p.x >= 0 and p.x + p.width <= width and p.y >= 0 and p.y + p.height <= height
+        assert p.x >= 0 and p.x + p.width <= width and p.y + p.height <= height
+        assert p.y >= height - SIGNATURE_BAND  # inside the band templates keep free of text
     first_page = [p for p in positions if p.page == 1]
     bottom_row = [p for p in first_page if p.y == first_page[0].y]
     assert [p.x for p in bottom_row] == sorted((p.x for p in bottom_row), reverse=True)  # right to left
@@ -93,6 +44,11 @@ def test_positions_are_inside_the_page_right_to_left_and_never_overlap(signers: 
                     or a.y + a.height <= b.y
                     or b.y + b.height <= a.y
                 )
+
+
+def test_a_chain_too_long_for_the_band_is_refused_naming_the_limit() -> None:
+    with pytest.raises(ConfigurationError, match=r"9 signers do not fit at the bottom of a page \(at most 8\)"):
+        place([f"r{i}" for i in range(9)], 1)
 
 
 def test_page_choices() -> None:

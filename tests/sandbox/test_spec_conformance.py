@@ -27,6 +27,7 @@ from pipelines.dispatch.documents import Document
 from pipelines.dispatch.notify import _whatsapp_record
 from pipelines.dispatch.providers import send_clicksign, send_docusign
 from pipelines.store import Store, open_store
+from pipelines.store.models import Envelope as EnvelopeRow
 from pipelines.store.models import EnvelopeSigner
 from schemas.canonical.signing import Envelope, SignaturePosition, Signer
 from tests.dispatch.support import cpf
@@ -149,7 +150,7 @@ def test_whatsapp_send_answer_and_status_webhooks_follow_metas_spec(fresh: Sandb
         for phone in ("+5548991234567", "+5548990000000"):  # the second is not on WhatsApp: failed
             signer = EnvelopeSigner(role="client", routing_order=1, name="Maria Teste da Silva", phone=phone,
                                     channel="whatsapp")
-            record = _whatsapp_record(tenant, signer, "https://assinar.example.com/s/921")
+            record = _whatsapp_record(tenant, EnvelopeRow(details={}), signer, "https://assinar.example.com/s/921")
             sent.append(conn.call("send_template", record).id)
         fresh.whatsapp.set_status(sent[0], "read")
         received = fresh.sink.wait_for("wa-spec", 4)  # sent, delivered, read; failed
