@@ -8,10 +8,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from pipelines.store import Store, open_store
+
+# timings are not asserted in tests (these machines are noisy, two workers share two cores): a property
+# test is about what the code does, so hypothesis's per-example deadline is off everywhere
+settings.register_profile("ponte", deadline=None)
+settings.load_profile("ponte")
 
 pytest_plugins = ["tests.security.logscan", "tests.support.spec_capture"]
 

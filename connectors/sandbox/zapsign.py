@@ -10,7 +10,7 @@ What PROVIDERS.md does not say is modelled as the connector spec assumes it (con
 UNCONFIRMED there): the document JSON (``token``, ``status`` pending | signed | refused, ``signed_file``,
 ``signers[]`` with ``token``, ``status`` new | signed | refused, ``signed_at``), ``GET /api/v1/docs/``
 (``{count, next, previous, results}``, filter ``external_id``), ``GET``/``DELETE /api/v1/docs/{token}/``
-and a webhook body that is the document plus ``event_type``. ``config.zapsign_doc_lookup`` makes the
+(a deleted document reads as 404; a signed one cannot be deleted) and a webhook body that is the document plus ``event_type``. ``config.zapsign_doc_lookup`` makes the
 listing ignore the filter or vanish, so dispatch's lookup can be tested against a ZapSign that differs.
 """
 
@@ -157,6 +157,8 @@ class ZapsignSandbox(SandboxSystem):
     async def delete_doc(self, request: Request) -> Response:
         with self.lock:
             doc = self._doc(request.path_params["token"])
+            if doc["status"] == "signed":  # modelled as the spec assumes (UNCONFIRMED): a signed one stays
+                raise ApiError(400, "Documento assinado não pode ser excluído.")
             doc["status"] = "deleted"
             doc["last_update_at"] = now()
             self._notify(doc, "doc_deleted")

@@ -23,6 +23,11 @@ def register(app: typer.Typer) -> None:
         template: str = typer.Option(None, "--template", help="Render this template instead of the CRM's PDF."),
         terms: str = typer.Option("none", "--terms", help="none | with_contract | alone"),
         plan: bool = typer.Option(False, "--plan", help="Dry run: show the envelopes that would be sent."),
+        resend: bool = typer.Option(
+            False, "--resend",
+            help="Send the named contracts again when their envelope was refused, expired or voided (a new "
+            "envelope keyed with a resend counter; nothing is voided). A live or signed one is left as it is.",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the run's outcomes and counts as JSON (masked)."),
     ) -> None:
         """Send contracts as envelopes to the tenant's signing provider, exactly once each.
@@ -37,12 +42,14 @@ def register(app: typer.Typer) -> None:
 
         if not contracts and not all_ready:
             fail("say what to send: --contract ID (repeatable) or --all-ready")
+        if resend and (all_ready or not contracts):
+            fail("--resend sends named contracts again: give --contract ID (repeatable), not --all-ready")
         if terms not in ("none", "with_contract", "alone"):
             fail(f"--terms {terms!r}: use none, with_contract or alone")
         config = load_tenant(tenant)
         store = open_store()
         request = DispatchRequest(contracts=list(contracts or []), all_ready=all_ready, plan=plan,
-                                  template=template, terms=terms)  # type: ignore[arg-type]
+                                  template=template, terms=terms, resend=resend)  # type: ignore[arg-type]
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} contracts"),
                       TimeElapsedColumn(), console=err_console if as_json else console, transient=True,
                       disable=as_json) as bar:

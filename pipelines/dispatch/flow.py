@@ -17,20 +17,23 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from connectors.smtp import Email
 from mappings import MappingContext, load_mapping
 from pipelines.dispatch import package as packages
+from pipelines.dispatch import providers, versions
 from pipelines.dispatch.connections import ConnectorSet
 from pipelines.dispatch.documents import Document, Terms, contract_document, needs_sienge, templates_needed
 from pipelines.dispatch.identity import UNCONFIRMED_FIELDS, CrashHook
-from pipelines.dispatch.notify import notify_next_signers
+from pipelines.dispatch.notify import notify_document_changed, notify_next_signers
 from pipelines.dispatch.providers import (
     Created,
+    Voided,
     require_identity_verification,
     send_clicksign,
     send_docusign,
+    void_once,
 )
 from pipelines.dispatch.signers import chain_roles, check_people, initial_status, with_company_signers
 from pipelines.dispatch.signing_links import require_links
@@ -49,7 +52,7 @@ from pipelines.outbox import write_once
 from pipelines.store import deadletters
 from pipelines.store.claims import worker_name
 from pipelines.store.db import Store
-from pipelines.store.models import Envelope, EnvelopeSigner, utcnow
+from pipelines.store.models import Envelope, EnvelopeSigner, OutboxItem, utcnow
 from pipelines.store.repos import audit
 from ponte.errors import ConfigurationError, DataError, NotFoundError, PonteError, TransientError
 from ponte.logging import get_logger
@@ -88,6 +91,12 @@ class DispatchRequest:
     #: a person checked the provider after a dead letter said a create was unsure and the lookup could
     #: not tell (set by the replay of that letter; providers.find_clicksign_envelope)
     person_checked: bool = False
+    #: an operator asked to send the same document again (`ponte sync dispatch --contract X --resend`): a
+    #: refused, expired or voided envelope gets a new one keyed with a resend counter (versions.py)
+    resend: bool = False
+    #: a person checked the provider after a dead letter said a create of another document version was
+    #: sent but never recorded (versions.UNFINISHED_FIELD): those creates are given up
+    abandon_unfinished: bool = False
 
 
 @dataclass
@@ -103,6 +112,8 @@ class ContractOutcome:
     positions: int = 0
     document_sha256: str | None = None
     reservation_id: str | None = None
+    #: the provider's id of the envelope of the earlier document version this one replaced (voided first)
+    replaced_envelope_id: str | None = None
 
 
 @dataclass
@@ -270,22 +281,128 @@ class DispatchRun:
 
     # ----------------------------------------------------------------------------------- sending
 
-    def _existing(self, envelope: CanonicalEnvelope) -> Envelope | None:
+    def _history(self, envelope: CanonicalEnvelope) -> tuple[list[versions.Sent], list[str]]:
+        """The contract's recorded envelopes (oldest first) and the keys of its creates that were sent
+        but never recorded (a crash between the provider's answer and the record)."""
+        prefix = f"{self.tenant.id}:contract:{envelope.contract_id}:"
         with self.store.session() as session:
-            by_key = session.scalars(
-                select(Envelope).where(Envelope.idempotency_key == envelope.idempotency_key)
-            ).one_or_none()
-            if by_key is not None:
-                return by_key
-            return session.scalars(
-                select(Envelope)
-                .where(
-                    Envelope.tenant == self.tenant.id,
-                    Envelope.contract_id == envelope.contract_id,
-                    Envelope.status.in_(ACTIVE),
+            rows = session.execute(
+                select(Envelope.id, Envelope.idempotency_key, Envelope.document_hash, Envelope.status)
+                .where(Envelope.tenant == self.tenant.id, Envelope.contract_id == envelope.contract_id)
+                .order_by(Envelope.id)
+            ).all()
+            attempts = session.scalars(
+                select(OutboxItem.idempotency_key).where(
+                    OutboxItem.tenant == self.tenant.id,
+                    OutboxItem.idempotency_key.startswith(prefix, autoescape=True),
+                    OutboxItem.sent_at.is_not(None),
+                    OutboxItem.status != "dead",  # the provider refused it: nothing was created
                 )
-                .order_by(Envelope.id.desc())
-            ).first()
+            ).all()
+        history = [versions.Sent(key, sha, status, rid) for rid, key, sha, status in rows]
+        recorded = {s.key for s in history}
+        unrecorded = [k for k in attempts if k not in recorded and versions.base_of(k) is not None]
+        return history, unrecorded
+
+    def _decide(self, envelope: CanonicalEnvelope) -> versions.Decision:
+        history, unrecorded = self._history(envelope)
+        decision = versions.decide(
+            history, envelope.document_sha256, envelope.idempotency_key,
+            resend=self.request.resend, unrecorded=unrecorded,
+        )
+        if decision.action == "unfinished" and self.request.abandon_unfinished and not self.request.plan:
+            with self.store.session() as session:
+                session.execute(
+                    update(OutboxItem)
+                    .where(OutboxItem.idempotency_key.in_(decision.unfinished))
+                    .values(status="dead", claimed_by=None, claimed_until=None,
+                            last_error="given up: a person checked the provider (dead-letter replay)")
+                )
+            decision = versions.decide(
+                history, envelope.document_sha256, envelope.idempotency_key,
+                resend=self.request.resend,
+                unrecorded=[k for k in unrecorded if k not in decision.unfinished],
+            )
+        return decision
+
+    def _replace(self, old: versions.Sent, envelope: CanonicalEnvelope) -> tuple[str, Voided]:
+        """Void the contract's live envelope of an earlier document version, exactly once, and record it
+        (status voided, the reason, the version that replaced it) before the new version is created."""
+        with self.store.session() as session:
+            row = session.get(Envelope, old.id)
+            assert row is not None
+            provider, provider_id = row.provider, str(row.provider_envelope_id or "")
+            deadline = row.expires_at.isoformat(timespec="milliseconds") if row.expires_at else None
+        reason = versions.void_reason(envelope.document_sha256)
+        voided = void_once(
+            self.store,
+            self.connectors.get(provider),
+            tenant=self.tenant.id,
+            old_key=old.key,
+            provider_envelope_id=provider_id,
+            reason=reason,
+            contract_id=envelope.contract_id,
+            worker=self.worker,
+            deadline_at=deadline,
+            run_id=self.request.run_id,
+            crash=self.crash,
+            lease_seconds=self.request.lease_seconds,
+        )
+        status = voided.provider_state if voided.provider_state in ("declined", "expired") else "voided"
+        with self.store.session() as session:
+            row = session.get(Envelope, old.id)
+            assert row is not None
+            if row.status in versions.LIVE:
+                row.status = status
+                row.details = {
+                    **(row.details or {}),
+                    "void": {
+                        "reason": reason,
+                        "replaced_by": envelope.idempotency_key,
+                        "replaced_by_sha256": envelope.document_sha256,
+                        "provider_state": voided.provider_state,
+                        "how": voided.how,
+                        "at": utcnow().isoformat(),
+                    },
+                }
+                audit(
+                    session,
+                    tenant=self.tenant.id,
+                    flow=FLOW,
+                    action="envelope_voided",
+                    entity="envelope",
+                    entity_id=str(row.id),
+                    source_record=f"cvcrm:contract:{envelope.contract_id}",
+                    mapping_version=self.mapping_version,
+                    run_id=self.request.run_id,
+                    details={"provider": provider, "provider_envelope_id": provider_id, "reason": reason,
+                             "status": status, "how": voided.how, "replaced_by": envelope.idempotency_key},
+                )
+        self.crash("after_void_recorded")
+        return provider_id, voided
+
+    def _tell_replaced(self, contract_id: str, new_key: str) -> None:
+        """The signers who had signed the version ``new_key`` replaced hear that the document changed:
+        Ponte's e-mail when Ponte invites, or when the provider's own void notice is not confirmed
+        (anything but DocuSign); DocuSign's void notice otherwise. Idempotent; never fails the contract."""
+        by_ponte = self.tenant.options.notifications.by == "ponte"
+        provider = self.tenant.options.signing_provider
+        if not by_ponte and self.tenant.connector(provider).spec == "docusign":
+            return
+        with self.store.session() as session:
+            replaced = [
+                (e.id, str(void.get("replaced_by_sha256") or ""))
+                for e in session.scalars(
+                    select(Envelope).where(Envelope.tenant == self.tenant.id, Envelope.contract_id == contract_id)
+                )
+                if (void := (e.details or {}).get("void") or {}).get("replaced_by") == new_key
+            ]
+        for old_id, sha in replaced:
+            try:
+                notify_document_changed(self.store, self.tenant, old_id, versions.sha8(sha),
+                                        self.connectors, run_id=self.request.run_id)
+            except PonteError as exc:
+                log.warning("contract %s: the document-changed notice waits for the next run: %s", contract_id, exc)
 
     def _send(self, envelope: CanonicalEnvelope, document: Document) -> Created:
         provider = self.tenant.options.signing_provider
@@ -503,48 +620,67 @@ class DispatchRun:
                 {"role": s.role, "routing_order": s.routing_order, "channel": s.channel}
                 for s in envelope.signers
             ]
-            existing = self._existing(envelope)
-            if existing is not None:
-                same = existing.idempotency_key == envelope.idempotency_key
-                reason = (
-                    "this document version was already sent"
-                    if same
-                    else "the contract has an active envelope for another version; void it first"
-                )
-                if same and self.tenant.options.notifications.by == "ponte":
+            decision = self._decide(envelope)
+            if decision.action == "already_sent":
+                existing = decision.current
+                assert existing is not None
+                if existing.status in versions.LIVE and self.tenant.options.notifications.by == "ponte":
                     # an earlier run may have stopped between recording the envelope and inviting the
                     # first signers; inviting is idempotent, so catch up here
                     notify_next_signers(
-                        self.store, self.tenant, existing.id, self.connectors, run_id=self.request.run_id
+                        self.store, self.tenant, existing.id or 0, self.connectors, run_id=self.request.run_id
                     )
+                if existing.status in versions.LIVE:
+                    self._tell_replaced(contract_id, existing.key)  # and the notice of a replaced version
                 return self._done(
                     ContractOutcome(
                         contract_id,
                         "already_sent",
                         existing.id,
-                        existing.provider_envelope_id,
-                        reason,
+                        self._provider_id(existing.id),
+                        decision.reason,
                         signers,
                         len(envelope.positions),
                         envelope.document_sha256,
                     )
                 )
+            if decision.action == "signed_stands":
+                raise providers.SignedVersionStands(
+                    str(decision.reason), field=versions.SIGNED_FIELD,
+                    hint="a person decides: keep the signed contract (restore its document in the CRM), or "
+                    "have it rescinded and a new contract issued; replaying this letter sends nothing while the "
+                    "signed one stands",
+                )
+            if decision.action == "unfinished":
+                raise DataError(
+                    str(decision.reason), field=versions.UNFINISHED_FIELD,
+                    hint="at the provider, look for an envelope carrying one of these keys (DocuSign's ponte_key "
+                    "custom field, Clicksign's metadata, a YAML provider's external key) and void it if it is "
+                    "there; then `ponte deadletter replay` this letter: the replay is your word that you checked",
+                )
+            envelope = envelope.model_copy(update={"idempotency_key": decision.key})
             # a document photo or selfie DocuSign cannot be asked for is refused, never dropped
             require_identity_verification(self.tenant, envelope)
             if self.request.plan:
+                replaced = decision.current if decision.action == "replace" else None
                 return self._done(
                     ContractOutcome(
                         contract_id,
                         "would_send",
                         None,
                         None,
-                        None,
+                        f"would void envelope {self._provider_id(replaced.id)} (version "
+                        f"{versions.sha8(replaced.sha256)}) first" if replaced else None,
                         signers,
                         len(envelope.positions),
                         envelope.document_sha256,
                     )
                 )
             packages.ensure_available(self.store, self.tenant)
+            replaced_id: str | None = None
+            if decision.action == "replace":
+                assert decision.current is not None
+                replaced_id, _ = self._replace(decision.current, envelope)
             created = self._send(envelope, document)
             self.crash("before_record")
             envelope_id = self._record(contract, document, envelope, created)
@@ -581,6 +717,8 @@ class DispatchRun:
                 log.warning(
                     "contract %s: envelope sent, invitations deferred to the next run: %s", contract_id, exc
                 )
+        if replaced_id is not None:
+            self._tell_replaced(contract_id, envelope.idempotency_key)
         return self._done(
             ContractOutcome(
                 contract_id,
@@ -591,8 +729,16 @@ class DispatchRun:
                 signers,
                 len(envelope.positions),
                 envelope.document_sha256,
+                replaced_envelope_id=replaced_id,
             )
         )
+
+    def _provider_id(self, envelope_id: int | None) -> str | None:
+        if envelope_id is None:
+            return None
+        with self.store.session() as session:
+            row = session.get(Envelope, envelope_id)
+            return row.provider_envelope_id if row is not None else None
 
     def _done(self, outcome: ContractOutcome) -> ContractOutcome:
         self.report.outcomes.append(outcome)
@@ -731,8 +877,10 @@ def replay_dispatch(store: Store, letter: Any, run_id: str | None) -> None:
     ref = f"{reservation}:{contract}" if reservation else contract
     # replaying an "unsure create" letter is the person's word that they checked the provider
     checked = letter.field in UNCONFIRMED_FIELDS
+    # replaying an "unfinished create of another version" letter is the person's word that they checked
+    abandon = letter.field == versions.UNFINISHED_FIELD
     run_dispatch(store, load_tenant(letter.tenant),
-                 DispatchRequest(contracts=[ref], run_id=run_id, person_checked=checked))
+                 DispatchRequest(contracts=[ref], run_id=run_id, person_checked=checked, abandon_unfinished=abandon))
 
 
 __all__ = [

@@ -318,3 +318,100 @@ def notify_next_signers(
     finally:
         close()
     return made
+
+
+#: signer statuses that mean "this person already signed (or approved) the document"
+ALREADY_SIGNED = frozenset({"signed", "approved"})
+
+
+def _changed_email(tenant: TenantConfig, old: Envelope, signer: EnvelopeSigner, version: str) -> Email:
+    document = old.document_name.removesuffix(".pdf")
+    text = "\n".join(
+        [
+            f"Olá, {signer.name}.",
+            "",
+            f'O documento "{document}" que você {"aprovou" if signer.interaction == "approve" else "assinou"} '
+            f"eletronicamente foi alterado por {tenant.name} depois do envio.",
+            f"A versão anterior foi cancelada e não tem mais validade; a nova versão ({version}) será enviada "
+            "para assinatura na mesma ordem, e você receberá um novo convite quando for a sua vez.",
+        ]
+    )
+    return Email(
+        to=[signer.email or ""],
+        subject=f"Documento alterado: {document}",
+        text=text + "\n",
+        headers={"X-Ponte-Envelope": old.idempotency_key},
+    )
+
+
+def notify_document_changed(
+    store: Store,
+    tenant: TenantConfig,
+    old_envelope_id: int,
+    version: str,
+    connectors: Connectors = None,
+    *,
+    run_id: str | None = None,
+) -> list[Invitation]:
+    """Tell the signers who already signed a replaced envelope that its document changed (an e-mail).
+
+    Each notice is an outbox write keyed ``<old key>:changed:<role>:<order>``, so it goes once however
+    often this is called (dispatch calls it after the new version is recorded, and again on a later run
+    in case SMTP was down). Only signers Ponte recorded as signed are told (back-sync's record); one
+    without an e-mail (a WhatsApp-only signer) is logged and skipped: no approved WhatsApp template says
+    this (docs/dispatch.md, "Document versions"). ``version`` is the new version's short hash.
+    """
+    with store.session() as session:
+        old = session.get(Envelope, old_envelope_id)
+        if old is None or old.tenant != tenant.id:
+            raise ConfigurationError(f"no envelope {old_envelope_id} for tenant {tenant.id}", tenant=tenant.id)
+        signed = [s for s in old.signers if s.status in ALREADY_SIGNED]
+        session.expunge_all()
+    if not signed:
+        return []
+    get, close = _getter(connectors, tenant, store)
+    worker = f"{socket.gethostname()}:notify"
+    made: list[Invitation] = []
+    try:
+        for signer in sorted(signed, key=lambda s: (s.routing_order, s.role)):
+            if not signer.email:
+                log.warning("envelope %s: %s signed the replaced version but has no e-mail; not told",
+                            old.id, signer.role)
+                continue
+            email = _changed_email(tenant, old, signer, version)
+            smtp = get("smtp")
+
+            def send(email: Email = email, smtp: Any = smtp) -> tuple[str | None, dict[str, Any]]:
+                return str(smtp.send(email)), {}
+
+            outcome = write_once(
+                store,
+                tenant=tenant.id,
+                connector="smtp",
+                action="document_changed_notice",
+                key=f"{old.idempotency_key}:changed:{signer.role}:{signer.routing_order}",
+                payload={"envelope": old.id, "role": signer.role, "version": version},
+                send=send,
+                find=None,
+                worker=worker,
+                run_id=run_id,
+            )
+            if outcome.how == "sent":
+                with store.session() as session:
+                    audit(
+                        session,
+                        tenant=tenant.id,
+                        flow=FLOW,
+                        action="document_changed_notice",
+                        entity="envelope",
+                        entity_id=str(old.id),
+                        source_record=f"contract:{old.contract_id}",
+                        run_id=run_id,
+                        details={"role": signer.role, "routing_order": signer.routing_order,
+                                 "version": version, "message_id": outcome.external_id},
+                    )
+            made.append(Invitation(old.id, signer.role, signer.routing_order, "email", outcome.how,
+                                   outcome.external_id))
+    finally:
+        close()
+    return made

@@ -19,6 +19,7 @@ from typing import Any
 
 from connectors.runtime.client import Connector
 from mappings import MappingContext, load_mapping
+from pipelines.dispatch import versions
 from pipelines.dispatch.documents import Document
 from pipelines.dispatch.identity import (
     UNCONFIRMED_FIELD,
@@ -30,7 +31,7 @@ from pipelines.dispatch.identity import (
 )
 from pipelines.outbox import write_once
 from pipelines.store.db import Store
-from ponte.errors import ConfigurationError, DataError, NotFoundError
+from ponte.errors import ConfigurationError, ConflictError, DataError, NotFoundError
 from schemas.canonical.signing import Envelope
 from schemas.tenant import TenantConfig, docusign_idv_hint
 
@@ -489,3 +490,146 @@ def signing_link(provider: str, base_url: str, envelope_id: str, recipient_id: s
     if provider == "clicksign":
         return f"{base_url.rstrip('/')}/sign/{envelope_id}/{recipient_id}"
     return f"{base_url.rstrip('/')}/signing/{envelope_id}?recipient={recipient_id}"
+
+
+# ------------------------------------------------------------------------------------------ voiding
+
+
+class SignedVersionStands(DataError):
+    """The provider says the envelope to replace is completed: the old version was signed, nothing new
+    is sent (pipelines/dispatch/versions.py)."""
+
+
+@dataclass
+class Voided:
+    """What the void step of a replaced envelope did."""
+
+    #: "voided" (now), "already_done" (the outbox had it), "found" (the provider had it voided, declined,
+    #: expired or gone: nothing to void)
+    how: str
+    provider_state: str
+    reason: str
+
+
+#: the void action of each hand-written provider, and whether Ponte's reason travels with it
+VOID_ACTIONS = {"docusign": "void_envelope", "clicksign": "cancel_envelope"}
+
+
+def void_action(conn: Connector) -> str | None:
+    """The action that voids an envelope at ``conn``'s provider, or None when its spec has none."""
+    if conn.name in VOID_ACTIONS:
+        return VOID_ACTIONS[conn.name]
+    signing = getattr(conn.spec, "signing", None)
+    void = getattr(signing, "void", None) if signing is not None else None
+    return void.action if void is not None else None
+
+
+def provider_state(conn: Connector, provider_envelope_id: str) -> str:
+    """What the provider holds for one envelope now (versions.ProviderState), read as back-sync reads
+    it (DocuSign's envelope and recipients, Clicksign's envelope and event log, a YAML provider's
+    ``signing.status``); an envelope the provider no longer has is "gone"."""
+    # back-sync's reader, imported late: back-sync imports dispatch
+    from pipelines.backsync.flow import read_provider
+
+    try:
+        events = read_provider(conn, provider_envelope_id)
+    except NotFoundError:
+        return "gone"
+    return versions.provider_state(e.kind.value for e in events)
+
+
+def void_once(
+    store: Store,
+    conn: Connector,
+    *,
+    tenant: str,
+    old_key: str,
+    provider_envelope_id: str,
+    reason: str,
+    contract_id: str,
+    worker: str,
+    deadline_at: str | None = None,
+    run_id: str | None = None,
+    crash: CrashHook = no_crash,
+    lease_seconds: float = 120,
+) -> Voided:
+    """Void a replaced envelope at its provider exactly once (outbox key ``<old key>:void``).
+
+    The provider is read first: completed raises :class:`SignedVersionStands` (the signed version
+    stands); voided, declined, expired or gone needs no void. A void the provider refuses is read again
+    to tell "already over" (fine) from "completed" (:class:`SignedVersionStands`) from anything else (a
+    dead letter: a person voids it in the provider's panel, then replays). A transient failure
+    propagates (the contract is deferred; nothing new is sent). After a crash the outbox finds a void
+    that happened by reading the provider before voiding again.
+    """
+    action = void_action(conn)
+    record = f"contract {contract_id}"
+    before = provider_state(conn, provider_envelope_id)
+    if before == "completed":
+        raise _signed(conn, provider_envelope_id, record)
+    if action is None and before == "live":
+        raise DataError(
+            f"{conn.name}'s spec declares no signing.void, so Ponte cannot void envelope "
+            f"{provider_envelope_id} of the contract's earlier document version; nothing new was sent",
+            record=record,
+            field="signing.void",
+            hint=f"void (cancel) envelope {provider_envelope_id} in {conn.name}'s panel, or declare `signing.void` "
+            "in the connector spec; then `ponte deadletter replay` the contract",
+        )
+
+    def find() -> tuple[str | None, dict[str, Any]] | None:
+        state = provider_state(conn, provider_envelope_id)
+        return None if state in ("live", "completed") else (provider_envelope_id, {"provider_state": state})
+
+    def send() -> tuple[str | None, dict[str, Any]]:
+        if before != "live":  # over at the provider already: recorded as this version's void, no call
+            return provider_envelope_id, {"provider_state": before, "called": False}
+        try:
+            # deadline_at: the envelope's own, for a provider whose update body carries it (Clicksign)
+            conn.call(str(action), {"envelope_id": provider_envelope_id, "reason": reason, "deadline_at": deadline_at})
+        except (DataError, NotFoundError, ConflictError) as exc:
+            state = provider_state(conn, provider_envelope_id)
+            if state == "completed":
+                raise _signed(conn, provider_envelope_id, record) from None
+            if state == "live":
+                raise DataError(
+                    f"{conn.name} refused to void envelope {provider_envelope_id} of the contract's earlier "
+                    f"document version ({exc.message}); nothing new was sent",
+                    record=record,
+                    field="signing.void",
+                    hint=f"void (cancel) envelope {provider_envelope_id} in {conn.name}'s panel, then "
+                    "`ponte deadletter replay` the contract",
+                ) from None
+            return provider_envelope_id, {"provider_state": state, "called": True, "refused": exc.message}
+        crash("after_void_call")
+        return provider_envelope_id, {"provider_state": "voided", "called": True}
+
+    outcome = write_once(
+        store,
+        tenant=tenant,
+        connector=conn.name,
+        action=str(action or "void"),
+        key=f"{old_key}:void",
+        payload={"contract_id": contract_id, "envelope": provider_envelope_id, "reason": reason},
+        send=send,
+        find=find,
+        worker=worker,
+        run_id=run_id,
+        lease_seconds=lease_seconds,
+    )
+    state = str(outcome.result.get("provider_state") or "voided")
+    how = "voided" if outcome.how == "sent" and outcome.result.get("called") else outcome.how
+    if outcome.how == "sent" and not outcome.result.get("called"):
+        how = "found"
+    return Voided(how, state, reason)
+
+
+def _signed(conn: Connector, provider_envelope_id: str, record: str) -> SignedVersionStands:
+    return SignedVersionStands(
+        f"the contract's document changed, but {conn.name} says envelope {provider_envelope_id} of the earlier "
+        "version is already completed: the signed version stands and the new one was not sent",
+        record=record,
+        field=versions.SIGNED_FIELD,
+        hint="a person decides: keep the signed contract (restore its document in the CRM), or have it "
+        "rescinded and a new contract issued; replaying this letter sends nothing while the signed one stands",
+    )

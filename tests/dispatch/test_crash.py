@@ -81,3 +81,49 @@ def test_killed_dispatcher_never_makes_a_second_envelope(sb, tmp_path: Path) -> 
     assert {r for p, _, r in outcomes if p == "after_provider_call"} == {"found"}
     conns.close()
     store.dispose()
+
+
+#: the steps of replacing a changed document's envelope: the void call, its record, the new create, its record
+REPLACE_POINTS = ["after_void_call", "after_void_recorded", "after_provider_call", "after_record"]
+
+
+def test_killed_dispatcher_replacing_a_version_leaves_one_live_envelope_and_one_void(sb, tmp_path: Path) -> None:
+    from pipelines.store.models import OutboxItem
+    from tests.dispatch.test_versions import change_document
+
+    url = f"sqlite:///{tmp_path / 'crash-versions.db'}"
+    store = open_store(url)
+    tenant = sandbox_tenant(sb, tenant_id="crash-versions", unthrottled=True)
+    verify_manager(store, tenant)
+    conns = ConnectorSet(tenant, store)
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["tests.dispatch.crash_worker"])
+    for crash_at in REPLACE_POINTS:
+        sale = seed_sale(sb, tenant, roles=("titular", "Cônjuge"), pdf_pages=1)
+        first = run_dispatch(store, tenant, DispatchRequest(contracts=[sale.ref]), conns).outcomes[0]
+        change_document(sb, sale, f"versão após {crash_at}")
+        proc = ctx.Process(target=crash_worker.dispatch, args=(url, tenant.model_dump_json(), sale.ref, crash_at))
+        proc.start()
+        proc.join(20)
+        assert proc.exitcode == 137, f"the crash point {crash_at} was not reached"
+        result = _restart(store, tenant, conns, sale.ref)
+        assert result in ("sent", "found", "already_sent"), (crash_at, result)
+        marker = f":contract:{sale.contract_id}:"
+        at_provider = [e for e in sb.state.docusign.envelopes.values()
+                       if any(f["name"] == "ponte_key" and marker in f["value"]
+                              for f in e["customFields"]["textCustomFields"])]
+        statuses = sorted(e["status"] for e in at_provider)
+        assert statuses == ["sent", "voided"], (crash_at, statuses)  # one live per version, one void
+        voided = next(e for e in at_provider if e["status"] == "voided")
+        assert voided["envelopeId"] == first.provider_envelope_id
+        with store.session() as session:
+            rows = list(session.scalars(select(Envelope).where(Envelope.contract_id == str(sale.contract_id))
+                                        .order_by(Envelope.id)))
+            assert [r.status for r in rows] == ["voided", "sent"], crash_at
+            voids = session.scalars(select(OutboxItem).where(OutboxItem.idempotency_key.endswith(":void"),
+                                                             OutboxItem.idempotency_key.contains(marker))).all()
+            assert [v.status for v in voids] == ["done"], crash_at
+            assert session.scalar(select(func.count()).select_from(PackageLedgerEntry)
+                                  .where(PackageLedgerEntry.envelope_key.contains(marker))) == 2
+    conns.close()
+    store.dispose()
