@@ -23,6 +23,7 @@ FLOWS = [
     "orchestration.dispatch.defs",
     "orchestration.backsync.defs",
     "orchestration.assistance.defs",
+    "orchestration.reconcile.defs",
 ]
 
 

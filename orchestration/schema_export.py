@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,21 @@ from schemas.tenant import TenantConfig
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ID_BASE = "https://ponte.dev/schemas/"
+
+TENANT_SCHEMA = "tenant.schema.json"
+MAPPING_SCHEMA = "mapping.schema.json"
+CONNECTOR_SPEC_SCHEMA = "connector-spec.schema.json"
+TEMPLATE_SCHEMA = "template-declaration.schema.json"
+#: every kind of YAML file people write: (files under the project root, the schema under schemas/json).
+#: Each file's first line names its schema for editors (yaml-language-server, see :func:`schema_line`);
+#: .vscode/settings.json maps the same globs for editors that read settings instead.
+YAML_KINDS: dict[str, tuple[str, str]] = {
+    "tenant": ("tenants/*.yaml", TENANT_SCHEMA),
+    "connector spec": ("connectors/specs/*.yaml", CONNECTOR_SPEC_SCHEMA),
+    "mapping": ("mappings/**/*.yaml", MAPPING_SCHEMA),
+    "template declaration": ("mappings/templates/*.yml", TEMPLATE_SCHEMA),
+}
+SCHEMA_LINE_PREFIX = "# yaml-language-server: $schema="
 
 
 def _model_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -49,6 +65,7 @@ def collect() -> dict[str, dict[str, Any]]:
     for rel, (module, attr) in {
         "connector-spec.schema.json": ("connectors.spec", "json_schema"),
         "mapping.schema.json": ("mappings.language", "json_schema"),
+        TEMPLATE_SCHEMA: ("pipelines.documents.render", "declaration_json_schema"),
     }.items():
         provider = _optional(module, attr)
         if provider is not None:
@@ -65,6 +82,13 @@ def render(schema: dict[str, Any]) -> str:
 
 def json_dir() -> Path:
     return settings.project_root() / "schemas" / "json"
+
+
+def schema_line(schema: str, file: Path) -> str:
+    """The first line of a YAML ``file`` checked against ``schema`` (a path under schemas/json):
+    ``# yaml-language-server: $schema=<path relative to the file>``."""
+    rel = os.path.relpath(json_dir().resolve() / schema, Path(file).resolve().parent)
+    return SCHEMA_LINE_PREFIX + Path(rel).as_posix()
 
 
 def export(target: Path | None = None) -> list[Path]:

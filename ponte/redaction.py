@@ -25,7 +25,6 @@ from collections.abc import Callable
 from typing import Any
 
 from stdnum.br import cnpj as _cnpj
-from stdnum.br import cpf as _cpf
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
@@ -181,31 +180,65 @@ _SECRET_KEYS = (
 )
 #: "field credentials.password: <message>" (how PonteError names a field): a label, not key=value
 _FIELD_LABEL = re.compile(r"\bfields?\s+[\w.\[\]=*-]*$", re.I)
-_PHONE_WORDS = re.compile(r"(?:phone|fone|celular|cel|whats\w*|mobile|tel)\W{0,3}$", re.I)
+
+
+#: words of a message, not a value, after "token:" / "secret=" ("credential token: environment variable
+#: PONTE_X is not set"): left readable when the sentence goes on after them
+_MESSAGE_WORDS = frozenset({
+    "environment", "env", "variable", "is", "was", "not", "required", "missing", "unset", "empty", "none",
+    "null", "invalid", "expired", "must", "should", "has", "have", "the", "a", "an", "no",
+})
+_SENTENCE_GOES_ON = re.compile(r"\s+[A-Za-z]")
 
 
 def _key_value(match: re.Match[str]) -> str:
     if _FIELD_LABEL.search(match.string, max(0, match.start() - 120), match.start()):
+        return match.group(0)
+    value = match.group("val")
+    if (not match.group("q") and value.lower() in _MESSAGE_WORDS
+            and _SENTENCE_GOES_ON.match(match.string, match.end())):
         return match.group(0)
     return f"{match.group('key')}{match.group('q')}{MASK}"
 
 
 def _auth_scheme(match: re.Match[str]) -> str:
     scheme, value = match.group(1), match.group(2)
-    # "Token" is also an ordinary word ("token expired"): only a credential-looking value follows it
+    # "Token", "Basic" and "Bearer" are also ordinary words ("token expired", "Basic authentication
+    # failed", "missing Bearer token."): a value of letters alone is a word, unless it is what an
+    # Authorization header carries
+    header = re.search(r"authorization\W*$", match.string[max(0, match.start() - 40):match.start()], re.I)
+    if value.rstrip(".").isalpha() and not header:
+        return match.group(0)
     if scheme.lower() == "token" and not re.search(r"[\d._~+/=-]", value):
         return match.group(0)
     return f"{scheme} {MASK}"
 
 
+#: Brazilian area codes (DDD), as a pattern
+_DDD = (
+    "(?:1[1-9]|2[12478]|3[1-578]|4[1-9]|5[1345]|6[1-9]|7[134579]|8[1-9]|9[1-9])"
+)
+_MOBILE = re.compile(_DDD + "9")
+#: words saying the number that follows is a document (CPF/CNPJ), or a phone
+_DOCUMENT_WORDS = re.compile(r"cpf|cnpj|documento|\bdoc\b", re.I)
+_PHONE_WORDS = re.compile(r"phone|fone|celular|\bcel\b|whats|mobile|\btel\b", re.I)
+
+
 def _eleven_digits(match: re.Match[str]) -> str:
-    """CPF or mobile phone: check digits and the words before decide (both are masked either way)."""
+    """CPF or mobile phone (both are masked either way; the mask should say which).
+
+    A number shaped like a mobile phone (an area code, then 9) is a phone unless the nearest word before
+    it says document (``cpf``, ``documento``); any other eleven digits are a CPF.
+    """
     digits = match.group(0)
-    before = match.string[max(0, match.start() - 24):match.start()]
-    phone_shaped = digits[0] != "0" and digits[1] != "0" and digits[2] == "9"
-    if phone_shaped and (_PHONE_WORDS.search(before) or not _cpf.is_valid(digits)):
-        return mask_phone(digits)
-    return mask_cpf(digits)
+    if not _MOBILE.match(digits):
+        return mask_cpf(digits)
+    before = match.string[max(0, match.start() - 32):match.start()]
+    document = [m.end() for m in _DOCUMENT_WORDS.finditer(before)]
+    phone = [m.end() for m in _PHONE_WORDS.finditer(before)]
+    if document and (not phone or document[-1] > phone[-1]):
+        return mask_cpf(digits)
+    return mask_phone(digits)
 
 
 _PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
@@ -230,9 +263,9 @@ _PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
         ),
         _key_value,
     ),
-    # E-mail addresses, malformed ones too (a doubled @).
+    # E-mail addresses, malformed ones too (a doubled @, two addresses run together: one mask).
     (
-        re.compile(r"\b[A-Za-z0-9._%+-]+@+[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\b"),
+        re.compile(r"\b[A-Za-z0-9._%+-]+(?:@+[A-Za-z0-9._%+-]+)*@+[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\b"),
         lambda m: mask_email(m.group(0)),
     ),
     # Formatted CNPJ, numeric or alphanumeric (12.ABC.345/01DE-35).
@@ -242,9 +275,17 @@ _PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     ),
     # Formatted CPF.
     (re.compile(r"\b\d{3}\.\d{3}\.\d{3}-\d{2}\b"), lambda m: mask_cpf(m.group(0))),
-    # Phones: +55 (11) 98765-4321, (11) 98765-4321, +5511987654321, 11 98765 4321.
+    # Phones: +55 (11) 98765-4321, (11) 98765-4321, +5511987654321.
     (
         re.compile(r"(?<![\w*])\+\d[\d\s().-]{9,18}\d\b|\(\d{2}\)\s?9?\d{4}[-\s]?\d{4}\b"),
+        lambda m: mask_phone(m.group(0)),
+    ),
+    # Phones written with an area code and separators: 48 99123-4567, 48 9 9123-4567, 11 98765 4321,
+    # 55 48 99123-4567, 48 3222-1100 (a landline takes a dash, so number lists are not phones).
+    (
+        re.compile(
+            rf"(?<![\w*+.,/-])(?:55[ -])?{_DDD}[ -]?(?:9[ .]?\d{{4}}[ .-]|[2-5]\d{{3}}-)\d{{4}}(?![\w-])"
+        ),
         lambda m: mask_phone(m.group(0)),
     ),
     # Bare 14 digits (CNPJ) and 10-13 digits (CPF, phones with area code): masked whatever they are.

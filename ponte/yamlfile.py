@@ -6,10 +6,13 @@ line and the field is the difference between a fix and a search.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -87,8 +90,61 @@ def load_yaml(path: str | Path) -> YamlDocument:
     return YamlDocument(path=path, data=data, lines=lines)
 
 
-def describe_validation_error(doc: YamlDocument, error: ValidationError, what: str) -> str:
-    """One line per problem: ``file:line: field.path: message (got value)``."""
+def _alternatives(annotation: Any) -> list[Any]:
+    """The types an annotation may hold: Annotated and unions unwrapped (None left out)."""
+    origin = get_origin(annotation)
+    if origin is typing.Annotated:
+        return _alternatives(get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return [t for arg in get_args(annotation) for t in _alternatives(arg)]
+    if annotation is type(None):
+        return []
+    return [annotation]
+
+
+def _is_model(kind: Any) -> bool:
+    return isinstance(kind, type) and issubclass(kind, BaseModel)
+
+
+def field_names_at(model: type[BaseModel], loc: Iterable[str | int]) -> list[str]:
+    """The field names (as written in YAML: aliases) of the object at ``loc`` in a ``model`` document:
+    through nested models, list items (an int in ``loc``) and dict values (any key). Empty when
+    ``loc`` leads nowhere a model is."""
+    current: list[Any] = [model]
+    for part in loc:
+        following: list[Any] = []
+        for kind in (t for c in current for t in _alternatives(c)):
+            origin = get_origin(kind)
+            if _is_model(kind) and isinstance(part, str):
+                for name, info in kind.model_fields.items():
+                    if part in (name, info.alias):
+                        following.append(info.annotation)
+            elif isinstance(origin, type) and issubclass(origin, Mapping) and len(get_args(kind)) == 2:
+                following.append(get_args(kind)[1])
+            elif (isinstance(part, int) and isinstance(origin, type) and issubclass(origin, Sequence)
+                  and get_args(kind)):
+                following.append(get_args(kind)[0])
+        current = following
+    names: dict[str, None] = {}
+    for kind in (t for c in current for t in _alternatives(c)):
+        if _is_model(kind):
+            names.update({(info.alias or name): None for name, info in kind.model_fields.items()})
+    return list(names)
+
+
+def did_you_mean(word: str, names: Iterable[str]) -> str | None:
+    """The name ``word`` was most likely meant to be (a typo's fix), or None."""
+    names = list(names)
+    # a short word has few letters to compare: one wrong letter of two ("bi" for "by") is still a typo
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6 if len(word) > 3 else 0.5)
+    return close[0] if close else None
+
+
+def describe_validation_error(
+    doc: YamlDocument, error: ValidationError, what: str, model: type[BaseModel] | None = None
+) -> str:
+    """One line per problem: ``file:line: field.path: message (got value)``. With ``model`` (the one
+    validated), an unknown field names the field of that object it most likely meant."""
     rows = []
     for item in error.errors(include_url=False):
         loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-")))
@@ -106,6 +162,9 @@ def describe_validation_error(doc: YamlDocument, error: ValidationError, what: s
             message = "required field is missing"
         elif item["type"] == "extra_forbidden":
             message = "unknown field (check its spelling against the schema)"
+            meant = did_you_mean(str(clean[-1]), field_names_at(model, clean[:-1])) if model and clean else None
+            if meant:
+                message = f"unknown field, did you mean {meant!r}?"
         got = item.get("input")
         suffix = ""
         if item["type"] not in ("missing",) and not isinstance(got, dict | list):
@@ -119,4 +178,4 @@ def parse_model(doc: YamlDocument, model: type[M], what: str, hint: str) -> M:
     try:
         return model.model_validate(doc.data)
     except ValidationError as exc:
-        raise ConfigurationError(describe_validation_error(doc, exc, what), hint=hint) from exc
+        raise ConfigurationError(describe_validation_error(doc, exc, what, model), hint=hint) from exc

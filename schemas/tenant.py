@@ -341,6 +341,26 @@ class DispatchTrigger(ConfigModel):
         return self
 
 
+class OnSigned(ConfigModel):
+    """What back-sync does in CV CRM once every signer signed, besides attaching the stamped PDF
+    (docs/backsync.md, "The CRM contract, complete"). Unset: the original contract is marked signed,
+    the evidence summary is kept by Ponte only, and the reservation is not moved."""
+
+    reservation_situation: Annotated[int, Field(strict=True, ge=0)] | None = Field(
+        None,
+        description="CV CRM reservation situation id (the RS workflow's, per tenant) the reservation moves to "
+        "when the contract is signed (activation); unset: it is not moved",
+    )
+    validate_contract: bool = Field(
+        False, description="Also mark the original CRM contract validated (validado S) when marking it signed"
+    )
+    evidence_document_type: Annotated[int, Field(strict=True, ge=0)] | None = Field(
+        None,
+        description="CV CRM document type id (idtipo) the evidence summary PDF is attached to the reservation "
+        "as; unset: Ponte keeps it (its path is in the contract's history) and attaches nothing",
+    )
+
+
 class TenantOptions(ConfigModel):
     envelope_package: EnvelopePackage | None = None
     envelope_deadline_days: Annotated[int, Field(ge=1, le=365)] = 30
@@ -367,6 +387,13 @@ class TenantOptions(ConfigModel):
         default_factory=list, description="Must include at least one verified e-mail before sending"
     )
     import_cron: str = "*/15 * * * *"
+    reconcile_cron: str = Field("30 3 * * *", description="When the signing and import reconciliation runs "
+                                "(America/Sao_Paulo; docs/reliability.md, \"Reconciliation\")")
+    auto_send_missed: bool = Field(
+        False,
+        description="Reconciliation dispatches CRM contracts that are ready but were never sent (default: "
+        "it reports them with the command to send them)",
+    )
     lookback_minutes: Annotated[int, Field(ge=0)] = 10
     dead_letter_error_threshold: Annotated[int, Field(ge=1)] = Field(
         1000,
@@ -374,6 +401,7 @@ class TenantOptions(ConfigModel):
         "(any open one is a warning)",
     )
     assistance: AssistanceOptions = Field(default_factory=AssistanceOptions)
+    on_signed: OnSigned = Field(default_factory=OnSigned)
     dispatch_triggers: list[DispatchTrigger] | None = Field(
         None,
         description="Which CV CRM events start a dispatch (docs/dispatch.md, \"Rule-based triggers\"); unset: "

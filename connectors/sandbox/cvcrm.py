@@ -3,7 +3,9 @@
 Faithful to PROVIDERS.md §2: ``email`` + ``token`` headers (or the v3 login's Bearer), 403 "Permissão
 de acesso desabilitada" for a module the profile lacks, 200 requests/minute with the next minute
 blocked after a 429, clientes upserted by ``documento``, and webhooks that POST ids only, unsigned, to
-the registered ``endereco``. What an upsert (and a reservation PUT) does with the fields its body does
+the registered ``endereco``. Once a contract is signed, back-sync marks it signed (a route CV does not
+document), attaches a document to the reservation and moves the reservation's situation; the sandbox
+holds those bodies to its choices (unknown fields, situations and document types are refused). What an upsert (and a reservation PUT) does with the fields its body does
 not mention is undocumented, so it is a switch, ``cvcrm_upsert``: ``merge`` (default) keeps them,
 ``replace`` drops them; the import must keep the CRM's own enrichment under both. Body shapes the
 vendor does not document are the sandbox's choice and are listed in docs/sandbox.md.
@@ -42,6 +44,8 @@ WORKFLOWS: dict[str, list[dict[str, Any]]] = {
         {"idsituacao": 10, "nome": "Reservada", "ordem": 1, "final": False, "cancelada": False},
         {"idsituacao": 11, "nome": "Vendida", "ordem": 2, "final": True, "cancelada": False},
         {"idsituacao": 12, "nome": "Cancelada", "ordem": 3, "final": True, "cancelada": True},
+        # where a tenant may move a sale once its contract is signed (options.on_signed, "activation")
+        {"idsituacao": 13, "nome": "Contrato assinado", "ordem": 4, "final": True, "cancelada": False},
     ],
 }
 ALIASES = {"assistencias": "AS", "assistencia": "AS", "reservas": "RS", "reserva": "RS"}
@@ -55,6 +59,17 @@ CONTRACT_TYPES: list[dict[str, Any]] = [
 #: the ``CV`` gatilho a saved contract fires, by its state (sandbox choice: CV's gatilhos are per-tenant
 #: situation ids and the contract's are undocumented)
 CONTRACT_GATILHOS = {"cadastrado": 30, "validado": 31, "assinado": 32}
+#: the reservation document types the sandbox CRM knows (sandbox choice: CV's upload names ``idtipo`` but
+#: its types are per-tenant configuration with no documented listing)
+DOCUMENT_TYPES: list[dict[str, Any]] = [
+    {"idtipo": 1, "nome": "Documento de identificação"},
+    {"idtipo": 2, "nome": "Comprovante de residência"},
+    {"idtipo": 7, "nome": "Evidências da assinatura eletrônica"},
+]
+#: what ``idtipo_associacao`` may say (sandbox choice, UNCONFIRMED: who the document belongs to)
+DOCUMENT_ASSOCIATIONS = {1: "reserva", 2: "titular", 3: "associado"}
+#: the only fields the (UNCONFIRMED) contract update takes, and the only values they take
+CONTRACT_FLAGS = ("assinado", "validado")
 REQUIRED_CLIENTE = ("idpessoa_int", "nome", "documento_tipo", "documento", "telefone", "email")
 #: reservation fields a PUT writes; under ``cvcrm_upsert: replace`` the ones a body leaves out are cleared
 RESERVA_WRITABLE = ("valor_contrato", "data_venda", "observacoes", "idcorretor", "associados")
@@ -72,6 +87,7 @@ class CvcrmState:
         self.unidades: dict[int, dict[str, Any]] = {}
         self.reservas: dict[int, dict[str, Any]] = {}
         self.contratos: dict[int, list[dict[str, Any]]] = {}
+        self.documentos: dict[int, list[dict[str, Any]]] = {}
         self.files: dict[str, bytes] = {}
         self.assistencias: dict[int, dict[str, Any]] = {}
         self.webhooks: dict[int, dict[str, Any]] = {}
@@ -137,7 +153,7 @@ class CvcrmSandbox(SandboxSystem):
         super().__init__(config, dispatcher)
         self.state = CvcrmState(seed)
         self.limiter = RateLimiter(config.cvcrm_rate_limit)
-        self._ids = {"reserva": 3000, "contrato": 800, "assistencia": 100, "webhook": 0}
+        self._ids = {"reserva": 3000, "contrato": 800, "documento": 4400, "assistencia": 100, "webhook": 0}
 
     def _next(self, kind: str) -> int:
         self._ids[kind] += 1
@@ -192,9 +208,14 @@ class CvcrmSandbox(SandboxSystem):
             Route(f"{v1}/comercial/reservas", self.create_reserva, methods=["POST"]),
             Route(f"{v1}/comercial/reservas", self.update_reserva, methods=["PUT"]),
             Route(f"{v1}/comercial/reservas/contratos", self.upload_contrato, methods=["POST"]),
+            Route(f"{v1}/comercial/reservas/documentos", self.attach_documento, methods=["POST"]),
             Route(f"{v1}/comercial/reservas/cancelar-reserva", self.cancel_reserva, methods=["POST"]),
             Route(f"{v1}/comercial/reservas/{{id:int}}", self.get_reserva, methods=["GET"]),
             Route(f"{v1}/comercial/reservas/{{id:int}}/contratos", self.list_contratos, methods=["GET"]),
+            Route(f"{v1}/comercial/reservas/{{id:int}}/contratos/{{cid:int}}", self.update_contrato, methods=["PUT"]),
+            Route(f"{v1}/comercial/reservas/{{id:int}}/documentos", self.list_documentos, methods=["GET"]),
+            Route(f"{v1}/comercial/reservas/{{id:int}}/alterar-situacao", self.change_reserva_situation,
+                  methods=["POST"]),
             Route(f"{v1}/comercial/reservas/{{id:int}}/cancelar-reserva", self.cancel_reserva, methods=["POST"]),
             Route(f"{v1}/comercial/reservas/{{id:int}}/erp/sienge", self.reserva_erp, methods=["GET", "PUT"]),
             Route(f"{v1}/relacionamento/assistencias", self.list_assistencias, methods=["GET"]),
@@ -386,6 +407,7 @@ class CvcrmSandbox(SandboxSystem):
             }
             self.state.reservas[rid] = reserva
             self.state.contratos[rid] = []
+            self.state.documentos[rid] = []
         self.emit("RS", reserva["idsituacao"], rid)
         return JSON({"codigo": 200, "mensagem": "Reserva cadastrada", "idreserva": rid,
                      "idreserva_int": reserva["idreserva_int"]}, 201)
@@ -435,6 +457,41 @@ class CvcrmSandbox(SandboxSystem):
                             "data_alt": agora()})
         self.emit("RS", cancelada["idsituacao"], rid)
         return JSON({"codigo": 200, "mensagem": "Reserva cancelada", "idreserva": rid})
+
+    async def change_reserva_situation(self, request: Request) -> Response:
+        """``POST /v1/comercial/reservas/{id}/alterar-situacao`` with ``{idsituacao, comentario}`` (the
+        body is the sandbox's choice, UNCONFIRMED). A situation outside the RS workflow is refused (400), so
+        is a cancelled reservation (409) and the cancelled situation itself (cancelar-reserva does that);
+        moving to the situation it is already in changes nothing and fires nothing."""
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, "Corpo inválido")
+        unknown = sorted(set(body) - {"idsituacao", "comentario"})
+        if unknown:
+            raise ApiError(400, f"Campo(s) desconhecido(s): {', '.join(unknown)}", field=unknown[0])
+        target = body.get("idsituacao")
+        if not isinstance(target, int) or isinstance(target, bool):
+            raise ApiError(400, "idsituacao deve ser o id numérico da situação", field="idsituacao")
+        rid = request.path_params["id"]
+        with self.lock:
+            reserva = self._reserva(rid)
+            situacao = next((s for s in self.state.workflows["RS"] if s["idsituacao"] == target), None)
+            if situacao is None:
+                raise ApiError(400, f"Situação {target} não existe no workflow de reservas", field="idsituacao")
+            if situacao["cancelada"]:
+                raise ApiError(400, "Para cancelar use cancelar-reserva", field="idsituacao")
+            current = next((s for s in self.state.workflows["RS"] if s["idsituacao"] == reserva["idsituacao"]), None)
+            if current is not None and current["cancelada"]:
+                raise ApiError(409, "Reserva cancelada não muda de situação")
+            moved = reserva["idsituacao"] != target
+            if moved:
+                reserva.update({"idsituacao": target, "situacao": situacao["nome"], "data_alt": agora()})
+                reserva.setdefault("historico_situacoes", []).append(
+                    {"idsituacao": target, "comentario": body.get("comentario"), "data": agora()})
+        if moved:
+            self.emit("RS", target, rid)
+        return JSON({"codigo": 200, "mensagem": "Situação alterada" if moved else "A reserva já está nesta situação",
+                     "idreserva": rid, "idsituacao": target})
 
     async def reserva_erp(self, request: Request) -> Response:
         body = await read_json(request) if request.method == "PUT" else {}
@@ -487,6 +544,77 @@ class CvcrmSandbox(SandboxSystem):
         for entry in saved:
             self.emit("CV", self._contract_gatilho(entry), entry["idreservacontrato"])
         return JSON({"codigo": 200, "mensagem": "Contrato(s) anexado(s)", "contratos": created}, 201)
+
+    async def update_contrato(self, request: Request) -> Response:
+        """``PUT /v1/comercial/reservas/{id}/contratos/{idreservacontrato}`` with ``{assinado, validado}``
+        (S/N; the route and body are the sandbox's choice, UNCONFIRMED: CV documents none). The contract
+        must belong to the reservation (404); other fields, or other values, are refused (400). Saving it
+        fires the ``CV`` webhook as a CRM user's save does."""
+        body = await read_json(request)
+        if not isinstance(body, dict) or not body:
+            raise ApiError(400, "Informe assinado e/ou validado")
+        unknown = sorted(set(body) - set(CONTRACT_FLAGS))
+        if unknown:
+            raise ApiError(400, f"Campo(s) desconhecido(s): {', '.join(unknown)}", field=unknown[0])
+        for key, value in body.items():
+            if value not in ("S", "N"):
+                raise ApiError(400, f"{key} deve ser S ou N", field=key)
+        rid, cid = request.path_params["id"], request.path_params["cid"]
+        with self.lock:
+            self._reserva(rid)
+            entry = next((c for c in self.state.contratos.get(rid, []) if c["idreservacontrato"] == cid), None)
+            if entry is None:
+                raise ApiError(404, f"Contrato {cid} não encontrado na reserva {rid}")
+            entry.update(body)
+            entry = dict(entry)
+        self.emit("CV", self._contract_gatilho(entry), cid)
+        return JSON({"codigo": 200, "mensagem": "Contrato atualizado", "idreservacontrato": cid,
+                     "assinado": entry["assinado"], "validado": entry["validado"]})
+
+    # ---- documentos -------------------------------------------------------------------------
+    async def attach_documento(self, request: Request) -> Response:
+        """``POST /v1/comercial/reservas/documentos`` with PROVIDERS.md §2's ``{idreserva, idtipo,
+        idtipo_associacao, documento_base64}``: the reservation must exist (404), the type be one the CRM
+        knows (400), the file a PDF or an image (400). Each call attaches one more document."""
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, "Corpo inválido")
+        unknown = sorted(set(body) - {"idreserva", "idtipo", "idtipo_associacao", "documento_base64"})
+        if unknown:
+            raise ApiError(400, f"Campo(s) desconhecido(s): {', '.join(unknown)}", field=unknown[0])
+        for name in ("idreserva", "idtipo"):
+            if not isinstance(body.get(name), int) or isinstance(body.get(name), bool):
+                raise ApiError(400, f"O campo {name} é obrigatório (número)", field=name)
+        kind = next((t for t in DOCUMENT_TYPES if t["idtipo"] == body["idtipo"]), None)
+        if kind is None:
+            raise ApiError(400, f"Tipo de documento {body['idtipo']} não encontrado", field="idtipo")
+        association = body.get("idtipo_associacao")
+        if association is not None and association not in DOCUMENT_ASSOCIATIONS:
+            raise ApiError(400, "idtipo_associacao inválido", field="idtipo_associacao")
+        try:
+            content = base64.b64decode(str(body.get("documento_base64") or ""), validate=True)
+        except binascii.Error as exc:
+            raise ApiError(400, "documento_base64 inválido", field="documento_base64") from exc
+        if not (is_pdf(content) or content.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"))):
+            raise ApiError(400, "O documento deve ser um PDF ou uma imagem", field="documento_base64")
+        with self.lock:
+            reserva = self._reserva(body["idreserva"])
+            token = uuid.uuid4().hex
+            self.state.files[token] = content
+            did = self._next("documento")
+            self.state.documentos.setdefault(reserva["idreserva"], []).append({
+                "iddocumento": did, "idtipo": kind["idtipo"], "tipo": kind["nome"],
+                "idtipo_associacao": association or 1,
+                "associacao": DOCUMENT_ASSOCIATIONS[association or 1],
+                "link": f"{self.origin}/files/{token}", "data_cad": agora(),
+            })
+        return JSON({"codigo": 200, "mensagem": "Documento anexado", "iddocumento": did}, 201)
+
+    async def list_documentos(self, request: Request) -> Response:
+        with self.lock:
+            rid = request.path_params["id"]
+            self._reserva(rid)
+            return JSON({"codigo": 200, "documentos": list(self.state.documentos.get(rid, []))})
 
     # ---- contract types and saved contracts -------------------------------------------------
     @staticmethod

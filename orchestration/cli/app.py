@@ -43,6 +43,7 @@ _COMMANDS: list[str] = [
     "orchestration.cli.demo",
     "orchestration.cli.serve",
     "orchestration.cli.ui",
+    "orchestration.cli.reconcile",
 ]
 
 

@@ -41,6 +41,16 @@ def show(
             table.add_row(str(s["order"]), s["role"], s["email"] or "", s["cpf"] or "", s["status"],
                           s["signed_at"] or "")
         console.print(table)
+        crm = item.get("crm")
+        if crm:
+            done = [step for step, entry in crm["steps"].items() if entry.get("done")]
+            left = [step for step, entry in crm["steps"].items() if not entry.get("done")]
+            console.print(
+                f"CRM: {'complete' if crm['complete'] else 'not complete yet'}; done: {', '.join(done) or '-'}"
+                + (f"; left: {', '.join(left)} (the next back-sync poll finishes them)" if left else "")
+            )
+            for warning in crm["warnings"]:
+                console.print(f"[yellow]![/] {warning}")
         if item["link"]:
             console.print(f"document: {item['link']}" + (f"  sha256 {item['signed_sha256']}" if item["signed_sha256"] else ""))
 

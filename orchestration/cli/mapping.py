@@ -8,7 +8,10 @@ mapping file, line, field and record.
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ from mappings import list_mappings, load_mapping
 from mappings.context import check_no_credentials
 from mappings.samples import context_path, load_context, read_json
 from orchestration.cli.console import EXIT_USER_ERROR, console, err_console, friendly_errors
-from ponte.errors import PonteError
+from ponte.errors import ConfigurationError, PonteError
 from ponte.redaction import mask_record, redact
 
 app = typer.Typer(
@@ -169,6 +172,97 @@ def check_cmd(mapping: str = typer.Argument(..., help="Mapping name or a .yaml p
         f"[green]✓[/] {compiled.path}: {compiled.source} -> {compiled.target}, "
         f"{len(compiled.fields)} field(s)"
     )
+
+
+# ----------------------------------------------------------------------------------- mapping new
+
+
+def _schema_key(key: str, registry: dict[str, Any], role: str) -> str:
+    if key not in registry:
+        close = difflib.get_close_matches(key, list(registry), n=1, cutoff=0.5)
+        fix = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigurationError(f"unknown {role} schema {key!r}", hint=f"{fix}schemas: {', '.join(sorted(registry))}")
+    return key
+
+
+def skeleton(source: str, target: str, path: Path) -> str:
+    """A new mapping file at ``path``: the target schema's required fields, each a TODO that compiles
+    (``default: null``) and fails at run time as a missing field until it is given a source."""
+    from mappings import schema_registry
+    from mappings.paths import describe, model_fields
+    from orchestration.schema_export import MAPPING_SCHEMA, schema_line
+
+    registry = schema_registry()
+    source_fields = list(model_fields(registry[source]))
+    model = registry[target]
+    required = [(info.alias or name, info) for name, info in model.model_fields.items() if info.is_required()]
+    optional = [info.alias or name for name, info in model.model_fields.items() if not info.is_required()]
+    lines = [
+        schema_line(MAPPING_SCHEMA, path),
+        f"# {source} -> {target}, written by `ponte mapping new`: give each TODO field a source (from: <source",
+        "# path>, value, template, each, cases; docs/mappings.md), then `ponte mapping check` and",
+        "# `ponte mapping test -s <sample.json>`.",
+        "version: 1",
+        "description: TODO what this mapping produces, and for which flow",
+        f"source: {source}",
+        f"target: {target}",
+        "fields:",
+        f"  # the required fields of {target}",
+    ]
+    for name, info in required:
+        alike = difflib.get_close_matches(name, source_fields, n=3, cutoff=0.6)
+        hint = f"; source fields alike: {', '.join(alike)}" if alike else ""
+        lines.append(f"  {name}: {{default: null}}  # TODO: {describe(info.annotation)}, required{hint}")
+    if optional:
+        lines.append(f"  # optional fields of {target}: {', '.join(optional)}")
+    lines += [
+        "# ownership:  # which system owns each target field when an import writes over a record",
+        f"#   default: {'ponte' if source.startswith('canonical/') else source.split('/')[0]}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@app.command("new")
+@friendly_errors
+def new_cmd(
+    source: str = typer.Argument(..., help="Source schema: sienge/unit, canonical/person, ..."),
+    target: str = typer.Argument(..., help="Target schema: canonical/unit, cvcrm/cliente, ..."),
+    name: str = typer.Option(None, "--name", help="File name without .yaml (default: <source>_to_<target>)."),
+    out: Path = typer.Option(
+        None, "--out", help="Directory to write it in (default: mappings/<system>/, the outside system's)."
+    ),
+) -> None:
+    """Write a mapping skeleton from SOURCE to TARGET listing the target schema's required fields as
+    TODOs. It loads as `ponte mapping check` loads it; an existing file is never overwritten."""
+    from mappings import MAPPINGS_DIR, schema_registry
+
+    registry = schema_registry()
+    try:
+        _schema_key(source, registry, "source")
+        _schema_key(target, registry, "target")
+    except PonteError as exc:
+        _error(exc)
+        raise typer.Exit(EXIT_USER_ERROR) from None
+    name = name or f"{source.split('/')[1]}_to_{target.split('/')[1]}"
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_]*", name):
+        _error(f"{name!r} is not a mapping name: lowercase letters, digits and _")
+        raise typer.Exit(EXIT_USER_ERROR)
+    system = source.split("/")[0] if not source.startswith("canonical/") else target.split("/")[0]
+    path = (out or MAPPINGS_DIR / system) / f"{name}.yaml"
+    if path.exists():
+        _error(f"{path} already exists; nothing written (edit it, or pass another --name)")
+        raise typer.Exit(EXIT_USER_ERROR)
+    text = skeleton(source, target, path)
+    with tempfile.TemporaryDirectory() as scratch:  # checked as `ponte mapping check` loads it
+        trial = Path(scratch) / path.name
+        trial.write_text(text, encoding="utf-8")
+        _load(str(trial))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("x", encoding="utf-8") as handle:  # never overwrites, even a file made meanwhile
+        handle.write(text)
+    shown = f"{system}/{name}" if out is None else str(path)
+    console.print(f"wrote {path}: give each TODO field a source, then `ponte mapping check {shown}`",
+                  markup=False, highlight=False)
 
 
 __all__ = ["app"]

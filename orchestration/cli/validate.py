@@ -7,11 +7,14 @@ reported as such rather than silently passing.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from orchestration import schema_export
@@ -29,6 +32,54 @@ class Check:
     kind: str
     item: str
     error: str | None = None
+    #: what does not fail the check but will fail a run (an unset credential variable): one row each
+    warnings: list[CredentialWarning] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CredentialWarning:
+    """A credential a tenant names by an environment variable that is unset, with no default."""
+
+    tenant: str
+    connector: str
+    credential: str
+    variable: str
+
+    @property
+    def item(self) -> str:
+        return f"tenant {self.tenant}, connector {self.connector}, credential {self.credential}"
+
+    @property
+    def message(self) -> str:  # names the variable, never a value
+        return f"{self.item}: environment variable {self.variable} is not set (set it where Ponte runs)"
+
+    def row(self) -> dict[str, Any]:
+        return {"kind": "credential", "item": self.item, "error": None, "result": "warning",
+                "warning": self.message, "tenant": self.tenant, "connector": self.connector,
+                "credential": self.credential, "variable": self.variable}
+
+
+def unset_credentials(tenant: TenantConfig) -> list[CredentialWarning]:
+    """The tenant's credentials whose variable is unset (or empty) and have no default: the run that
+    needs one stops on it, so `ponte validate` warns now (without failing: the machine that validates
+    is often not the one that runs)."""
+    return [
+        CredentialWarning(tenant.id, connector, name, ref.env)
+        for connector, config in tenant.connectors.items()
+        for name, ref in config.credentials.items()
+        if ref.default is None and not os.environ.get(ref.env)
+    ]
+
+
+def _warn_unset_credentials(checks: list[Check]) -> None:
+    """Attach :func:`unset_credentials` to each tenant check whose file loads."""
+    for check in checks:
+        if check.kind != "tenant" or check.error:
+            continue
+        try:
+            check.warnings = unset_credentials(load_tenant(Path(check.item)))
+        except PonteError:
+            continue  # reported by the tenant check itself
 
 
 def _dispatch_rules(path: Path, tenant: TenantConfig) -> str | None:
@@ -96,6 +147,7 @@ def _schemas() -> list[Check]:
 def run_checks(tenant_files: list[Path] | None = None) -> list[Check]:
     files = tenant_files or sorted(settings.tenants_dir().glob("*.yaml"))
     checks = _tenants(files)
+    _warn_unset_credentials(checks)
     if not tenant_files:
         checks += _layer("connector spec", "connectors.spec")
         checks += _layer("mapping", "mappings")
@@ -117,15 +169,20 @@ def register(app: typer.Typer) -> None:
         """Validate tenant files, connector specs, mappings and the exported JSON Schemas.
 
         Exits 0 when everything is valid; otherwise prints each problem with its file, line, field and
-        how to fix it, and exits 1.
+        how to fix it, and exits 1. A credential whose environment variable is unset (no default) is a
+        warning row naming tenant, connector, credential and variable; warnings alone exit 0.
         """
         checks = run_checks(files or None)
         if as_json:
-            rows = [{"kind": c.kind, "item": c.item, "error": c.error,
-                     "result": "failed" if c.error else "not_built" if c.item == "(not built yet)" else "ok"}
-                    for c in checks]
+            rows = []
+            for c in checks:
+                rows.append({"kind": c.kind, "item": c.item, "error": c.error,
+                             "result": "failed" if c.error else "not_built" if c.item == "(not built yet)" else "ok"})
+                rows += [w.row() for w in c.warnings]
             failures = sum(1 for c in checks if c.error)
-            emit_json({"ok": not failures, "total": len(checks), "failed": failures, "checks": rows})
+            warned = sum(len(c.warnings) for c in checks)
+            emit_json({"ok": not failures, "total": len(checks), "failed": failures, "warnings": warned,
+                       "checks": rows})
             if failures:
                 raise typer.Exit(EXIT_FAILURES)
             return
@@ -142,7 +199,13 @@ def register(app: typer.Typer) -> None:
                 table.add_row(check.kind, check.item, "[yellow]–[/]")
             else:
                 table.add_row(check.kind, check.item, "[green]✓[/]")
+            for warning in check.warnings:
+                table.add_row("credential", escape(warning.item),
+                              f"[yellow]! environment variable {escape(warning.variable)} is not set[/]")
         console.print(table)
+        warned = sum(len(c.warnings) for c in checks)
+        if warned:
+            console.print(f"[yellow]{warned} warning(s)[/]: credential variables not set here (a run needs them)")
         if failed:
             console.print(f"[red]{failed} problem(s) found[/]")
             raise typer.Exit(EXIT_FAILURES)

@@ -9,8 +9,12 @@ Steps, each safe to repeat after a crash:
    provider's (a rerun reuses the file, so the hash, which keys the CRM upload, never changes);
 3. record each signer's evidence (IP, device, geolocation, selfie and document-photo references, the
    identity checks the provider ran) in the audit log;
-4. upload the stamped PDF to the CRM contract, marked signed, through the outbox keyed by (tenant,
-   contract, signed SHA-256): exactly once, even if a timeout left us unsure.
+4. upload the stamped PDF to the CRM reservation, marked signed, through the outbox keyed by (tenant,
+   contract, signed SHA-256): exactly once, even if a timeout left us unsure;
+5. finish the CRM contract (:mod:`pipelines.backsync.crm_contract`): the original contract marked signed,
+   the evidence summary PDF attached, the reservation moved to the tenant's "signed" situation; each
+   step recorded in ``details.completion`` and the audit log, done at most once, and ``details.crm``
+   written last, so a crash anywhere leaves the envelope to the poll, which does only what is left.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from connectors.runtime.client import Connector
-from pipelines.backsync import downloads
+from pipelines.backsync import crm_contract, downloads
 from pipelines.backsync.events import docusign_evidence
 from pipelines.documents.placement import PageChoice, chosen_pages
 from pipelines.documents.stamp import stamp
@@ -258,6 +262,7 @@ def upload_to_crm(
         result = cvcrm.call("upload_contrato", record)
         created = (result.data or {}).get("contratos") if isinstance(result.data, dict) else None
         ident = str(created[0].get("idreservacontrato")) if created else result.id
+        crm_contract.crash("signed_pdf_sent")
         return ident, {"contrato_nome": name, "status": result.status}
 
     def find() -> tuple[str | None, dict[str, Any]] | None:
@@ -279,36 +284,26 @@ def upload_to_crm(
         worker=worker,
         run_id=run_id,
     )
-    with store.session() as session:
-        row = session.get(Envelope, envelope.id)
-        assert row is not None
-        details = dict(row.details or {})
-        crm = details.get("crm") or {}
-        if crm.get("sha256") != sha:
-            details["crm"] = {
-                "uploaded_at": utcnow().isoformat(),
-                "sha256": sha,
-                "contrato": outcome.external_id,
-                "name": name,
-            }
-            details.pop("finalizing", None)
-            row.details = details
-            audit(
-                session,
-                tenant=tenant.id,
-                flow=FLOW,
-                action="crm_contract_uploaded",
-                entity="envelope",
-                entity_id=str(envelope.id),
-                run_id=run_id,
-                details={
-                    "contract": envelope.contract_id,
-                    "reservation": reservation,
-                    "crm_contract": outcome.external_id,
-                    "how": outcome.how,
-                    "sha256": sha,
-                },
-            )
+    # the step is recorded (details.completion.signed_pdf + the crm_contract_uploaded audit row) once per
+    # hash; details.crm, which ends the flow's interest in the envelope, waits for the steps after it
+    crm_contract.record_step(
+        store,
+        tenant,
+        envelope,
+        "signed_pdf",
+        {
+            "reservation": reservation,
+            "crm_contract": outcome.external_id,
+            "contrato": outcome.external_id,
+            "name": name,
+            "how": outcome.how,
+            "sha256": sha,
+        },
+        action="crm_contract_uploaded",
+        run_id=run_id,
+        same=lambda entry: entry.get("sha256") == sha,
+    )
+    crm_contract.crash("after_signed_pdf")
     return outcome.how
 
 
@@ -342,7 +337,16 @@ def finalize(
             and hashlib.sha256(Path(path).read_bytes()).hexdigest() == sha
         ):
             sha, path = _stamp_and_store(store, tenant, envelope, provider, worker, run_id)
-        how = upload_to_crm(store, tenant, envelope, cvcrm, sha, path, worker, run_id)
+        uploaded = crm_contract.completion_state(store, envelope_id).get("signed_pdf") or {}
+        if uploaded.get("sha256") == sha:
+            how = "already_done"
+        else:
+            how = upload_to_crm(store, tenant, envelope, cvcrm, sha, path, worker, run_id)
+        reservation = reservation_of(envelope)
+        assert reservation is not None  # upload_to_crm refused an envelope without one
+        crm_contract.complete(
+            store, tenant, envelope, cvcrm, reservation, sha, documents_dir() / tenant.id, worker, run_id
+        )
     except Exception:
         _unlease(store, envelope_id, worker)  # let the next try (any worker) start at once
         raise

@@ -50,10 +50,39 @@ def _document_link(env: Envelope, base_url: str | None) -> str | None:
     return None
 
 
+#: what the history shows of each CRM step (no paths or payloads; pipelines/backsync/crm_contract.py)
+_STEP_KEYS = ("how", "at", "crm_contract", "idreservacontrato", "assinado", "validado", "crm_document",
+              "idtipo", "sha256", "from", "to", "status", "warning")
+
+
+def _completion_view(env: Envelope) -> dict[str, Any]:
+    """The CRM side of a completed envelope, step by step (signed PDF, original contract, evidence
+    summary, reservation situation), with the warnings of the steps that fell back."""
+    from pipelines.backsync.crm_contract import STEPS
+
+    details = env.details or {}
+    completion = details.get("completion") or {}
+    steps = {}
+    for step in STEPS:
+        entry = completion.get(step)
+        if not entry:
+            steps[step] = {"done": False}
+            continue
+        steps[step] = {"done": bool(entry.get("done")), **{k: entry[k] for k in _STEP_KEYS if k in entry}}
+    warnings = [f"{step}: {entry['warning']}" for step, entry in steps.items() if entry.get("warning")]
+    return {
+        "complete": bool((details.get("crm") or {}).get("completed_at")),
+        "steps": steps,
+        "warnings": warnings,
+    }
+
+
 def contract_history(
     store: Store, tenant: str, contract_id: str, base_url: str | None = None
 ) -> list[dict[str, Any]]:
-    """Every document sent for a contract, oldest first, with status, signers and the document link."""
+    """Every document sent for a contract, oldest first, with status, signers and the document link;
+    for a completed one, ``crm``: each step that completed the CRM contract (when, how, and the warning
+    of a step that fell back, e.g. an original contract CV CRM would not mark signed)."""
     with store.session() as session:
         envelopes = list(
             session.scalars(
@@ -77,6 +106,7 @@ def contract_history(
                 "signed_sha256": env.signed_sha256,
                 "link": _document_link(env, base_url),
                 "crm_contract": ((env.details or {}).get("crm") or {}).get("contrato"),
+                "crm": _completion_view(env) if env.status == EnvelopeStatus.completed else None,
                 "signers": [_signer_view(s) for s in env.signers],
             }
             for env in envelopes

@@ -70,6 +70,7 @@ VARIABLES: dict[str, Variable] = {
     "testemunha_empresa": Variable("tenant", "{nome, documento}: the company's witness, or none"),
     "variaveis": Variable("cvcrm.contrato", "the contract's own extra variables in the CRM (a dict)"),
     "hoje": Variable("tenant", "today's date, 'dd/mm/aaaa'"),
+    "evidencias": Variable("cvcrm.contrato", "the signed contract's evidence summary (back-sync fills it; template evidencias only)"),
 }
 
 

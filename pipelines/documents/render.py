@@ -49,6 +49,7 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateSyn
 from jinja2.exceptions import SecurityError, TemplateNotFound, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.documents.placement import SIGNATURE_BAND as PLACEMENT_BAND
 from ponte import settings
@@ -156,6 +157,30 @@ def _sources_hint() -> str:
     from pipelines.dispatch.variables import SOURCES
 
     return "sources: " + ", ".join(SOURCES)
+
+
+class TemplateDeclaration(BaseModel):
+    """The declaration of a contract template (mappings/templates/<name>.yml): its title, a description,
+    and the sources its variables come from."""
+
+    # exported for editors (schemas/json/template-declaration.schema.json); _declaration holds the files
+    # to the same rules when templates load
+    model_config = ConfigDict(extra="forbid", title="Ponte contract template declaration")
+
+    title: str = Field(min_length=1, description="The PDF's title")
+    description: str | None = Field(None, description="What the contract is, for the people who pick it")
+    sources: list[str] = Field(
+        description="Where the template's variables come from (pipelines/dispatch/variables.py, SOURCES)"
+    )
+
+
+def declaration_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a declaration, with the source names an editor may complete."""
+    from pipelines.dispatch.variables import SOURCES
+
+    schema = TemplateDeclaration.model_json_schema(mode="validation")
+    schema["properties"]["sources"]["items"] = {"enum": list(SOURCES)}
+    return schema
 
 
 def _used_names(name: str) -> dict[str, int]:

@@ -62,7 +62,9 @@ def _envelope(hub: Hub, envelope_id: int | None) -> Envelope:
 
 
 def _signed_uploads(hub: Hub, env: Envelope) -> list[dict]:
-    return [c for c in crm_contracts(hub.sb, int(env.details["reservation_id"])) if c["assinado"] == "S"]
+    """The signed PDFs Ponte attached (the original contract, now marked signed too, is not one)."""
+    return [c for c in crm_contracts(hub.sb, int(env.details["reservation_id"]))
+            if c["assinado"] == "S" and str(c["idreservacontrato"]) != env.contract_id]
 
 
 def _check_home(hub: Hub, env_id: int) -> Envelope:

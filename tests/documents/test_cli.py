@@ -25,7 +25,7 @@ def test_list_json_names_each_template_with_its_sources_and_variables() -> None:
     result = runner.invoke(app, ["template", "list", "--json"])
     assert result.exit_code == 0, result.output
     rows = {row["name"]: row for row in json.loads(result.stdout)["templates"]}
-    assert set(rows) == {"compra_e_venda", "termo_de_ciencia"}
+    assert set(rows) == {"compra_e_venda", "evidencias", "termo_de_ciencia"}
     sale = rows["compra_e_venda"]
     assert sale["title"] == "Contrato particular de promessa de compra e venda"
     assert "sienge.unit" in sale["sources"] and "compradores" in sale["variables"]

@@ -279,7 +279,7 @@ def test_a_missing_value_names_where_it_comes_from() -> None:
 
 def test_an_unknown_template_lists_the_available_ones() -> None:
     for name in ("nao_existe", "../compra_e_venda", "_base"):
-        with pytest.raises(ConfigurationError, match="compra_e_venda, termo_de_ciencia"):
+        with pytest.raises(ConfigurationError, match="compra_e_venda, evidencias, termo_de_ciencia"):
             render_template(name, sample())
 
 
@@ -348,6 +348,7 @@ def test_the_shipped_templates_are_valid() -> None:
     results = validate_all()
     assert [item for item, _ in results] == [
         "mappings/templates/compra_e_venda.html.j2",
+        "mappings/templates/evidencias.html.j2",
         "mappings/templates/termo_de_ciencia.html.j2",
     ]
     assert all(error is None for _, error in results), results
@@ -359,7 +360,7 @@ def test_template_info_lists_the_variables_used() -> None:
     assert "sienge.unit" in info.sources and "cvcrm.pessoas" in info.sources
     assert {"compradores", "pagamento", "unidade", "vendedora", "valor_total"} <= info.variables
     assert "titulo_documento" not in info.variables and "logo" not in info.variables
-    assert render.list_templates() == ["compra_e_venda", "termo_de_ciencia"]
+    assert render.list_templates() == ["compra_e_venda", "evidencias", "termo_de_ciencia"]
 
 
 def test_validation_finds_undeclared_variables_and_sources(templates: Path) -> None:

@@ -25,7 +25,7 @@ def test_mapping_test_prints_the_error_with_file_line_field_and_record() -> None
     sample = SAMPLES / "sienge/customer_to_person/cpf_invalido.json"
     result = runner.invoke(app, ["mapping", "test", "sienge/customer_to_person", "-s", str(sample)])
     assert result.exit_code == 1
-    assert "mappings/sienge/customer_to_person.yaml:10, record 77, field document" in result.output
+    assert "mappings/sienge/customer_to_person.yaml:11, record 77, field document" in result.output
     assert "CPF check digits do not match" in result.output
     assert "Traceback" not in result.output
 
