@@ -161,24 +161,77 @@ def mark_original_signed(
     run_id: str | None,
 ) -> dict[str, Any]:
     """The contract dispatch sent, marked signed (and validated if the tenant says so) in CV CRM."""
-    cid = str(envelope.contract_id)
     want = {"assinado": "S", **({"validado": "S"} if tenant.options.on_signed.validate_contract else {})}
+    return _update_original(
+        store, tenant, envelope, cvcrm, reservation, worker, run_id,
+        want=want, step="original_contract", suffix="crm-signed",
+        actions=("crm_original_contract_signed", "crm_original_contract_not_marked"),
+        fallback="the stamped PDF attached with assinado S is the proof of signature",
+        crash_point="original_contract_sent",
+    )
+
+
+#: the step a refused or expired envelope records (not a completion step: it ends no completion)
+STOPPED_STEP = "stopped"
+
+
+def mark_stopped(
+    store: Store,
+    tenant: TenantConfig,
+    envelope: Envelope,
+    cvcrm: Connector,
+    reservation: str,
+    worker: str,
+    run_id: str | None,
+) -> dict[str, Any]:
+    """A refused or expired envelope shown in the CRM: the original contract is set back to not validated
+    (``validado: N``), so the CRM team sees it needs them and dispatch's poll leaves it until they
+    validate it again (a changed document then goes out as a new version; the same one with
+    ``ponte sync dispatch --contract ... --resend``). Once per envelope; in the contract's history."""
+    return _update_original(
+        store, tenant, envelope, cvcrm, reservation, worker, run_id,
+        want={"validado": "N"}, step=STOPPED_STEP, suffix=f"crm-stopped:{envelope.id}",
+        actions=(f"crm_contract_{envelope.status}", "crm_contract_stop_not_marked"),
+        fallback=f"the envelope's {envelope.status} status shows in Ponte's history and `ponte envelopes`",
+        crash_point="stopped_sent",
+    )
+
+
+def _update_original(
+    store: Store,
+    tenant: TenantConfig,
+    envelope: Envelope,
+    cvcrm: Connector,
+    reservation: str,
+    worker: str,
+    run_id: str | None,
+    *,
+    want: dict[str, str],
+    step: str,
+    suffix: str,
+    actions: tuple[str, str],
+    fallback: str,
+    crash_point: str,
+) -> dict[str, Any]:
+    """Set ``want`` on the contract dispatch sent, once (outbox key ``...:<suffix>``), through the
+    UNCONFIRMED ``update_contrato`` route; a refusal or ``contrato_update: off`` leaves the contract as it
+    is and records the warning with ``fallback`` (docs/backsync.md)."""
+    cid = str(envelope.contract_id)
     base = {"idreservacontrato": cid, "reservation": reservation, **want}
-    proof = "the stamped PDF attached with assinado S is the proof of signature"
-    action_ok, action_warn = "crm_original_contract_signed", "crm_original_contract_not_marked"
+    action_ok, action_warn = actions
 
     def matches(item: dict[str, Any] | None) -> bool:
         return item is not None and all(str(item.get(k) or "").upper() == v for k, v in want.items())
 
     if str(cvcrm.values.get("contrato_update") or "api") == "off":
-        return record_step(store, tenant, envelope, "original_contract", {
-            **base, "how": "off", "warning": f"contrato_update is off: contract {cid} left as it is; {proof}",
+        return record_step(store, tenant, envelope, step, {
+            **base, "how": "off", "warning": f"contrato_update is off: contract {cid} left as it is; {fallback}",
         }, action=action_warn, run_id=run_id)
     current = _crm_contract(cvcrm, reservation, cid)
     if current is None:
-        return record_step(store, tenant, envelope, "original_contract", {
+        return record_step(store, tenant, envelope, step, {
             **base, "how": "not_found",
-            "warning": f"CV CRM shows no contract {cid} on reservation {reservation}; {proof}",
+            "warning": f"CV CRM shows no contract {cid} on reservation {reservation}; {fallback}",
         }, action=action_warn, run_id=run_id)
     # already so (a CRM user, or our own call before a crash): nothing is sent, and an outbox item left
     # in flight by that crash is closed by its lookup
@@ -189,16 +242,18 @@ def mark_original_signed(
         if already:
             return cid, {"already": True, **want}
         result = cvcrm.call("update_contrato", record)
-        crash("original_contract_sent")
+        crash(crash_point)
         return cid, {"status": result.status, **want}
 
     def find() -> tuple[str | None, dict[str, Any]] | None:
         return (cid, {"found": True, **want}) if matches(_crm_contract(cvcrm, reservation, cid)) else None
 
+    key = f"{tenant.id}:contract:{cid}:{suffix}"
+    if suffix == "crm-signed":  # the key every envelope completed so far was recorded under
+        key = f"{key}:{''.join(sorted(want))}"
     try:
         outcome = write_once(
-            store, tenant=tenant.id, connector="cvcrm", action="update_contrato",
-            key=f"{tenant.id}:contract:{cid}:crm-signed:{''.join(sorted(want))}",
+            store, tenant=tenant.id, connector="cvcrm", action="update_contrato", key=key,
             payload={"contract": cid, "reservation": reservation, **want},
             send=send, find=find, worker=worker, run_id=run_id,
         )
@@ -206,15 +261,15 @@ def mark_original_signed(
         if not _refused(exc):
             raise
         # UNCONFIRMED route: CV CRM does not take it; the fallback holds (docs/backsync.md)
-        return record_step(store, tenant, envelope, "original_contract", {
+        return record_step(store, tenant, envelope, step, {
             **base, "how": "refused", "status": exc.status,
-            "warning": f"CV CRM refused marking contract {cid} signed ({exc.status}: {exc.message[:200]}); "
-            f"it is left as it is; {proof}",
+            "warning": f"CV CRM refused updating contract {cid} ({exc.status}: {exc.message[:200]}); "
+            f"it is left as it is; {fallback}",
         }, action=action_warn, run_id=run_id)
     how = "already" if already and outcome.how == "sent" else outcome.how
-    entry = record_step(store, tenant, envelope, "original_contract", {**base, "how": how},
-                        action=action_ok, run_id=run_id)
-    crash("after_original_contract")
+    entry = record_step(store, tenant, envelope, step, {**base, "how": how}, action=action_ok, run_id=run_id)
+    if step == "original_contract":
+        crash("after_original_contract")
     return entry
 
 

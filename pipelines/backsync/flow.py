@@ -25,8 +25,9 @@ from sqlalchemy.orm import selectinload
 from connectors.runtime.client import Connector
 from connectors.spec.loader import load_spec
 from mappings import MappingContext, load_mapping
+from pipelines.backsync import crm_contract
 from pipelines.backsync.apply import FLOW, ApplyOutcome, apply_events
-from pipelines.backsync.completion import Finalized, finalize
+from pipelines.backsync.completion import Finalized, finalize, reservation_of
 from pipelines.backsync.events import Translated, clicksign_read, docusign_read, spec_events, translate
 from pipelines.store import deadletters
 from pipelines.store.claims import claim, release, worker_name
@@ -120,8 +121,12 @@ def _confirm_and_finalize(
     worker: str,
     fresh: bool = False,
 ) -> Finalized | None:
-    """A completion (or every signer signed) is confirmed by reading the provider, then finalized."""
+    """A completion (or every signer signed) is confirmed by reading the provider, then finalized; a
+    refusal or an expiry is shown in the CRM (:func:`_show_stopped`)."""
     if outcome.envelope_id is None:
+        return None
+    if outcome.status in (EnvelopeStatus.declined, EnvelopeStatus.expired):
+        _show_stopped(store, tenant, outcome.envelope_id, connectors, run_id, worker)
         return None
     if outcome.status != EnvelopeStatus.completed and not outcome.all_signed:
         return None
@@ -150,6 +155,22 @@ def _confirm_and_finalize(
             if env is not None:
                 report.completed.append(env.contract_id)
     return done
+
+
+def _show_stopped(
+    store: Store, tenant: TenantConfig, envelope_id: int, connectors: Connectors, run_id: str | None, worker: str
+) -> None:
+    """A refused or expired envelope comes back to the CRM as its completion does: the original contract
+    set back to not validated, once (crm_contract.mark_stopped)."""
+    with store.session() as session:
+        env = session.get(Envelope, envelope_id)
+        if env is None or crm_contract.STOPPED_STEP in ((env.details or {}).get("completion") or {}):
+            return
+        session.expunge(env)
+    reservation = reservation_of(env)
+    if reservation is None:
+        return
+    crm_contract.mark_stopped(store, tenant, env, connectors("cvcrm"), reservation, worker, run_id)
 
 
 # ------------------------------------------------------------------------------------------ inbox

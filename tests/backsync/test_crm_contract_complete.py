@@ -23,7 +23,7 @@ from connectors.sandbox.signing import Evidence
 from orchestration.gateway.app import create_app
 from orchestration.gateway.verify import verify_routes
 from pipelines.backsync import crm_contract
-from pipelines.backsync.flow import drain_inbox, poll_stale
+from pipelines.backsync.flow import BacksyncReport, drain_inbox, poll_stale, resync
 from pipelines.backsync.history import contract_history
 from pipelines.connections import open_connector
 from pipelines.dispatch.flow import DispatchRequest, run_dispatch
@@ -337,3 +337,25 @@ def test_a_crash_at_each_step_then_a_rerun_does_each_step_once(
     poll_stale(world.store, tenant, world.opener(tenant), quiet_for=timedelta(0))
     _drain(world, tenant, worker="worker-b")
     _assert_complete(world, tenant, sale, env)
+
+
+@pytest.mark.parametrize("action", ["refuse", "expire"])
+def test_a_refusal_or_an_expiry_shows_in_the_crm_once(world: World, action: str) -> None:
+    """The CRM tells the whole story: a refused or expired envelope sets the original contract back to
+    not validated (the CRM team acts; the poll leaves it), once, in the contract's history."""
+    w = world
+    tenant = w.tenant(on_signed=ON_SIGNED)
+    sale, env = _dispatch(w, tenant)
+    w.sb.sign(str(env.provider_envelope_id), "client", action=action)
+    for _ in range(2):  # the second pass (a redelivery, a poll) changes nothing
+        resync(w.store, tenant, env.id, w.opener(tenant), BacksyncReport(tenant.id))
+    original = next(c for c in crm_contracts(w.sb, sale.reservation_id) if c["idreservacontrato"] == sale.contract_id)
+    assert (original["assinado"], original["validado"]) == ("N", "N")
+    (row,) = contract_history(w.store, tenant.id, str(sale.contract_id))
+    assert row["status"] == ("declined" if action == "refuse" else "expired")
+    with w.store.session() as session:
+        done = session.scalars(select(AuditEntry).where(
+            AuditEntry.entity_id == str(env.id), AuditEntry.action.like("crm_contract_%"))).all()
+        updates = session.scalars(select(OutboxItem).where(
+            OutboxItem.idempotency_key == f"{tenant.id}:contract:{sale.contract_id}:crm-stopped:{env.id}")).all()
+    assert [a.action for a in done] == [f"crm_contract_{row['status']}"] and len(updates) == 1
