@@ -1,8 +1,12 @@
-"""Technical-assistance sync between CV CRM and Sienge (see flow.py); its dead-letter replay is pipelines.assistance.replay.
+"""Technical-assistance sync between CV CRM and Sienge; its dead-letter replay is pipelines.assistance.replay.
+
+Which file for which job: CRM -> Sienge in ``to_sienge.py``, Sienge -> CRM in ``from_sienge.py``,
+reconciliation in ``reconcile.py``, stored webhooks in ``events.py``, what they share in ``core.py``,
+and one whole run (:class:`AssistanceSync`, :func:`run_assistance`) in ``flow.py``.
 
 Public surface: :func:`run_assistance` with :class:`AssistanceRequest`, :class:`AssistanceReport` /
-:class:`Drift`, the pure state machine in :mod:`pipelines.assistance.state`, and
-:func:`pipelines.assistance.demo.round_trip` for ``ponte demo``.
+:class:`Drift`, and the pure state machine in :mod:`pipelines.assistance.state`. The ``ponte demo``
+round trip lives with the other demo steps (``orchestration/cli/demo_assistance.py``).
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from connectors.sandbox import start_sandbox
 from orchestration.assistance.assets import DRIFT_CHECK, assistance_sync
+from orchestration.cli.demo_assistance import round_trip
 from orchestration.resources import ConnectorsResource, StoreResource, TenantsResource
-from pipelines.assistance.demo import round_trip
 from pipelines.store import open_store
 from tests.support.tenants import sandbox_tenant
 
