@@ -31,9 +31,15 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import PurePath
-from typing import Any
+from typing import Any, TypeVar
 
 from dagster import Backoff, Failure, Jitter, MetadataValue, RetryPolicy, SensorResult
+from dagster import Field as DagsterField
+from dagster._config.errors import PostProcessingError
+from dagster._config.field_utils import Shape
+from dagster._config.pythonic_config.config import infer_schema_from_config_class
+from dagster._core.definitions.definition_config_schema import convert_user_facing_definition_config_schema
+from pydantic import ValidationError
 
 from ponte.errors import PonteError
 from ponte.redaction import redact
@@ -42,6 +48,8 @@ from ponte.redaction import redact
 #: (its own retries are exhausted): two more attempts, about 30 s and 60 s later. Writes are
 #: idempotent or behind the outbox, so a re-run step never doubles an effect.
 STEP_RETRY = RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+
+T = TypeVar("T")
 
 _CONTEXT_FIELDS = ("tenant", "record", "field", "hint", "source")
 
@@ -129,3 +137,80 @@ def tag_requests(result: Any, *, mode: str, trigger: str = "webhook", ids_of: An
                          ids=ids_of(request.run_config) if ids_of else None)
         tagged.append(request.with_replaced_attrs(tags={**extra, **dict(request.tags or {})}))
     return SensorResult(run_requests=tagged, cursor=result.cursor, skip_reason=result.skip_reason)
+
+
+def tag_run(context: Any, tags: dict[str, str]) -> None:
+    """Add ``tags`` the run does not carry yet (a run launched by hand from the launchpad has none of a
+    schedule's ``ponte/*`` tags), so the run list shows every run's tenant, mode, since date and ids."""
+    run = context.run
+    missing = {key: value for key, value in tags.items() if value and key not in run.tags}
+    if missing:
+        context.instance.add_run_tags(run.run_id, missing)
+
+
+# ------------------------------------------------------------------------ run config checked at launch
+
+def _first_line(error: Any) -> str:
+    location = ".".join(str(part) for part in error.get("loc", ()) if part != "__root__")
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{location}: {message}" if location else message
+
+
+class _LaunchCheckedShape(Shape):
+    """A config ``Shape`` whose post-processing builds the pydantic ``Config`` class, so its validators
+    run when Dagster resolves the run config: at launch (launchpad, ``create_run_for_job``,
+    ``execute_in_process``, a sensor's or schedule's run request), before any step starts.
+
+    Dagster's own ``config: SomeConfig`` parameter builds the class only inside the step (checked: an
+    invalid date there fails the step after the run started), and its schema checks types only.
+    """
+
+    def __new__(cls, *_args: Any, **_kwargs: Any) -> _LaunchCheckedShape:
+        # Shape memoizes instances by field hash (and would hand back a plain Shape): one per class here
+        instance = object.__new__(cls)
+        instance._initialized = False
+        return instance
+
+    def __init__(self, model: type, fields: Any, description: str | None = None) -> None:
+        super().__init__(fields, description)
+        self.model = model
+
+    def post_process(self, value: Any) -> Any:
+        try:
+            self.model(**value)
+        except ValidationError as exc:
+            problems = "; ".join(_first_line(error) for error in exc.errors())
+            raise PostProcessingError(f"{self.model.__name__}: {problems}") from None
+        return value
+
+
+def launch_checked(model: type) -> DagsterField:
+    """The config schema of the Dagster ``Config`` class ``model`` (the same fields, defaults and
+    descriptions), with ``model``'s pydantic validators run at launch."""
+    inferred = infer_schema_from_config_class(model)
+    shape = inferred.config_type
+    return DagsterField(_LaunchCheckedShape(model, shape.fields, shape.description), description=inferred.description)
+
+
+def check_config_at_launch(target: T, model: type) -> T:
+    """Make the step of ``target`` (an asset, multi-asset or op whose function takes ``config: model``)
+    validate its run config with ``model``'s validators at launch, not when the step starts.
+
+    The step still receives ``config`` as a ``model`` instance; only the schema Dagster checks the run
+    config against changes (``multi_asset`` accepts no ``Field`` as its ``config_schema``, so it is
+    set on the step's op definition here, once, at import).
+    """
+    op = getattr(target, "op", target)
+    op._config_schema = convert_user_facing_definition_config_schema(launch_checked(model))
+    return target
+
+
+def report_runless(instance: Any, event: Any) -> None:
+    """Record ``event`` (an ``AssetMaterialization``) outside any run, e.g. a back-sync the CLI did, so
+    the asset graph shows it. Reporting never fails the work it reports: a problem is logged."""
+    try:
+        instance.report_runless_asset_event(event)
+    except Exception as exc:  # the instance is a bystander here
+        from ponte.logging import get_logger
+
+        get_logger("dagster").warning("could not record %s in Dagster: %s", event.asset_key.to_user_string(), exc)

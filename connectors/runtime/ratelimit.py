@@ -9,13 +9,18 @@ slows down *before* the server answers 429.
 Where the bucket lives is a :class:`RateBudget`: in memory here (one process), or the state store
 (``pipelines.store.rate_budget.SqlRateBudget``) so several processes and machines share one budget.
 Connectors do not import the store: the budget is injected.
+
+Who wants to know when a request waits for its slot (the CLI's progress bars say "waiting for the rate
+budget") registers a listener with :func:`waits_reported_to`; it is told ``(tenant:connector, seconds)``
+before each wait. Listeners only watch: pacing is the same with or without them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -94,6 +99,30 @@ def buckets_for(limit: RateLimit | None, key_prefix: str) -> list[Bucket]:
     return result
 
 
+#: told (``tenant:connector``, seconds) before a request waits for its slot
+WaitListener = Callable[[str, float], object]
+_listeners: list[WaitListener] = []
+_listeners_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def waits_reported_to(listener: WaitListener) -> Iterator[None]:
+    """Report every rate-budget wait of this process to ``listener`` while the block runs."""
+    with _listeners_lock:
+        _listeners.append(listener)
+    try:
+        yield
+    finally:
+        with _listeners_lock:
+            _listeners.remove(listener)
+
+
+def _report_wait(who: str, seconds: float) -> None:
+    for listener in list(_listeners):
+        with contextlib.suppress(Exception):  # a listener never changes pacing
+            listener(who, seconds)
+
+
 class Limiter:
     """Blocks each request until every bucket of its connector has a slot for it."""
 
@@ -112,5 +141,7 @@ class Limiter:
         wait = max((self.budget.reserve(b, cost) for b in self.buckets), default=0.0)
         if wait > 0:
             self.waited_seconds += wait
+            if _listeners:
+                _report_wait(self.buckets[0].key.rsplit(":", 1)[0] if self.buckets else "", wait)
             self._sleep(wait)
         return wait

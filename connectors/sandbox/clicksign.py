@@ -232,8 +232,10 @@ class ClicksignSandbox(SandboxSystem):
                         continue
                 rows.append(self._render_envelope(env))
         chunk = rows[(page - 1) * size : page * size]
-        return JsonApi({"data": chunk, "meta": {"record_count": len(rows)},
-                        "links": {"self": str(request.url)}})
+        links = {"self": str(request.url)}
+        if page * size < len(rows):  # JSON:API paging, as the v3 API is JSON:API (the listing is UNCONFIRMED)
+            links["next"] = str(request.url.include_query_params(**{"page[number]": page + 1, "page[size]": size}))
+        return JsonApi({"data": chunk, "meta": {"record_count": len(rows)}, "links": links})
 
     async def get_envelope(self, request: Request) -> Response:
         with self.lock:

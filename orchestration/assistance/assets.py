@@ -1,4 +1,7 @@
-"""The assistance sync as a tenant-partitioned asset whose drift check reports what webhooks missed.
+"""The assistance sync as two tenant-partitioned assets, one per direction, whose drift check reports
+what webhooks missed: ``cvcrm/assistance_requests`` (external) → ``sienge/technical_assistances`` →
+``cvcrm/assistance_statuses`` (names from :mod:`orchestration.translator`). One step, still named
+``assistance_sync``, does both directions (the flow runs them together); its config is checked at launch.
 
 No ``from __future__ import annotations`` here: Dagster reads the Config parameter's annotation at
 definition time.
@@ -14,17 +17,23 @@ from dagster import (
     Config,
     MaterializeResult,
     MetadataValue,
-    asset,
+    multi_asset,
 )
 from pydantic import Field
 
 from orchestration.partitions import tenant_partitions
 from orchestration.resources import ConnectorsResource, StoreResource, TenantsResource
-from orchestration.steps import STEP_RETRY, step_errors
+from orchestration.steps import STEP_RETRY, check_config_at_launch, step_errors, tag_run
+from orchestration.translator import key, sources, spec
 from pipelines.assistance.flow import AssistanceRequest, run_assistance
 from pipelines.assistance.report import AssistanceReport
 
 DRIFT_CHECK = "assistance_drift"
+STEP = "assistance_sync"
+#: CRM → Sienge (new assistências) and Sienge → CRM (statuses); the drift check sits on the Sienge side
+TO_SIENGE, TO_CRM = "sienge_technical_assistances", "crm_assistance_statuses"
+#: assistance requests opened in CV CRM, as an external asset
+CRM_REQUESTS = sources("assistance")
 
 
 class AssistanceConfig(Config):
@@ -55,6 +64,7 @@ def drift_check_result(report: AssistanceReport) -> AssetCheckResult:
     if drift is None:
         return AssetCheckResult(
             check_name=DRIFT_CHECK,
+            asset_key=key(TO_SIENGE),
             passed=True,
             metadata={"reconciled": False, "note": "not a reconciliation run: no comparison made"},
         )
@@ -67,23 +77,22 @@ def drift_check_result(report: AssistanceReport) -> AssetCheckResult:
     metadata["unrepaired"] = MetadataValue.json(drift.unrepaired)
     return AssetCheckResult(
         check_name=DRIFT_CHECK,
+        asset_key=key(TO_SIENGE),
         passed=drift.total == 0 and not drift.unrepaired,
         severity=AssetCheckSeverity.WARN,
         metadata=metadata,
     )
 
 
-@asset(
-    name="assistance_sync",
-    group_name="technical_assistance",
-    partitions_def=tenant_partitions,
+@multi_asset(
+    name=STEP,
+    specs=[spec(TO_SIENGE, partitions_def=tenant_partitions), spec(TO_CRM, partitions_def=tenant_partitions)],
     retry_policy=STEP_RETRY,
     description="Technical-assistance requests agreed between CV CRM and Sienge (per tenant).",
-    kinds={"python"},
     check_specs=[
         AssetCheckSpec(
             DRIFT_CHECK,
-            asset="assistance_sync",
+            asset=key(TO_SIENGE),
             description="CRM and Sienge agree on every assistance (drift found by reconciliation).",
         )
     ],
@@ -94,9 +103,10 @@ def assistance_sync(
     store: StoreResource,
     tenants: TenantsResource,
     connectors: ConnectorsResource,
-) -> MaterializeResult:
+):
     with step_errors(context):
         tenant = tenants.load(context.partition_key)
+        tag_run(context, {"ponte/tenant": tenant.id, "ponte/mode": config.mode})
         state = store.get()
         with connectors.sienge_and_crm(tenant, state) as (sienge, cvcrm):
             report = run_assistance(state, tenant, sienge, cvcrm, config.request(context.run.run_id))
@@ -105,4 +115,10 @@ def assistance_sync(
         f"{len(report.updated)}, failed {len(report.failed)}"
         + (f", drift {report.drift.total}" if report.drift is not None else "")
     )
-    return MaterializeResult(metadata=report.as_metadata(), check_results=[drift_check_result(report)])
+    # one report for both directions: each asset carries it (the flow does not split its counts)
+    yield MaterializeResult(asset_key=key(TO_SIENGE), metadata=report.as_metadata(),
+                            check_results=[drift_check_result(report)])
+    yield MaterializeResult(asset_key=key(TO_CRM), metadata=report.as_metadata())
+
+
+check_config_at_launch(assistance_sync, AssistanceConfig)

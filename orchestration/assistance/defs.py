@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 
-from orchestration.assistance.assets import assistance_sync
+from orchestration.assistance.assets import CRM_REQUESTS, TO_SIENGE, assistance_sync
 from orchestration.assistance.schedules import reconcile_schedules
 from orchestration.assistance.sensors import assistance_webhook_sensor
 from orchestration.checks import dead_letter_check
 from orchestration.partitions import tenant_partitions
+from orchestration.translator import key
 
 assistance_job = define_asset_job(
     "assistance_sync_job",
@@ -19,8 +20,8 @@ assistance_job = define_asset_job(
 )
 
 DEFS = Definitions(
-    assets=[assistance_sync],
-    asset_checks=[dead_letter_check(assistance_sync, "assistance")],
+    assets=[*CRM_REQUESTS, assistance_sync],
+    asset_checks=[dead_letter_check(key(TO_SIENGE), "assistance")],
     jobs=[assistance_job],
     schedules=reconcile_schedules(assistance_job.name),
     sensors=[assistance_webhook_sensor(assistance_job.name)],

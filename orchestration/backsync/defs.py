@@ -5,13 +5,25 @@ three modes (op config ``mode``): ``inbox`` (drain stored webhooks in batches; w
 for), ``poll`` (re-read envelopes with no news; the schedule) and ``contract`` (an operator's "sync
 signature" for ``contract``, from the Launchpad). The in-process executor keeps webhook-to-CRM latency
 to seconds (ARCHITECTURE.md pitfalls: the multiprocess executor alone costs 6-15 s per run).
+
+In the asset graph the flow is ``cvcrm/signed_documents`` (made from ``esign/envelopes``): an asset
+this job reports rather than owns (its step is an op, so the sensor, schedule and launchpad keep one
+job). Each run that moved something (applied an event, finished an envelope, re-read a status) records
+a materialization of the tenant's partition; a back-sync done outside a run (``ponte sync backsync
+--local`` with a Dagster instance) records a runless one (:func:`report_backsync`), so the graph shows
+when each tenant's documents last moved. The run config is checked at launch (a bad mode, or
+``mode: contract`` without a contract, never starts a run).
 """
 # No `from __future__ import annotations` here: Dagster reads the Config annotations at run time.
 
+import re
 from datetime import timedelta
+from typing import Literal
 
 from dagster import (
+    AssetMaterialization,
     Config,
+    DagsterInstance,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     Definitions,
@@ -28,12 +40,21 @@ from dagster import (
     schedule,
     sensor,
 )
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from orchestration.inbox_sensing import inbox_run_requests
 from orchestration.partitions import tenant_ids, tenant_partitions
 from orchestration.resources import ConnectorsResource, StoreResource, TenantsResource
-from orchestration.steps import STEP_RETRY, step_errors
+from orchestration.steps import (
+    STEP_RETRY,
+    check_config_at_launch,
+    report_runless,
+    run_tags,
+    step_errors,
+    tag_requests,
+    tag_run,
+)
+from orchestration.translator import key, spec
 from pipelines.backsync.flow import BacksyncReport, drain_inbox, inbox_connectors, poll_stale, sync_contract
 from pipelines.backsync.history import contract_history
 from pipelines.store.models import InboxEvent
@@ -41,13 +62,51 @@ from ponte.errors import ConfigurationError
 from schemas.tenant import list_tenants
 
 JOB = "signature_backsync"
+CONTRACT = re.compile(r"[0-9A-Za-z_-]+")
+#: the asset this job reports: envelope statuses and signed PDFs on the CRM
+SIGNED_DOCUMENTS = spec("crm_signed_documents", partitions_def=tenant_partitions)
 
 
 class BacksyncConfig(Config):
-    mode: str = Field("inbox", description="inbox | poll | contract")
+    mode: Literal["inbox", "poll", "contract"] = Field("inbox", description="inbox | poll | contract")
     contract: str = Field("", description="CV CRM contract id (idreservacontrato), for mode=contract")
-    quiet_minutes: int = Field(30, description="poll: envelopes with no news for this long are re-read")
-    batch: int = Field(200, description="inbox: events per batch")
+    quiet_minutes: int = Field(30, ge=1, description="poll: envelopes with no news for this long are re-read")
+    batch: int = Field(200, ge=1, le=5000, description="inbox: events per batch")
+
+    @field_validator("contract")
+    @classmethod
+    def _contract_id(cls, value: str) -> str:
+        value = value.strip()
+        if value and not CONTRACT.fullmatch(value):
+            raise ValueError(f"{value!r}: a contract is its CV CRM id (idreservacontrato), e.g. 801")
+        return value
+
+    @model_validator(mode="after")
+    def _contract_with_its_mode(self) -> "BacksyncConfig":
+        if self.mode == "contract" and not self.contract:
+            raise ValueError("mode=contract needs contract: the CV CRM contract id (idreservacontrato)")
+        if self.contract and self.mode != "contract":
+            raise ValueError(f"contract is read only with mode=contract (mode is {self.mode})")
+        return self
+
+
+def moved(report: BacksyncReport) -> bool:
+    """Whether a back-sync changed anything on the CRM side worth a materialization."""
+    return bool(report.applied or report.completed or report.envelopes_synced or report.notifications)
+
+
+def materialization(tenant: str, report: BacksyncReport, mode: str) -> AssetMaterialization:
+    """The ``cvcrm/signed_documents`` materialization of ``tenant``'s partition for ``report``."""
+    return AssetMaterialization(asset_key=key("crm_signed_documents"), partition=tenant,
+                                metadata={"mode": mode, **report.as_metadata()})
+
+
+def report_backsync(instance: DagsterInstance, tenant: str, report: BacksyncReport, mode: str) -> bool:
+    """Record a back-sync done outside a Dagster run (runless); True when one was recorded."""
+    if not moved(report):
+        return False
+    report_runless(instance, materialization(tenant, report, mode))
+    return True
 
 
 def _merge(total: BacksyncReport, part: BacksyncReport) -> None:
@@ -69,6 +128,7 @@ def backsync(
 ) -> Output[dict]:
     with step_errors(context):
         tenant = tenants.load(context.partition_key if context.has_partition_key else "demo")
+        tag_run(context, {"ponte/tenant": tenant.id, "ponte/mode": config.mode})
         state = store.get()
 
         def opener(key: str):
@@ -100,7 +160,12 @@ def backsync(
             raise ConfigurationError(f"unknown back-sync mode {config.mode!r}", field="mode",
                                      hint="use inbox, poll or contract")
     metadata.update(report.as_metadata())
+    if moved(report):
+        context.log_event(materialization(tenant.id, report, config.mode))
     return Output(report.as_metadata(), metadata=metadata)
+
+
+check_config_at_launch(backsync, BacksyncConfig)
 
 
 @job(name=JOB, partitions_def=tenant_partitions, executor_def=in_process_executor,
@@ -114,7 +179,7 @@ def signature_backsync() -> None:
         description="Starts a back-sync run per tenant with stored signing webhooks (DocuSign, Clicksign, "
         "WhatsApp, and providers described in YAML).")
 def signing_webhook_backsync(context: SensorEvaluationContext, store: StoreResource) -> SensorResult | SkipReason:
-    return inbox_run_requests(
+    return tag_requests(inbox_run_requests(
         context,
         store.get(),
         job_name=JOB,
@@ -123,7 +188,7 @@ def signing_webhook_backsync(context: SensorEvaluationContext, store: StoreResou
         run_config={"ops": {"backsync": {"config": {"mode": "inbox"}}}},
         known_tenants=tenant_ids(),
         nothing="no new signing webhooks",
-    )
+    ), mode="inbox")
 
 
 @schedule(name="signature_backsync_poll", job=signature_backsync, cron_schedule="*/15 * * * *",
@@ -133,8 +198,8 @@ def signature_backsync_poll(context: ScheduleEvaluationContext):
     for tenant in tenant_ids():
         yield RunRequest(run_key=None, partition_key=tenant,
                          run_config={"ops": {"backsync": {"config": {"mode": "poll"}}}},
-                         tags={"ponte/trigger": "poll"})
+                         tags=run_tags(tenant, "poll", mode="poll"))
 
 
-DEFS = Definitions(jobs=[signature_backsync], sensors=[signing_webhook_backsync],
+DEFS = Definitions(assets=[SIGNED_DOCUMENTS], jobs=[signature_backsync], sensors=[signing_webhook_backsync],
                    schedules=[signature_backsync_poll])

@@ -72,3 +72,74 @@ def friendly_errors(func: F) -> F:
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
+
+
+class RecordProgress:
+    """Progress bars for a local sync: one per entity (or one for the run), each with its count, total
+    (when known), rate and ETA, and "waiting for the rate budget" while a request waits for its slot
+    (``connectors.runtime.ratelimit.waits_reported_to``).
+
+    ``advance(name, n)`` is the flows' progress callback (``run_import``'s ``(entity, n)``); ``total``
+    gives a bar its end, so it shows an ETA.
+    """
+
+    def __init__(self, target: Console, *, disable: bool = False, unit: str = "records") -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn(unit),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("[yellow]{task.fields[waiting]}"),
+            console=target,
+            transient=True,
+            disable=disable,
+        )
+        self._tasks: dict[str, Any] = {}
+        self._stack: Any = None
+
+    def __enter__(self) -> RecordProgress:
+        import contextlib
+
+        from connectors.runtime.ratelimit import waits_reported_to
+
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(self._progress)
+        self._stack.enter_context(waits_reported_to(self.waiting))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def task(self, name: str, total: int | None = None) -> Any:
+        if name not in self._tasks:
+            self._tasks[name] = self._progress.add_task(name, total=total, rate="", waiting="")
+        return self._tasks[name]
+
+    def advance(self, name: str, n: int = 1) -> None:
+        task = self.task(name)
+        self._progress.update(task, advance=n, waiting="")
+        speed = self._progress.tasks[task].speed
+        self._progress.update(task, rate=f"{speed:.1f}/s" if speed else "")
+
+    def waiting(self, who: str, seconds: float) -> None:
+        """A request waits ``seconds`` for its slot in the rate budget (shown on every open bar)."""
+        connector = who.rsplit(":", 1)[-1] or "API"
+        if not self._tasks:
+            self.task("starting")
+        for task in self._tasks.values():
+            self._progress.update(task, waiting=f"waiting for the rate budget ({connector}, {seconds:.1f} s)")

@@ -47,8 +47,18 @@ def _dagster_instance() -> Any:
 
 
 def _import_metadata(result: Any) -> dict[str, Any]:
-    (event,) = result.asset_materializations_for_node("crm_customers_and_sales")
-    return {key: value.value for key, value in event.metadata.items()}
+    """The import's counts per entity (``customer.created``...) and the run's API calls, from the one
+    materialization each entity's asset reported."""
+    from orchestration.imports.assets import IMPORT_ENTITIES
+    from orchestration.translator import translator
+
+    keys = {translator().get_asset_key(e): e.flow_entity for e in IMPORT_ENTITIES}
+    meta: dict[str, Any] = {}
+    for event in result.asset_materializations_for_node("crm_customers_and_sales"):
+        entity = keys.get(event.asset_key)
+        for key, value in event.metadata.items():
+            meta[key if key.startswith("api_calls.") or entity is None else f"{entity}.{key}"] = value.value
+    return meta
 
 
 def _import_table(title: str, meta: dict[str, Any]) -> Table:

@@ -6,10 +6,18 @@ from datetime import date
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orchestration.cli.console import EXIT_FAILURES, console, emit_json, err_console, fail, friendly_errors
+from orchestration.cli.console import (
+    EXIT_FAILURES,
+    RecordProgress,
+    console,
+    emit_json,
+    err_console,
+    fail,
+    friendly_errors,
+)
+from orchestration.cli.sync_dagster import dagster_instance, materializations, run_job
 from pipelines.imports.report import COUNTERS, ImportReport  # no mapping import: keeps --help fast
 from pipelines.store import open_store
 from ponte.redaction import redact
@@ -32,6 +40,36 @@ def _parse_ids(ids: list[str], entity: str) -> dict[str, list[str]]:
     return out
 
 
+def _import_in_dagster(instance: object, tenant: str, full: bool, since: str | None,
+                       ids: dict[str, list[str]], plan: bool, *, quiet: bool) -> ImportReport:
+    """The import as a Dagster run of ``customer_sale_import`` for ``tenant``; its report rebuilt from
+    the run's materializations (one per CRM entity)."""
+    from orchestration.imports.assets import ID_FIELDS, STEP, key_of
+
+    if "enterprise" in ids:
+        fail("--id enterprise:… is not a Dagster run config field; run it here with --local")
+    mode = "ids" if ids else "since" if since else "full" if full else "incremental"
+    run_config: dict[str, object] = {"mode": mode, "plan": plan}
+    if since:
+        run_config["since"] = since
+    for field_name, name in ID_FIELDS.items():
+        if ids.get(name):
+            run_config[field_name] = ids[name]
+    result = run_job(instance, "customer_sale_import", tenant, STEP, run_config,
+                     {"ponte/mode": mode, "ponte/since": since or "",
+                      "ponte/ids": str(sum(len(v) for v in ids.values())) if ids else ""}, quiet=quiet)
+    report = ImportReport(tenant=tenant, plan=plan)
+    metadata = materializations(result, STEP)
+    for name, counts in report.entities.items():
+        values = metadata.get(key_of(name).to_user_string(), {})
+        for counter in COUNTERS:
+            setattr(counts, counter, int(values.get(counter, 0) or 0))
+        for connector in ("sienge", "cvcrm"):
+            if f"api_calls.{connector}" in values:
+                report.api_calls[connector] = int(values[f"api_calls.{connector}"])
+    return report
+
+
 def print_import_report(report: ImportReport) -> None:
     title = f"import {report.tenant}" + (" (plan: nothing written)" if report.plan else "")
     table = Table(*("entity", *COUNTERS), title=title)
@@ -48,6 +86,9 @@ def print_import_report(report: ImportReport) -> None:
                 )
     if report.dead_letters_by_reason:
         print_dead_letters_by_reason(report)
+    elif report.total("dead_lettered") and not report.plan:
+        console.print(f"[yellow]{report.total('dead_lettered')} record(s) dead-lettered[/]: "
+                      f"{escape(report.list_command())}", soft_wrap=True)
 
 
 def import_report_json(report: ImportReport) -> dict[str, object]:
@@ -94,12 +135,15 @@ def import_cmd(
     entity: str = typer.Option("customer", "--entity", help="Entity of plain --id values."),
     plan: bool = typer.Option(False, "--plan", help="Dry run: show what would be created/updated/cancelled."),
     as_json: bool = typer.Option(False, "--json", help="Print the run's report as JSON (masked)."),
+    local: bool = typer.Option(False, "--local", help="Run here, not as a Dagster run (progress bars)."),
+    dagster: bool = typer.Option(False, "--dagster", help="Run as a Dagster run (needs DAGSTER_HOME)."),
 ) -> None:
     """Import Sienge enterprises, units, customers and sales into CV CRM.
 
     Default: incremental from the saved cursors (with the tenant's lookback). Unchanged records cost no
     CRM call; bad records become dead letters (`ponte deadletter list`) and never stop the batch.
-    Exits 1 when some records were dead-lettered.
+    With DAGSTER_HOME set the import is a Dagster run (tagged ponte/source: cli, in the UI's run
+    history); --local runs it here. Exits 1 when some records were dead-lettered.
     """
     from pipelines.connections import open_connector
     from pipelines.imports.flow import ImportRequest, run_import
@@ -111,30 +155,21 @@ def import_cmd(
     except ValueError:
         fail(f"--since {since!r} is not a date; write it as yyyy-mm-dd")
         return
-    config = load_tenant(tenant)
-    store = open_store()
-    request = ImportRequest(full=full, since=since_date, ids=_parse_ids(ids or [], entity), plan=plan)
-    with (
-        open_connector(config, "sienge", store=store) as sienge,
-        open_connector(config, "cvcrm", store=store) as cvcrm,
-        Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed} records"),
-            TimeElapsedColumn(),
-            console=err_console if as_json else console,
-            transient=True,
-            disable=as_json,
-        ) as bar,
-    ):
-        tasks: dict[str, int] = {}
-
-        def progress(name: str, n: int) -> None:
-            if name not in tasks:
-                tasks[name] = bar.add_task(f"{name}s", total=None)
-            bar.advance(tasks[name], n)
-
-        report = run_import(store, config, sienge, cvcrm, request, progress)
+    parsed_ids = _parse_ids(ids or [], entity)
+    instance = dagster_instance(local, dagster)
+    if instance is not None:
+        report = _import_in_dagster(instance, tenant, full, since, parsed_ids, plan, quiet=as_json)
+    else:
+        config = load_tenant(tenant)
+        store = open_store()
+        request = ImportRequest(full=full, since=since_date, ids=parsed_ids, plan=plan)
+        with (
+            open_connector(config, "sienge", store=store) as sienge,
+            open_connector(config, "cvcrm", store=store) as cvcrm,
+            RecordProgress(err_console if as_json else console, disable=as_json) as progress,
+        ):
+            report = run_import(store, config, sienge, cvcrm, request,
+                                lambda name, n: progress.advance(f"{name}s", n))
     if as_json:
         emit_json(import_report_json(report))
     else:

@@ -5,10 +5,17 @@ from __future__ import annotations
 from dataclasses import asdict
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orchestration.cli.console import EXIT_FAILURES, console, emit_json, err_console, fail, friendly_errors
+from orchestration.cli.console import (
+    EXIT_FAILURES,
+    RecordProgress,
+    console,
+    emit_json,
+    err_console,
+    fail,
+    friendly_errors,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -50,11 +57,9 @@ def register(app: typer.Typer) -> None:
         store = open_store()
         request = DispatchRequest(contracts=list(contracts or []), all_ready=all_ready, plan=plan,
                                   template=template, terms=terms, resend=resend)  # type: ignore[arg-type]
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} contracts"),
-                      TimeElapsedColumn(), console=err_console if as_json else console, transient=True,
-                      disable=as_json) as bar:
-            task = bar.add_task("dispatch", total=len(contracts) if contracts and not all_ready else None)
-            report = run_dispatch(store, config, request, progress=lambda _cid, _result: bar.advance(task))
+        with RecordProgress(err_console if as_json else console, disable=as_json, unit="contracts") as bar:
+            bar.task("dispatch", total=len(contracts) if contracts and not all_ready else None)
+            report = run_dispatch(store, config, request, progress=lambda _cid, _result: bar.advance("dispatch"))
         failed = report.count("dead_lettered") and not report.plan
         if as_json:
             emit_json({"flow": "dispatch", "tenant": report.tenant, "plan": report.plan,

@@ -1,17 +1,21 @@
-"""Dispatch as a tenant-partitioned asset; counts (sent, found, dead-lettered...) as metadata, with the
-envelope package (used, remaining, percent, valid_until) and the tenant's envelopes by status.
+"""Dispatch as a tenant-partitioned asset, ``esign/envelopes`` (made from the external ``cvcrm/contracts``;
+names from :mod:`orchestration.translator`); its step keeps the name ``signing_envelopes``. Counts
+(sent, found, dead-lettered...) as metadata, with the envelope package (used, remaining, percent,
+valid_until) and the tenant's envelopes by status. The run config is checked at launch.
 
 No ``from __future__ import annotations`` here: Dagster resolves the Config parameter's annotation.
 """
 
+import re
 from typing import Any, Literal
 
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
-from pydantic import Field
+from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, multi_asset
+from pydantic import Field, field_validator
 
 from orchestration.partitions import tenant_partitions
 from orchestration.resources import ConnectorsResource, StoreResource, TenantsResource
-from orchestration.steps import STEP_RETRY, step_errors
+from orchestration.steps import STEP_RETRY, check_config_at_launch, step_errors, tag_run
+from orchestration.translator import sources, spec
 from pipelines.dispatch.connections import ConnectorSet
 from pipelines.dispatch.flow import DispatchRequest, run_dispatch
 from pipelines.dispatch.listing import status_counts
@@ -36,6 +40,11 @@ def package_metadata(store: Store, tenant: TenantConfig) -> dict[str, Any]:
     }
 
 
+STEP = "signing_envelopes"
+ID = re.compile(r"[0-9A-Za-z_-]+")
+CONTRACT_REF = re.compile(r"[0-9A-Za-z_-]+(:[0-9A-Za-z_-]+)?")
+
+
 class DispatchConfig(Config):
     """Default: every ready contract (the schedule). Manual: given contracts, or a plan. Webhook: the
     ``dispatch_cvcrm_webhooks`` sensor names contracts (or reservations) and its inbox lease."""
@@ -53,14 +62,38 @@ class DispatchConfig(Config):
         "dispatches what the events it still holds name, then marks them processed",
     )
 
+    @field_validator("contracts")
+    @classmethod
+    def _contract_refs(cls, values: list[str]) -> list[str]:
+        bad = [v for v in values if not CONTRACT_REF.fullmatch(str(v).strip())]
+        if bad:
+            raise ValueError(f"{', '.join(repr(b) for b in bad)}: a contract is its CV CRM id (801) or "
+                             "RESERVA:CONTRATO (3001:801)")
+        return [str(v).strip() for v in values]
 
-@asset(
-    name="signing_envelopes",
-    group_name="envelope_dispatch",
-    partitions_def=tenant_partitions,
+    @field_validator("reservations")
+    @classmethod
+    def _reservation_ids(cls, values: list[str]) -> list[str]:
+        bad = [v for v in values if not ID.fullmatch(str(v).strip())]
+        if bad:
+            raise ValueError(f"{', '.join(repr(b) for b in bad)}: a reservation is its CV CRM id, e.g. 3001")
+        return [str(v).strip() for v in values]
+
+    def run_tags(self, tenant: str) -> dict[str, str]:
+        named = len(self.contracts) + len(self.reservations)
+        mode = "webhooks" if self.inbox_claim else ("ids" if named else "ready")
+        return {"ponte/tenant": tenant, "ponte/mode": mode, "ponte/ids": str(named) if named else ""}
+
+
+#: CV CRM contracts, as an external asset (Ponte reads them; people validate them in the CRM)
+CRM_CONTRACTS = sources("dispatch")
+
+
+@multi_asset(
+    name=STEP,
+    specs=[spec("envelopes", partitions_def=tenant_partitions)],
     retry_policy=STEP_RETRY,
     description="CV CRM contracts sent as envelopes to the tenant's signing provider, exactly once each.",
-    kinds={"python"},
 )
 def signing_envelopes(
     context: AssetExecutionContext,
@@ -71,6 +104,7 @@ def signing_envelopes(
 ) -> MaterializeResult:
     with step_errors(context):
         tenant = tenants.load(context.partition_key)
+        tag_run(context, config.run_tags(tenant.id))
         state = store.get()
         named = bool(config.contracts or config.reservations)
         request = DispatchRequest(contracts=list(config.contracts), reservations=list(config.reservations),
@@ -93,3 +127,6 @@ def signing_envelopes(
         f"deferred {report.count('deferred')}"
     )
     return MaterializeResult(metadata={**report.as_metadata(), **package_metadata(state, tenant)})
+
+
+check_config_at_launch(signing_envelopes, DispatchConfig)

@@ -15,8 +15,9 @@ from dagster import (
 )
 
 from orchestration.checks import backsync_backlog_check, dead_letter_check, package_check
-from orchestration.dispatch.assets import signing_envelopes
+from orchestration.dispatch.assets import CRM_CONTRACTS, signing_envelopes
 from orchestration.dispatch.sensors import contract_webhook_sensor
+from orchestration.steps import run_tags
 from schemas.tenant import list_tenants
 
 DISPATCH_CRON = "*/10 * * * *"
@@ -38,7 +39,7 @@ def dispatch_schedules() -> list[ScheduleDefinition]:
             return RunRequest(
                 run_key=f"dispatch-{tenant_id}-{context.scheduled_execution_time:%Y%m%dT%H%M}",
                 partition_key=tenant_id,
-                tags={"ponte/tenant": tenant_id, "ponte/trigger": "schedule"},
+                tags=run_tags(tenant_id, "schedule", mode="ready"),
             )
 
         schedules.append(schedule(
@@ -51,8 +52,10 @@ def dispatch_schedules() -> list[ScheduleDefinition]:
     return schedules
 
 
+#: the checks stay on the envelopes asset: back-sync keeps its statuses current, and the backlog and
+#: back-sync dead letters are run with every dispatch (the signed-documents asset is reported by an op job)
 DEFS = Definitions(
-    assets=[signing_envelopes],
+    assets=[*CRM_CONTRACTS, signing_envelopes],
     asset_checks=[
         backsync_backlog_check(signing_envelopes),
         dead_letter_check(signing_envelopes, "dispatch"),

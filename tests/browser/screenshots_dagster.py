@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
-ASSET = "crm_customers_and_sales"
+ASSET = "cvcrm/people"  # the import's CRM people: the asset the dead-letter check is on
 CHECK = "import_dead_letters"
 JOB = "customer_sale_import"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -163,7 +163,7 @@ def capture(url: str, target: Path) -> list[Path]:
             page.keyboard.press("Alt+e")
             page.wait_for_timeout(500)
             page.reload()
-            settle(page, ASSET)
+            settle(page, ASSET.rsplit("/", 1)[-1])
             page.mouse.move(VIEWPORT["width"] * 0.67, VIEWPORT["height"] * 0.55)
             page.keyboard.down("Control")
             page.mouse.wheel(0, 150)

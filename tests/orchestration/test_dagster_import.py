@@ -20,7 +20,7 @@ from dagster import (
 
 from connectors.sandbox import start_sandbox
 from orchestration.definitions import defs
-from orchestration.imports.assets import ImportConfig, crm_customers_and_sales, id_map_consistent
+from orchestration.imports.assets import ImportConfig, crm_customers_and_sales, id_map_consistent, key_of
 from orchestration.resources import ConnectorsResource, StoreResource, TenantsResource
 from pipelines.store import Store
 from pipelines.store.inbox import store_event
@@ -96,18 +96,25 @@ def _materialize(resources: dict, config: dict):
     )
 
 
-def _metadata(result) -> dict:
-    (event,) = result.asset_materializations_for_node("crm_customers_and_sales")
+def _metadata(result, entity: str = "customer") -> dict:
+    """The metadata of one entity's asset (default: the CRM people), of the run's one materialization."""
+    (event,) = [e for e in result.asset_materializations_for_node("crm_customers_and_sales")
+                if e.asset_key == key_of(entity)]
     return {key: value.value for key, value in event.metadata.items()}
 
 
 def test_the_asset_imports_and_reports_counts_as_metadata(dagster_world) -> None:
     _sandbox, _store, resources = dagster_world
-    meta = _metadata(_materialize(resources, {}))
-    assert meta["customer.created"] == 12 and meta["failed"] == 0
+    result = _materialize(resources, {})
+    meta = _metadata(result)
+    assert meta["created"] == 12 and meta["failed"] == 0
     assert meta["api_calls.cvcrm"] > 0 and meta["plan"] is False
+    # one materialization per CRM entity, each with its own counts
+    assert {e.asset_key for e in result.asset_materializations_for_node("crm_customers_and_sales")} == {
+        key_of(entity) for entity in ("enterprise", "unit", "customer", "sale")}
+    assert _metadata(result, "sale")["created"] > 0
     again = _metadata(_materialize(resources, {"mode": "full"}))
-    assert again["customer.unchanged"] == 12 and again["customer.created"] == 0
+    assert again["unchanged"] == 12 and again["created"] == 0
     assert again["api_calls.cvcrm"] == 0  # an unchanged re-run writes nothing to the CRM
 
 
@@ -118,7 +125,7 @@ def test_dead_letters_by_reason_are_asset_metadata(dagster_world) -> None:
         customer = sandbox.state.sienge.customers[customer_id]
         sandbox.sienge.mutate_customer(customer_id, **{"cpf" if customer.get("cpf") else "cnpj": "000"})
     meta = _metadata(_materialize(resources, {}))
-    assert meta["customer.dead_lettered"] == 3 and meta["customer.created"] == 9  # other keys kept
+    assert meta["dead_lettered"] == 3 and meta["created"] == 9  # other keys kept
     table = meta["dead_letters_by_reason"]
     assert "`data/document: a CPF has <n> digits and a CNPJ <n> characters, got <n>` | 3 |" in table
     assert "ponte deadletter list --tenant demo --flow import --by-reason" in table
@@ -135,11 +142,11 @@ def test_manual_resync_of_given_ids_and_plan_mode(dagster_world) -> None:
     planned = _metadata(
         _materialize(resources, {"mode": "ids", "customer_ids": [str(customer_id)], "plan": True})
     )
-    assert planned["customer.updated"] == 1 and planned["customer.read"] == 1 and planned["plan"] is True
+    assert planned["updated"] == 1 and planned["read"] == 1 and planned["plan"] is True
     assert planned["api_calls.cvcrm"] == 0
     done = _metadata(_materialize(resources, {"mode": "ids", "customer_ids": [str(customer_id)]}))
     # an update reads the CRM person first (its CRM-owned fields are merged back), then writes it
-    assert done["customer.updated"] == 1 and done["api_calls.cvcrm"] == 2
+    assert done["updated"] == 1 and done["api_calls.cvcrm"] == 2
 
 
 def test_the_sensor_asks_for_a_webhook_run_per_tenant_with_news(dagster_world) -> None:
@@ -172,7 +179,7 @@ def test_the_sensor_asks_for_a_webhook_run_per_tenant_with_news(dagster_world) -
     assert request.partition_key == "demo"
     assert request.run_config["ops"]["crm_customers_and_sales"]["config"]["mode"] == "webhooks"
     meta = _metadata(_materialize(resources, {"mode": "webhooks"}))
-    assert meta["customer.read"] == 1  # only the customer the hook named; the assistance event is not ours
+    assert meta["read"] == 1  # only the customer the hook named; the assistance event is not ours
 
 
 def test_the_id_map_check_passes_after_an_import(dagster_world) -> None:

@@ -45,7 +45,7 @@ def _meta(result) -> dict[str, Any]:
 def test_the_check_is_registered_on_the_dispatch_asset() -> None:
     repo = defs.get_repository_def()
     (key,) = [k for k in repo.asset_checks_defs_by_key if k.name == "envelope_package"]
-    assert key.asset_key.path == ["signing_envelopes"]
+    assert key.asset_key.path == ["esign", "envelopes"]
 
 
 def test_empty_package_passes(store: Store) -> None:

@@ -1,9 +1,10 @@
 """How a Dagster step ends when a flow raises: a person's error fails at once, a passing one is retried.
 
-Non-retryable Ponte errors (a broken tenant file, a missing credential, a bad ``since`` date) must fail
-the step on its first attempt with the message and the fix, never be re-run by the step retry policy;
-retryable ones (what the HTTP layer gave up on) are re-run by that policy. Every asset and op that runs
-a flow is checked through Dagster's own execution (``materialize`` / ``execute_in_process``).
+Non-retryable Ponte errors (a broken tenant file, a missing credential) must fail the step on its first
+attempt with the message and the fix, never be re-run by the step retry policy; retryable ones (what
+the HTTP layer gave up on) are re-run by that policy. A bad run config (a bad ``since`` date, a
+back-sync mode that does not exist) is refused before the run starts. Every asset and op that runs a
+flow is checked through Dagster's own execution (``materialize`` / ``execute_in_process``).
 
 The policy's delay is patched to zero so a retried step does not wait 30 s between attempts.
 """
@@ -16,7 +17,14 @@ from typing import Any
 
 import pytest
 import yaml
-from dagster import DagsterEvent, DagsterEventType, DagsterInstance, RetryPolicy, materialize
+from dagster import (
+    DagsterEvent,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterInvalidConfigError,
+    RetryPolicy,
+    materialize,
+)
 
 from connectors.runtime.errors import AmbiguousWriteError
 from orchestration.assistance.assets import assistance_sync
@@ -132,22 +140,33 @@ def test_a_missing_credential_fails_the_import_at_once(world, monkeypatch: pytes
     assert metadata["hint"].startswith("export PONTE_DEMO_SIENGE_PASSWORD=")
 
 
-@pytest.mark.parametrize("config", [{"mode": "since", "since": "2026-13-45"}, {"mode": "since"}])
-def test_a_bad_since_date_fails_the_import_at_once(world, config: dict[str, Any]) -> None:
-    path, resources = world
-    _write(path, _demo())
-    description, metadata = _user_failure(_failed_once(_run("import", resources, config)))
-    assert "since" in description and "yyyy-mm-dd" in description
-    assert (metadata["kind"], metadata["field"]) == ("configuration", "since")
+# A bad run config is refused at launch, by Dagster's config system, before any step starts (issue #21):
+# these used to fail the step; now the run is never created.
 
 
-@pytest.mark.parametrize("config", [{"mode": "contract"}, {"mode": "sideways"}])
-def test_a_bad_backsync_mode_fails_at_once(world, config: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("config", "said"),
+    [({"mode": "since", "since": "2026-13-45"}, "'2026-13-45' is not a date; write it as yyyy-mm-dd"),
+     ({"mode": "since"}, "mode=since needs since")],
+)
+def test_a_bad_since_date_is_refused_at_launch(world, config: dict[str, Any], said: str) -> None:
     path, resources = world
     _write(path, _demo())
-    description, metadata = _user_failure(_failed_once(_run("backsync", resources, config)))
-    assert "mode" in description and "(fix:" in description
-    assert metadata["kind"] == "configuration"
+    with pytest.raises(DagsterInvalidConfigError) as refused:
+        _run("import", resources, config)
+    assert said in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("config", "said"),
+    [({"mode": "contract"}, "mode=contract needs contract"), ({"mode": "sideways"}, "got sideways")],
+)
+def test_a_bad_backsync_mode_is_refused_at_launch(world, config: dict[str, Any], said: str) -> None:
+    path, resources = world
+    _write(path, _demo())
+    with pytest.raises(DagsterInvalidConfigError) as refused:
+        _run("backsync", resources, config)
+    assert said in str(refused.value)
 
 
 @pytest.mark.parametrize(
