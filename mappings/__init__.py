@@ -13,7 +13,7 @@ Layering: this package imports ``schemas`` and ``ponte`` only. Anything stateful
 through :class:`MappingContext` (the id map, the tenant, the clock, run parameters).
 """
 
-from mappings.context import Lookup, MappingContext, static_lookup
+from mappings.context import Lookup, MappingContext, check_no_credentials, static_lookup
 from mappings.engine import (
     MAPPINGS_DIR,
     CompiledMapping,
@@ -26,18 +26,29 @@ from mappings.engine import (
     schema_registry,
     validate_all,
 )
+from mappings.paths import describe, model_fields
+from mappings.samples import context_path, load_context, read_json
+from mappings.transforms import ENUM_TABLES, fold
 
 __all__ = [
+    "ENUM_TABLES",
     "MAPPINGS_DIR",
     "CompiledMapping",
     "ExplainRow",
     "Lookup",
     "MappingContext",
+    "check_no_credentials",
     "clear_cache",
     "compile_file",
+    "context_path",
+    "describe",
+    "fold",
     "list_mappings",
+    "load_context",
     "load_mapping",
     "merge_owned",
+    "model_fields",
+    "read_json",
     "schema_registry",
     "static_lookup",
     "validate_all",

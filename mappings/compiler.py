@@ -42,9 +42,8 @@ from mappings.paths import (
     resolve,
 )
 from mappings.transforms import REGISTRY, build
-from ponte.errors import ConfigurationError, DataError, PonteError
-from ponte.yamlfile import YamlDocument
-from schemas.tenant import TenantConfig
+from ponte import ConfigurationError, DataError, PonteError, YamlDocument
+from schemas import TenantConfig
 
 Loc = tuple[str | int, ...]
 _E: dict[str, Any] = {}

@@ -19,8 +19,8 @@ from typing import Any
 
 from mappings.paths import Key, ParsedPath, PathError, parse_path
 from mappings.transforms import SAO_PAULO
-from ponte.errors import ConfigurationError
-from schemas.tenant import TenantConfig
+from ponte import ConfigurationError
+from schemas import TenantConfig
 
 #: (entity, source_system, source_id, target_system) -> target id, or None when the id map has none
 Lookup = Callable[[str, str, str, str], "str | None"]

@@ -18,10 +18,7 @@ from pydantic import BaseModel, ValidationError
 from mappings.compiler import Compiled, FieldInfo, MappingCompiler
 from mappings.context import MappingContext
 from mappings.language import MappingFile
-from ponte import settings
-from ponte.errors import ConfigurationError, DataError, PonteError
-from ponte.logging import get_logger
-from ponte.yamlfile import load_yaml, parse_model
+from ponte import ConfigurationError, DataError, PonteError, get_logger, load_yaml, parse_model, settings
 from schemas.canonical import CANONICAL
 
 log = get_logger(__name__)

@@ -19,8 +19,8 @@ from typing import Any
 
 from mappings.context import MappingContext, static_lookup
 from mappings.transforms import SAO_PAULO
-from ponte.errors import ConfigurationError
-from schemas.tenant import load_tenant
+from ponte import ConfigurationError
+from schemas import load_tenant
 
 #: the clock samples run at unless their context says otherwise, so golden outputs never drift
 SAMPLE_NOW = datetime(2026, 11, 20, 10, 0, 0, tzinfo=SAO_PAULO)

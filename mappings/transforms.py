@@ -29,8 +29,8 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mappings.linear_regex import compile_pattern
-from ponte.errors import DataError
-from schemas.documents import (
+from ponte import DataError
+from schemas import (
     format_br_phone,
     format_cnpj,
     format_cpf,

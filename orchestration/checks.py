@@ -33,11 +33,9 @@ from sqlalchemy import func, select
 
 from orchestration.partitions import tenant_partitions
 from orchestration.resources import StoreResource, TenantsResource
-from pipelines.store import deadletters
-from pipelines.store.db import Store
-from pipelines.store.models import InboxEvent
-from ponte.redaction import redact
-from schemas.tenant import TenantConfig
+from pipelines.store import InboxEvent, Store, deadletters
+from ponte import redact
+from schemas import TenantConfig
 
 #: dead letters a check's table lists (the rest are counted by reason)
 ROWS = 50
@@ -123,7 +121,7 @@ def backlog_result(store: Store, tenant: str, connectors: list[str], now: dateti
 
 def backsync_backlog_check(asset: Any) -> AssetChecksDefinition:
     from pipelines.backsync.flow import inbox_connectors
-    from schemas.tenant import list_tenants
+    from schemas import list_tenants
 
     @asset_check(
         asset=asset,

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import importlib
 
-from dagster import DefaultSensorStatus, Definitions, SensorEvaluationContext, SkipReason, sensor
+from dagster import (
+    AddDynamicPartitionsRequest,
+    DefaultSensorStatus,
+    Definitions,
+    SensorEvaluationContext,
+    SensorResult,
+    sensor,
+)
 
+from orchestration.partitions import partition_requests
 from orchestration.resources import ConnectorsResource, StoreResource, TenantsResource
-from ponte.logging import configure_logging
-from ponte.redaction import redact
-from schemas.tenant import scan_tenants
+from ponte import configure_logging, redact
 
 configure_logging()
 
@@ -42,19 +48,27 @@ def _flow_defs() -> list[Definitions]:
 
 @sensor(
     name="tenant_files",
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Reports tenant files that do not load (file:line and the fix); every other tenant's "
-    "schedules, sensors and assets keep running.",
+    description="Keeps the tenant partitions in step with the tenant files (adds the key of a new file that "
+    "loads, deletes the key of a removed file) and reports tenant files that do not load (file:line and the "
+    "fix); every other tenant's schedules, sensors and assets keep running.",
 )
-def tenant_files(context: SensorEvaluationContext) -> SkipReason:
-    good, broken = scan_tenants()
-    if not broken:
-        return SkipReason(f"all {len(good)} tenant file(s) load")
+def tenant_files(context: SensorEvaluationContext) -> SensorResult:
+    requests, good, broken = partition_requests(context.instance)
+    changes = []
+    for request in requests:
+        verb = "added" if isinstance(request, AddDynamicPartitionsRequest) else "deleted"
+        context.log.info("tenant partition(s) %s: %s", verb, ", ".join(request.partition_keys))
+        changes.append(f"{verb} tenant partition(s) {', '.join(request.partition_keys)}")
     for item in broken:
         context.log.error("tenant file %s does not load: %s", item.path.name, redact(item.message))
-    listed = "; ".join(f"{item.path.name}: {redact(item.message)}" for item in broken)
-    return SkipReason(f"{len(broken)} broken tenant file(s), skipped until fixed ({len(good)} load): {listed}")
+    if broken:
+        listed = "; ".join(f"{item.path.name}: {redact(item.message)}" for item in broken)
+        status = f"{len(broken)} broken tenant file(s), skipped until fixed ({len(good)} load): {listed}"
+    else:
+        status = f"all {len(good)} tenant file(s) load"
+    return SensorResult(dynamic_partitions_requests=requests, skip_reason="; ".join([*changes, status]))
 
 
 defs = Definitions.merge(

@@ -26,7 +26,7 @@ def executor_from_environment(default: ExecutorDefinition = in_process_executor)
     if choice in ("", "default", "in_process"):
         return default
     if choice != "celery":
-        from ponte.errors import ConfigurationError
+        from ponte import ConfigurationError
 
         raise ConfigurationError(
             f"PONTE_EXECUTOR={choice!r} is not an executor Ponte knows", hint="use celery or leave it unset"

@@ -34,9 +34,7 @@ from dagster import (
 )
 from sqlalchemy import ColumnElement, func, select
 
-from pipelines.store.claims import claimable
-from pipelines.store.db import Store
-from pipelines.store.models import InboxEvent, utcnow
+from pipelines.store import InboxEvent, Store, claimable, utcnow
 
 #: a run that died before it claimed anything is asked for again after at most this long
 RETRY_BUCKET_SECONDS = 300

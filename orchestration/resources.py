@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
-from connectors.runtime.client import Connector
+from connectors.runtime import Connector
 from pipelines.connections import open_connector
 from pipelines.store import Store, open_store
-from schemas.tenant import TenantConfig, list_tenants, load_tenant
+from schemas import TenantConfig, list_tenants, load_tenant
 
 
 class StoreResource(ConfigurableResource):

@@ -15,8 +15,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from ponte import settings
+from schemas import TenantConfig
 from schemas.canonical import CANONICAL
-from schemas.tenant import TenantConfig
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ID_BASE = "https://ponte.dev/schemas/"

@@ -41,8 +41,7 @@ from dagster._config.pythonic_config.config import infer_schema_from_config_clas
 from dagster._core.definitions.definition_config_schema import convert_user_facing_definition_config_schema
 from pydantic import ValidationError
 
-from ponte.errors import PonteError
-from ponte.redaction import redact
+from ponte import PonteError, redact
 
 #: The step retry policy of every asset and op that runs a flow, for what the HTTP layer gave up on
 #: (its own retries are exhausted): two more attempts, about 30 s and 60 s later. Writes are
@@ -211,6 +210,6 @@ def report_runless(instance: Any, event: Any) -> None:
     try:
         instance.report_runless_asset_event(event)
     except Exception as exc:  # the instance is a bystander here
-        from ponte.logging import get_logger
+        from ponte import get_logger
 
         get_logger("dagster").warning("could not record %s in Dagster: %s", event.asset_key.to_user_string(), exc)

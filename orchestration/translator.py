@@ -30,7 +30,7 @@ from typing import Literal
 
 from dagster import AssetKey, AssetSpec
 
-from ponte.errors import ConfigurationError
+from ponte import ConfigurationError
 
 #: the groups, one per flow (the names the UI's asset groups show)
 GROUPS = {
@@ -46,7 +46,7 @@ GROUPS = {
 def signing_kinds() -> tuple[str, ...]:
     """The signing providers (the ``esign`` assets' kinds): back-sync's hand-written providers and every
     connector spec that declares ``signing``, so a provider added in YAML shows up without code."""
-    from connectors.spec.loader import available_specs, load_spec
+    from connectors.spec import available_specs, load_spec
     from pipelines.backsync.flow import PROVIDERS
 
     found = set(PROVIDERS)

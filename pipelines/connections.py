@@ -9,15 +9,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from connectors.runtime.client import Connector
-from connectors.runtime.ratelimit import RateBudget
-from connectors.smtp import SmtpConnector
-from connectors.spec import SmtpConnectorSpec
-from connectors.spec.loader import load_spec
-from connectors.spec.models import HttpConnectorSpec, RateLimit
+from connectors import SmtpConnector
+from connectors.runtime import Connector, RateBudget
+from connectors.spec import HttpConnectorSpec, RateLimit, SmtpConnectorSpec, load_spec
 from pipelines.store.db import Store
-from ponte.errors import ConfigurationError
-from schemas.tenant import TenantConfig
+from ponte import ConfigurationError
+from schemas import TenantConfig
 
 
 def shared_budget(store: Store | None) -> RateBudget | None:

@@ -18,8 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from pipelines.store.db import Store
 from pipelines.store.models import OutboxItem, utcnow
-from ponte.errors import PonteError, TransientError
-from ponte.logging import get_logger
+from ponte import PonteError, TransientError, get_logger
 
 log = get_logger("outbox")
 

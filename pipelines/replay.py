@@ -25,8 +25,8 @@ from pipelines.connections import open_connector
 from pipelines.store import deadletters
 from pipelines.store.db import Store
 from pipelines.store.models import DeadLetter
-from ponte.errors import ConfigurationError, PonteError
-from schemas.tenant import load_tenant
+from ponte import ConfigurationError, PonteError
+from schemas import load_tenant
 
 Replayer = Callable[[Store, DeadLetter, str | None], None]
 

@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 from stdnum.br import cnpj as _cnpj
 from stdnum.br import cpf as _cpf
 
-from ponte.redaction import mask_document
+from ponte import mask_document
 from schemas.memo import remember
 
 _NON_ALNUM = re.compile(r"[^0-9A-Za-z]")

@@ -18,10 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ponte import settings
-from ponte.errors import ConfigurationError
-from ponte.redaction import register_secret
-from ponte.yamlfile import load_yaml, parse_model
+from ponte import ConfigurationError, load_yaml, parse_model, register_secret, settings
 from schemas.base import ConfigModel, FileHost
 from schemas.emails import EmailAddress
 

@@ -19,7 +19,7 @@ from pipelines.store import Store, open_store
 settings.register_profile("ponte", deadline=None)
 settings.load_profile("ponte")
 
-pytest_plugins = ["tests.security.logscan", "tests.support.spec_capture"]
+pytest_plugins = ["tests.security.logscan", "tests.support.spec_capture", "tests.support.tenant_partitions"]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_SPECS = REPO.parent / "shared" / "specs"

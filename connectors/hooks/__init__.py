@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from ponte.errors import ConfigurationError
+from ponte import ConfigurationError
 
 AuthFactory = Callable[[dict[str, Any], Any], Any]
 

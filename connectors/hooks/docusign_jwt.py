@@ -16,8 +16,7 @@ import jwt
 
 from connectors.hooks import register_auth
 from connectors.runtime.auth import AuthContext, CachedToken, _token_from
-from ponte.errors import ConfigurationError
-from ponte.redaction import register_secret
+from ponte import ConfigurationError, register_secret
 
 
 class DocusignJwtGrant(CachedToken):

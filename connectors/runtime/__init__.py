@@ -1,5 +1,6 @@
 """The runtime that executes connector specs. Public surface below; submodules are implementation."""
 
+from connectors.runtime.auth import dig
 from connectors.runtime.client import ActionResult, CheckResult, Connector
 from connectors.runtime.errors import (
     AmbiguousWriteError,
@@ -22,7 +23,14 @@ from connectors.runtime.errors import (
     WebhookAuthError,
     host_of,
 )
-from connectors.runtime.ratelimit import Bucket, InMemoryRateBudget, RateBudget
+from connectors.runtime.ratelimit import (
+    Bucket,
+    InMemoryRateBudget,
+    RateBudget,
+    refill,
+    take,
+    waits_reported_to,
+)
 from connectors.runtime.webhooks import WebhookDelivery
 
 __all__ = [
@@ -51,5 +59,9 @@ __all__ = [
     "UnexpectedStatusError",
     "WebhookAuthError",
     "WebhookDelivery",
+    "dig",
     "host_of",
+    "refill",
+    "take",
+    "waits_reported_to",
 ]

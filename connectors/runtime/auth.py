@@ -18,8 +18,7 @@ import httpx
 
 from connectors.spec import models as m
 from connectors.spec.templates import check, render
-from ponte.errors import AuthError, ConfigurationError, DataError
-from ponte.redaction import register_secret
+from ponte import AuthError, ConfigurationError, DataError, register_secret
 
 
 class AuthStrategy(Protocol):

@@ -45,9 +45,7 @@ from connectors.runtime.webhooks import WebhookDelivery, answer_challenge, verif
 from connectors.spec import models as m
 from connectors.spec.loader import load_spec
 from connectors.spec.templates import render, render_string
-from ponte.errors import ConfigurationError, DataError, PonteError
-from ponte.logging import get_logger
-from ponte.redaction import redact_url, register_secret
+from ponte import ConfigurationError, DataError, PonteError, get_logger, redact_url, register_secret
 
 log = get_logger("connectors.runtime")
 # httpx logs every request at INFO with its full URL (query keys included); Ponte logs its own line at

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from ponte.errors import (
+from ponte import (
     AuthError,
     ConflictError,
     DataError,
@@ -21,8 +21,8 @@ from ponte.errors import (
     PonteError,
     RateLimitedError,
     TransientError,
+    redact,
 )
-from ponte.redaction import redact
 
 _SECRET_PARAMS = ("token", "key", "secret", "password", "senha", "signature", "sig", "auth")
 _SECRET_HEADERS = ("authorization", "token", "key", "secret", "signature", "hmac", "cookie", "email")

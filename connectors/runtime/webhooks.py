@@ -33,8 +33,7 @@ from connectors.runtime.errors import (
 )
 from connectors.spec import models as m
 from connectors.spec.templates import render
-from ponte.errors import ConfigurationError, DataError
-from ponte.redaction import register_secret
+from ponte import ConfigurationError, DataError, register_secret
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,16 @@ everything with :func:`start_sandbox` (see docs/sandbox.md for URLs, credentials
 from connectors.sandbox.config import RateLimit, SandboxConfig
 from connectors.sandbox.faults import FaultConfig, parse_fault_spec
 from connectors.sandbox.launcher import Sandbox, start_sandbox
+from connectors.sandbox.seed import PROFILES
 from connectors.sandbox.signing import Evidence
 
-__all__ = ["Evidence", "FaultConfig", "RateLimit", "Sandbox", "SandboxConfig", "parse_fault_spec", "start_sandbox"]
+__all__ = [
+    "PROFILES",
+    "Evidence",
+    "FaultConfig",
+    "RateLimit",
+    "Sandbox",
+    "SandboxConfig",
+    "parse_fault_spec",
+    "start_sandbox",
+]

@@ -26,7 +26,7 @@ from connectors.sandbox.config import SandboxConfig
 from connectors.sandbox.faults import FaultConfig, FaultInjector
 from connectors.sandbox.ratelimit import RateLimiter, Verdict, retry_after_header
 from connectors.sandbox.webhooks import Delivery, Dispatcher
-from ponte.logging import get_logger
+from ponte import get_logger
 
 CONTROL_PREFIX = "/_sandbox"
 log = get_logger(__name__)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field, field_validator
 
-from ponte.errors import ConfigurationError
+from ponte import ConfigurationError
 
 
 class FaultConfig(BaseModel):

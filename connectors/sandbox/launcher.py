@@ -32,8 +32,7 @@ from connectors.sandbox.smtp import SmtpSandbox
 from connectors.sandbox.webhooks import Dispatcher
 from connectors.sandbox.whatsapp import WhatsappSandbox
 from connectors.sandbox.zapsign import ZapsignSandbox
-from ponte.errors import ConfigurationError
-from ponte.logging import get_logger
+from ponte import ConfigurationError, get_logger
 
 log = get_logger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from connectors.sandbox.faults import FaultInjector
-from ponte.logging import get_logger
+from ponte import get_logger
 
 log = get_logger(__name__)
 

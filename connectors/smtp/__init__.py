@@ -21,9 +21,7 @@ from connectors.runtime.ratelimit import InMemoryRateBudget, Limiter, RateBudget
 from connectors.runtime.retry import retrying
 from connectors.spec.models import SmtpConnectorSpec
 from connectors.spec.templates import render
-from ponte.errors import AuthError, ConfigurationError, DataError, TransientError
-from ponte.logging import get_logger
-from ponte.redaction import register_secret
+from ponte import AuthError, ConfigurationError, DataError, TransientError, get_logger, register_secret
 
 log = get_logger("connectors.smtp")
 _PROCESS_BUDGET = InMemoryRateBudget()

@@ -13,8 +13,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from connectors.spec.models import ConnectorSpec, HttpConnectorSpec, SmtpConnectorSpec
-from ponte.errors import ConfigurationError
-from ponte.yamlfile import YamlDocument, describe_validation_error, load_yaml
+from ponte import ConfigurationError, YamlDocument, describe_validation_error, load_yaml
 
 SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(ConnectorSpec)

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from connectors.spec.templates import TemplateSyntaxError, check
-from schemas.base import FileHost
+from schemas import FileHost
 
 
 class Model(BaseModel):

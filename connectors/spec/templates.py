@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ponte.errors import DataError
+from ponte import DataError
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
 _REF = re.compile(rf"^(?P<ns>{_NAME})((?:\.(?:{_NAME}|\d+))*)(?P<opt>\?)?$")

@@ -25,8 +25,7 @@ from orchestration.partitions import tenant_partitions
 from orchestration.resources import ConnectorsResource, StoreResource, TenantsResource
 from orchestration.steps import STEP_RETRY, check_config_at_launch, step_errors, tag_run
 from orchestration.translator import key, sources, spec
-from pipelines.assistance.flow import AssistanceRequest, run_assistance
-from pipelines.assistance.report import AssistanceReport
+from pipelines.assistance import AssistanceReport, AssistanceRequest, run_assistance
 
 DRIFT_CHECK = "assistance_drift"
 STEP = "assistance_sync"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster import RunRequest, ScheduleDefinition, ScheduleEvaluationContext, schedule
 
-from schemas.tenant import list_tenants
+from schemas import list_tenants
 
 
 def reconcile_schedules(job_name: str) -> list[ScheduleDefinition]:

@@ -16,9 +16,9 @@ from sqlalchemy import and_, or_
 
 from orchestration.inbox_sensing import inbox_run_requests
 from orchestration.resources import StoreResource
-from pipelines.assistance.flow import CRM_EVENT_PREFIX, DEFAULT_EVENT_PREFIX
-from pipelines.store.models import InboxEvent
-from schemas.tenant import list_tenants
+from pipelines.assistance import CRM_EVENT_PREFIX, DEFAULT_EVENT_PREFIX
+from pipelines.store import InboxEvent
+from schemas import list_tenants
 
 
 def _prefixes() -> set[str]:

@@ -57,9 +57,9 @@ from orchestration.steps import (
 from orchestration.translator import key, spec
 from pipelines.backsync.flow import BacksyncReport, drain_inbox, inbox_connectors, poll_stale, sync_contract
 from pipelines.backsync.history import contract_history
-from pipelines.store.models import InboxEvent
-from ponte.errors import ConfigurationError
-from schemas.tenant import list_tenants
+from pipelines.store import InboxEvent
+from ponte import ConfigurationError
+from schemas import list_tenants
 
 JOB = "signature_backsync"
 CONTRACT = re.compile(r"[0-9A-Za-z_-]+")

@@ -10,7 +10,7 @@ import importlib
 
 import typer
 
-from ponte.logging import configure_logging
+from ponte import configure_logging
 
 app = typer.Typer(
     name="ponte",

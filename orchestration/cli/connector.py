@@ -13,9 +13,8 @@ from connectors import open_connector
 from connectors.runtime import Connector
 from connectors.spec import HttpConnectorSpec, available_specs, load_spec, validate_all, validate_specs
 from orchestration.cli.console import console, fail, friendly_errors
-from ponte.errors import ConfigurationError
-from ponte.redaction import redact
-from schemas.tenant import load_tenant
+from ponte import ConfigurationError, redact
+from schemas import load_tenant
 
 app = typer.Typer(
     help="Connectors: check a tenant's credentials, dry-read a stream, validate and list specs.",
@@ -26,8 +25,7 @@ app = typer.Typer(
 def _budget(shared: bool):  # type: ignore[no-untyped-def]
     if not shared:
         return None
-    from pipelines.store.db import open_store
-    from pipelines.store.rate_budget import SqlRateBudget
+    from pipelines.store import SqlRateBudget, open_store
 
     return SqlRateBudget(open_store())
 

@@ -13,8 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ponte.errors import PonteError
-from ponte.redaction import redact
+from ponte import PonteError, redact
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -115,7 +114,7 @@ class RecordProgress:
     def __enter__(self) -> RecordProgress:
         import contextlib
 
-        from connectors.runtime.ratelimit import waits_reported_to
+        from connectors.runtime import waits_reported_to
 
         self._stack = contextlib.ExitStack()
         self._stack.enter_context(self._progress)

@@ -13,7 +13,7 @@ from rich.table import Table
 from orchestration.cli.console import EXIT_FAILURES, console, emit_json, fail, friendly_errors
 from pipelines.replay import ReplayOutcome, ReplaySummary, replay, replay_all
 from pipelines.store import deadletters, open_store
-from ponte.redaction import mask_record, redact
+from ponte import mask_record, redact
 
 app = typer.Typer(
     help="Dead letters: failed records with their reason, and replay after a fix.", no_args_is_help=True

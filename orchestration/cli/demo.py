@@ -20,8 +20,7 @@ from rich.table import Table
 from orchestration.cli.console import console, fail, friendly_errors
 from orchestration.cli.validate import run_checks
 from pipelines.store import open_store
-from ponte import settings
-from ponte.redaction import redact
+from ponte import redact, settings
 
 PORT_BASE = 18101
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -83,6 +82,7 @@ def _dead_letter_table(store: Any) -> Table | None:
 def run_demo(customers: int, profile: str = "realistic") -> None:
     from connectors.sandbox import start_sandbox
     from orchestration.definitions import defs
+    from orchestration.partitions import ensure_tenant_partitions
 
     if logging.getLogger().level > logging.DEBUG:  # the tables tell the story; -v shows every log line
         logging.getLogger().setLevel(logging.WARNING)
@@ -101,6 +101,7 @@ def run_demo(customers: int, profile: str = "realistic") -> None:
     if busy:
         fail(f"ports {busy} are in use (is `ponte sandbox up` or another demo running?); stop it and retry")
     instance = _dagster_instance()
+    ensure_tenant_partitions(instance, ["demo"])  # the runs below target the demo partition
     job = defs.resolve_job_def("customer_sale_import")
     with console.status("starting the sandbox…"):
         sandbox = start_sandbox(customers=customers, port_base=PORT_BASE, profile=profile)

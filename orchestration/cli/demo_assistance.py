@@ -12,9 +12,9 @@ from typing import Any
 
 from pipelines.assistance import AssistanceRequest, run_assistance
 from pipelines.connections import open_connector
-from pipelines.store.db import Store
-from ponte.errors import ConfigurationError
-from schemas.tenant import TenantConfig, load_tenant
+from pipelines.store import Store
+from ponte import ConfigurationError
+from schemas import TenantConfig, load_tenant
 
 DEMO_PHOTO = b"\xff\xd8\xff\xe0" + b"ponte-demo-foto-da-infiltracao" * 8 + b"\xff\xd9"
 

@@ -17,9 +17,9 @@ from sqlalchemy import func, select
 
 from orchestration.gateway.factory import app_from_environment
 from pipelines.connections import open_connector
-from pipelines.store.models import Envelope, InboxEvent
-from ponte.redaction import redact_url
-from schemas.tenant import load_tenant
+from pipelines.store import Envelope, InboxEvent
+from ponte import redact_url
+from schemas import load_tenant
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 GATEWAY_PORT = 8088  # tenants/demo.yaml: options.verification_base_url

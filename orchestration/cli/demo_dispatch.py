@@ -15,9 +15,9 @@ from pipelines.dispatch.flow import DispatchRequest, run_dispatch
 from pipelines.dispatch.signing_links import SECRET_ENV
 from pipelines.dispatch.verify import confirm_code, send_code
 from pipelines.documents.render import text_to_pdf
-from pipelines.store.models import Envelope
+from pipelines.store import Envelope
 from ponte import settings
-from schemas.tenant import TenantConfig, load_tenant
+from schemas import TenantConfig, load_tenant
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

@@ -22,7 +22,7 @@ def show(
     """Every document sent for CONTRACT: status, each signer (e-mail, masked CPF, status, time), link."""
     from pipelines.backsync.history import contract_history
     from pipelines.store import open_store
-    from schemas.tenant import load_tenant
+    from schemas import load_tenant
 
     config = load_tenant(tenant)
     history = contract_history(open_store(), config.id, contract, config.options.verification_base_url)
@@ -73,7 +73,7 @@ def list_cmd(
     provider and its envelope id, sent and completed times; then the counts by status."""
     from pipelines.dispatch.listing import list_envelopes, parse_filter
     from pipelines.store import open_store
-    from schemas.tenant import load_tenant
+    from schemas import load_tenant
 
     flt = parse_filter(status, since, provider)  # a bad filter is refused before anything is opened
     config = load_tenant(tenant)

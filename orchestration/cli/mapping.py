@@ -19,12 +19,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mappings import list_mappings, load_mapping
-from mappings.context import check_no_credentials
-from mappings.samples import context_path, load_context, read_json
+from mappings import check_no_credentials, context_path, list_mappings, load_context, load_mapping, read_json
 from orchestration.cli.console import EXIT_USER_ERROR, console, err_console, friendly_errors
-from ponte.errors import ConfigurationError, PonteError
-from ponte.redaction import mask_record, redact
+from ponte import ConfigurationError, PonteError, mask_record, redact
 
 app = typer.Typer(
     help="Schema mappings: try one on a sample payload, explain its fields, list them.",
@@ -188,8 +185,7 @@ def _schema_key(key: str, registry: dict[str, Any], role: str) -> str:
 def skeleton(source: str, target: str, path: Path) -> str:
     """A new mapping file at ``path``: the target schema's required fields, each a TODO that compiles
     (``default: null``) and fails at run time as a missing field until it is given a source."""
-    from mappings import schema_registry
-    from mappings.paths import describe, model_fields
+    from mappings import describe, model_fields, schema_registry
     from orchestration.schema_export import MAPPING_SCHEMA, schema_line
 
     registry = schema_registry()

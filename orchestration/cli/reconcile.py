@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         from pipelines.connections import open_connector
         from pipelines.reconcile.runner import ReconcileRequest, kinds_of, run_reconcile
         from pipelines.store import open_store
-        from schemas.tenant import load_tenant
+        from schemas import load_tenant
 
         config = load_tenant(tenant)
         wanted = kinds_of(kinds)

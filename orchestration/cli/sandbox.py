@@ -16,7 +16,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn
 
 from orchestration.cli.console import console, fail, friendly_errors
-from ponte.errors import ConfigurationError
+from ponte import ConfigurationError
 
 app = typer.Typer(
     help=(
@@ -68,8 +68,7 @@ def up(
     ),
 ) -> None:
     """Start every stand-in and keep them running until Ctrl-C."""
-    from connectors.sandbox import start_sandbox
-    from connectors.sandbox.seed import PROFILES
+    from connectors.sandbox import PROFILES, start_sandbox
 
     if profile not in PROFILES:
         raise ConfigurationError(f"unknown profile {profile!r}", hint=" or ".join(PROFILES))
@@ -202,7 +201,7 @@ def faults(
     ),
 ) -> None:
     """Change fault injection of a running sandbox now."""
-    from connectors.sandbox.faults import parse_fault_spec
+    from connectors.sandbox import parse_fault_spec
 
     clears = {s.split(".")[0] for s in specs if s.endswith(".clear=1")}
     parsed = parse_fault_spec([s for s in specs if not s.endswith(".clear=1")])

@@ -14,8 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestration.cli.console import console, emit_json, fail, friendly_errors
-from pipelines.store import open_store
-from pipelines.store.repos import cursors_of, set_cursor
+from pipelines.store import cursors_of, open_store, set_cursor
 
 app = typer.Typer(help="Incremental cursors: where each tenant's streams resume, and resetting them.",
                   no_args_is_help=True)

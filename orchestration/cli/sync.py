@@ -20,8 +20,8 @@ from orchestration.cli.console import (
 from orchestration.cli.sync_dagster import dagster_instance, materializations, run_job
 from pipelines.imports.report import COUNTERS, ImportReport  # no mapping import: keeps --help fast
 from pipelines.store import open_store
-from ponte.redaction import redact
-from schemas.tenant import load_tenant
+from ponte import redact
+from schemas import load_tenant
 
 app = typer.Typer(help="Run a flow now for one tenant (manual re-sync).", no_args_is_help=True)
 

@@ -13,7 +13,7 @@ from orchestration.cli.console import EXIT_FAILURES, console, emit_json, friendl
 
 def print_assistance_report(report: object) -> None:
     """Created / updated / failed tables, then the drift a reconciliation found (counts and ids)."""
-    from pipelines.assistance.report import DRIFT_KINDS, AssistanceReport
+    from pipelines.assistance import DRIFT_KINDS, AssistanceReport
 
     assert isinstance(report, AssistanceReport)
     suffix = " (plan: nothing written)" if report.plan else ""
@@ -54,7 +54,7 @@ def print_assistance_report(report: object) -> None:
 
 def assistance_report_json(report: object) -> dict[str, object]:
     """What `sync assistance --json` prints: the counts and the ids behind them (masked on output)."""
-    from pipelines.assistance.report import AssistanceReport
+    from pipelines.assistance import AssistanceReport
 
     assert isinstance(report, AssistanceReport)
     drift = report.drift
@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         from pipelines.assistance import AssistanceRequest, run_assistance
         from pipelines.connections import open_connector
         from pipelines.store import open_store
-        from schemas.tenant import load_tenant
+        from schemas import load_tenant
 
         config = load_tenant(tenant)
         store = open_store()

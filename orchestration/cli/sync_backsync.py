@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         from pipelines.backsync.flow import drain_inbox, poll_stale, sync_contract
         from pipelines.connections import open_connector
         from pipelines.store import open_store
-        from schemas.tenant import load_tenant
+        from schemas import load_tenant
 
         if contract and poll:
             fail("choose --contract or --poll, not both")

@@ -46,8 +46,10 @@ def run_job(instance: Any, job_name: str, tenant: str, step: str, config: dict[s
     from dagster import DagsterEventType, DagsterInvalidConfigError
 
     from orchestration.definitions import defs
+    from orchestration.partitions import ensure_tenant_partitions
 
     job = defs.resolve_job_def(job_name)
+    ensure_tenant_partitions(instance, [tenant])  # a tenant file added since the sensor's last tick
     run_tags = {**SOURCE_TAGS, "ponte/tenant": tenant, **{k: v for k, v in tags.items() if v}}
     if not quiet:
         err_console.print(f"running {job_name} for {tenant} as a Dagster run (--local runs here instead)")

@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         """
         from pipelines.dispatch.flow import DispatchRequest, run_dispatch
         from pipelines.store import open_store
-        from schemas.tenant import load_tenant
+        from schemas import load_tenant
 
         if not contracts and not all_ready:
             fail("say what to send: --contract ID (repeatable) or --all-ready")

@@ -14,8 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestration.cli.console import console, emit_json, fail, friendly_errors
-from ponte.errors import PonteError
-from ponte.redaction import redact
+from ponte import PonteError, redact
 
 app = typer.Typer(
     help="Contract templates (HTML + Jinja2, laid out as PDF): list them, preview one.",
@@ -91,7 +90,7 @@ def render_cmd(
             fail("give --contract and --tenant to render from a contract's data, or --sample")
         from pipelines.dispatch.flow import preview_context
         from pipelines.store import open_store
-        from schemas.tenant import load_tenant
+        from schemas import load_tenant
 
         context = preview_context(open_store(), load_tenant(tenant), contract, name)
         record = f"contract {contract}"

@@ -14,9 +14,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestration.cli.console import console, emit_json, fail, friendly_errors, masked
-from ponte.errors import ConfigurationError, PonteError
-from ponte.redaction import redact
-from schemas.tenant import TENANT_ID, TenantConfig, load_tenant, scan_tenants
+from ponte import ConfigurationError, PonteError, redact
+from schemas import TENANT_ID, TenantConfig, load_tenant, scan_tenants
 
 app = typer.Typer(help="Tenants: one YAML file each under tenants/.", no_args_is_help=True)
 

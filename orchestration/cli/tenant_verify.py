@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from orchestration.cli.console import console, friendly_errors
-from ponte.redaction import redact
+from ponte import redact
 
 
 def register(tenant_app: typer.Typer) -> None:
@@ -20,7 +20,7 @@ def register(tenant_app: typer.Typer) -> None:
         from pipelines.dispatch.connections import ConnectorSet
         from pipelines.dispatch.verify import confirm_code, send_code
         from pipelines.store import open_store
-        from schemas.tenant import load_tenant
+        from schemas import load_tenant
 
         config = load_tenant(tenant)
         store = open_store()

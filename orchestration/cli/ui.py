@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         env = {**os.environ, "DAGSTER_HOME": str(home)}
         running = None
         if sandbox:
-            from connectors.sandbox.launcher import start_sandbox
+            from connectors.sandbox import start_sandbox
 
             running = start_sandbox(port_base=18101)
             console.print("sandbox running on ports 18101-18108 (see `ponte sandbox up --help`)")

@@ -20,11 +20,8 @@ from rich.table import Table
 from orchestration import schema_export
 from orchestration.cli.console import EXIT_FAILURES, console, emit_json, friendly_errors
 from pipelines.dispatch.signing_links import link_problems
-from ponte import settings
-from ponte.errors import PonteError
-from ponte.redaction import redact
-from ponte.yamlfile import load_yaml
-from schemas.tenant import TenantConfig, identity_verification_gap, load_tenant
+from ponte import PonteError, load_yaml, redact, settings
+from schemas import TenantConfig, identity_verification_gap, load_tenant
 
 
 @dataclass

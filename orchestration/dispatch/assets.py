@@ -21,8 +21,8 @@ from pipelines.dispatch.flow import DispatchRequest, run_dispatch
 from pipelines.dispatch.listing import status_counts
 from pipelines.dispatch.package import summary
 from pipelines.dispatch.webhooks import dispatch_claimed
-from pipelines.store.db import Store
-from schemas.tenant import TenantConfig
+from pipelines.store import Store
+from schemas import TenantConfig
 
 
 def package_metadata(store: Store, tenant: TenantConfig) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from orchestration.checks import backsync_backlog_check, dead_letter_check, pack
 from orchestration.dispatch.assets import CRM_CONTRACTS, signing_envelopes
 from orchestration.dispatch.sensors import contract_webhook_sensor
 from orchestration.steps import run_tags
-from schemas.tenant import list_tenants
+from schemas import list_tenants
 
 DISPATCH_CRON = "*/10 * * * *"
 

@@ -49,8 +49,8 @@ from pipelines.dispatch.webhooks import (
     run_key,
     tenant_triggers,
 )
-from pipelines.store.db import Store
-from ponte.errors import ConfigurationError
+from pipelines.store import Store
+from ponte import ConfigurationError
 
 SENSOR = "dispatch_cvcrm_webhooks"
 #: the tag Dagster puts on a sensor's run with its run key
@@ -78,7 +78,7 @@ def contract_webhook_sensor(job_name: str):
     ) -> SensorResult | SkipReason:
         state = store.get()
         _keep_waiting_runs(context, state)
-        known = set(tenant_partitions.get_partition_keys())
+        known = set(tenant_partitions.get_partition_keys(dynamic_partitions_store=context.instance))
         busy = busy_tenants(context, job_name, ACTIVE)  # one dispatcher per tenant: the package ledger
         requests, waiting = [], []
         for tenant in tenants.all():

@@ -24,16 +24,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from connectors.runtime.client import Connector
-from connectors.runtime.errors import WebhookAuthError
+from connectors.runtime import Connector, WebhookAuthError
 from orchestration.gateway.bodies import BodyCutShort, BodyTooLarge, read_body, refusal
 from orchestration.gateway.openapi import openapi_document
 from pipelines.connections import ConnectorCache
-from pipelines.store.db import Store
-from pipelines.store.inbox import store_event
-from ponte.errors import AuthError, ConfigurationError, DataError, PonteError
-from ponte.logging import get_logger
-from schemas.tenant import TenantConfig
+from pipelines.store import Store, store_event
+from ponte import AuthError, ConfigurationError, DataError, PonteError, get_logger
+from schemas import TenantConfig
 
 log = get_logger("gateway")
 

@@ -8,7 +8,7 @@ from orchestration.gateway.app import create_app
 from orchestration.gateway.sign import sign_routes
 from orchestration.gateway.verify import verify_routes
 from pipelines.store import Store
-from schemas.tenant import list_tenants
+from schemas import list_tenants
 
 
 def app_from_environment() -> Starlette:

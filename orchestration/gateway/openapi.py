@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.tenant import TenantConfig
+from schemas import TenantConfig
 
 _ERROR = {
     "type": "object",

@@ -43,11 +43,9 @@ from pipelines.dispatch.signing_links import (
     provider_spec,
     read_token,
 )
-from pipelines.store.db import Store
-from pipelines.store.models import Envelope, EnvelopeSigner
-from ponte.errors import ConfigurationError, PonteError, TransientError
-from ponte.logging import get_logger
-from schemas.tenant import TenantConfig
+from pipelines.store import Envelope, EnvelopeSigner, Store
+from ponte import ConfigurationError, PonteError, TransientError, get_logger
+from schemas import TenantConfig
 
 log = get_logger("gateway.sign")
 

@@ -28,9 +28,8 @@ from starlette.routing import Route
 
 from orchestration.gateway.bodies import BodyCutShort, BodyTooLarge, chunks, declared_length, refusal
 from pipelines.backsync.history import verification
-from pipelines.store.db import Store
-from pipelines.store.models import Envelope
-from schemas.tenant import TenantConfig, TenantOptions
+from pipelines.store import Envelope, Store
+from schemas import TenantConfig, TenantOptions
 
 MAX_CHECK_BYTES = 50 * 1024 * 1024
 #: the zone of a document whose tenant this gateway does not know (the tenant option's default)

@@ -38,8 +38,8 @@ from orchestration.translator import Entity, sources, targets, translator
 from pipelines.imports.flow import ImportRequest, run_import
 from pipelines.imports.report import COUNTERS, ImportReport
 from pipelines.imports.webhooks import process_sienge_events
-from pipelines.store.models import IdMap
-from ponte.errors import ConfigurationError
+from pipelines.store import IdMap
+from ponte import ConfigurationError
 
 STEP = "crm_customers_and_sales"
 SINCE_HINT = "write it as yyyy-mm-dd, e.g. 2026-11-01"

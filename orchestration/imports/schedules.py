@@ -7,7 +7,7 @@ from typing import Any
 from dagster import RunRequest, ScheduleDefinition, ScheduleEvaluationContext, schedule
 
 from orchestration.steps import run_tags
-from schemas.tenant import list_tenants
+from schemas import list_tenants
 
 
 def import_schedules(job: Any) -> list[ScheduleDefinition]:

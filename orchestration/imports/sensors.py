@@ -8,7 +8,7 @@ from orchestration.inbox_sensing import inbox_run_requests
 from orchestration.resources import StoreResource
 from orchestration.steps import tag_requests
 from pipelines.imports.webhooks import EVENTS
-from pipelines.store.models import InboxEvent
+from pipelines.store import InboxEvent
 
 
 def sienge_webhook_sensor(job_name: str):

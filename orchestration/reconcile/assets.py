@@ -27,7 +27,7 @@ from orchestration.resources import ConnectorsResource, StoreResource, TenantsRe
 from orchestration.steps import STEP_RETRY, step_errors
 from pipelines.reconcile.report import DriftReport
 from pipelines.reconcile.runner import ReconcileRequest, kinds_of, run_reconcile
-from ponte.redaction import redact
+from ponte import redact
 
 ASSET = "reconciliation"
 DRIFT_CHECK = "reconciliation_drift"

@@ -15,7 +15,7 @@ from dagster import (
 )
 
 from orchestration.reconcile.assets import ASSET, reconciliation
-from schemas.tenant import list_tenants
+from schemas import list_tenants
 
 reconcile_job = define_asset_job(
     "reconcile_job",

@@ -11,11 +11,20 @@ round trip lives with the other demo steps (``orchestration/cli/demo_assistance.
 
 from __future__ import annotations
 
-from pipelines.assistance.flow import AssistanceRequest, AssistanceSync, run_assistance
+from pipelines.assistance.flow import (
+    CRM_EVENT_PREFIX,
+    DEFAULT_EVENT_PREFIX,
+    AssistanceRequest,
+    AssistanceSync,
+    run_assistance,
+)
 from pipelines.assistance.replay import replay_assistance
-from pipelines.assistance.report import AssistanceReport, Drift
+from pipelines.assistance.report import DRIFT_KINDS, AssistanceReport, Drift
 
 __all__ = [
+    "CRM_EVENT_PREFIX",
+    "DEFAULT_EVENT_PREFIX",
+    "DRIFT_KINDS",
     "AssistanceReport",
     "AssistanceRequest",
     "AssistanceSync",

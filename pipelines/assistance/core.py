@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from connectors.runtime.client import Connector
+from connectors.runtime import Connector
 from mappings import MappingContext, load_mapping
 from pipelines.assistance.report import AssistanceReport
 from pipelines.store import deadletters
@@ -23,9 +23,8 @@ from pipelines.store.claims import worker_name
 from pipelines.store.db import Store
 from pipelines.store.models import IdMap
 from pipelines.store.repos import audit, get_xref, put_xref
-from ponte.errors import PonteError
-from ponte.logging import get_logger
-from schemas.tenant import TenantConfig
+from ponte import PonteError, get_logger
+from schemas import TenantConfig
 
 log = get_logger("assistance")
 

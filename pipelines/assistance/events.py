@@ -18,7 +18,7 @@ from pipelines.assistance.to_sienge import CrmToSienge
 from pipelines.store.claims import claim, release
 from pipelines.store.inbox import load_events
 from pipelines.store.models import InboxEvent
-from schemas.canonical.assistance import AssistanceStatus
+from schemas.canonical import AssistanceStatus
 
 
 def _body(event: InboxEvent) -> dict[str, Any]:

@@ -15,7 +15,7 @@ audited with the mapping that produced it. The names below stay importable from 
 
 from __future__ import annotations
 
-from connectors.runtime.client import Connector
+from connectors.runtime import Connector
 from pipelines.assistance.core import (
     CRM,
     CRM_EVENT_PREFIX,
@@ -35,7 +35,7 @@ from pipelines.assistance.reconcile import Reconciliation
 from pipelines.assistance.report import AssistanceReport
 from pipelines.assistance.to_sienge import content_hash, missing_minimum_days, normalize_assistencia
 from pipelines.store.db import Store
-from schemas.tenant import TenantConfig
+from schemas import TenantConfig
 
 __all__ = [
     "CRM",

@@ -11,8 +11,8 @@ from typing import Any
 
 from pipelines.assistance.core import CRM, ENTITY, ERP, FROM_SIENGE, TO_CRM_UPDATE, AssistanceCore
 from pipelines.assistance.state import crm_status, next_status, situation_ids
-from ponte.errors import ConfigurationError, NotFoundError, PonteError
-from schemas.canonical.assistance import Assistance, AssistanceStatus
+from ponte import ConfigurationError, NotFoundError, PonteError
+from schemas.canonical import Assistance, AssistanceStatus
 
 
 class SiengeToCrm(AssistanceCore):

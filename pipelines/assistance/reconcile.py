@@ -12,8 +12,8 @@ from pipelines.assistance.from_sienge import SiengeToCrm
 from pipelines.assistance.report import Drift
 from pipelines.assistance.state import SIENGE_STATUS, crm_status, next_status
 from pipelines.assistance.to_sienge import CrmToSienge
-from ponte.errors import PonteError
-from schemas.canonical.assistance import TERMINAL_ASSISTANCE, AssistanceStatus
+from ponte import PonteError
+from schemas.canonical import TERMINAL_ASSISTANCE, AssistanceStatus
 
 
 class Reconciliation(CrmToSienge, SiengeToCrm):

@@ -6,8 +6,8 @@ from pipelines.assistance.flow import AssistanceRequest, run_assistance
 from pipelines.connections import open_connector
 from pipelines.store.db import Store
 from pipelines.store.models import DeadLetter
-from ponte.errors import ConfigurationError
-from schemas.tenant import load_tenant
+from ponte import ConfigurationError
+from schemas import load_tenant
 
 
 def replay_assistance(store: Store, letter: DeadLetter, run_id: str | None) -> None:

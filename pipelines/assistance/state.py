@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.canonical.assistance import TERMINAL_ASSISTANCE, AssistanceStatus
-from schemas.tenant import AssistanceOptions
+from schemas import AssistanceOptions
+from schemas.canonical import TERMINAL_ASSISTANCE, AssistanceStatus
 
 S = AssistanceStatus
 

@@ -27,8 +27,8 @@ from pipelines.assistance.core import (
 from pipelines.assistance.state import crm_status
 from pipelines.outbox import write_once
 from pipelines.store.repos import get_xref
-from ponte.errors import DataError, PonteError, TransientError
-from schemas.canonical.assistance import TERMINAL_ASSISTANCE, Assistance
+from ponte import DataError, PonteError, TransientError
+from schemas.canonical import TERMINAL_ASSISTANCE, Assistance
 
 
 def normalize_assistencia(raw: dict[str, Any]) -> dict[str, Any]:

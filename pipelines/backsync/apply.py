@@ -24,7 +24,7 @@ from pipelines.backsync.machine import (
 from pipelines.store.db import Store
 from pipelines.store.models import Envelope, EnvelopeSigner
 from pipelines.store.repos import audit
-from schemas.canonical.signing import EnvelopeStatus, SignerStatus, SigningEvent, SigningEventKind
+from schemas.canonical import EnvelopeStatus, SignerStatus, SigningEvent, SigningEventKind
 
 FLOW = "backsync"
 K = SigningEventKind

@@ -32,7 +32,7 @@ from pypdf import PdfReader
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from connectors.runtime.client import Connector
+from connectors.runtime import Connector
 from pipelines.backsync import crm_contract, downloads
 from pipelines.backsync.events import docusign_evidence
 from pipelines.documents.placement import PageChoice, chosen_pages
@@ -41,12 +41,9 @@ from pipelines.outbox import write_once
 from pipelines.store.db import Store
 from pipelines.store.models import Envelope, utcnow
 from pipelines.store.repos import audit
-from ponte import settings
-from ponte.errors import DataError
-from ponte.logging import get_logger
-from ponte.redaction import mask_document, mask_email
-from schemas.canonical.signing import EnvelopeStatus
-from schemas.tenant import TenantConfig
+from ponte import DataError, get_logger, mask_document, mask_email, settings
+from schemas import TenantConfig
+from schemas.canonical import EnvelopeStatus
 
 log = get_logger("backsync.completion")
 FLOW = "backsync"

@@ -41,17 +41,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from connectors.runtime.client import Connector
-from connectors.runtime.errors import HttpError
+from connectors.runtime import Connector, HttpError
 from pipelines.documents.render import render_template
 from pipelines.outbox import write_once
 from pipelines.store.db import Store
 from pipelines.store.models import AuditEntry, Envelope, utcnow
 from pipelines.store.repos import audit
-from ponte.errors import DataError
-from ponte.logging import get_logger
-from ponte.redaction import mask_document, mask_email
-from schemas.tenant import TenantConfig
+from ponte import DataError, get_logger, mask_document, mask_email
+from schemas import TenantConfig
 
 log = get_logger("backsync.crm_contract")
 FLOW = "backsync"

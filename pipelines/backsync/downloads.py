@@ -23,12 +23,10 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from connectors.runtime.auth import dig
-from connectors.runtime.client import Connector
+from connectors.runtime import Connector, dig
 from pipelines.store.db import Store
 from pipelines.store.models import Envelope
-from ponte.errors import DataError, PonteError, TransientError
-from ponte.logging import get_logger
+from ponte import DataError, PonteError, TransientError, get_logger
 
 log = get_logger("backsync.downloads")
 

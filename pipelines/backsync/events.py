@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.runtime.auth import dig
+from connectors.runtime import dig
 from mappings import MappingContext, load_mapping
-from ponte.errors import DataError
-from schemas.canonical.signing import Evidence, IdentityCheck, SigningEvent, SigningEventKind
+from ponte import DataError
+from schemas.canonical import Evidence, IdentityCheck, SigningEvent, SigningEventKind
 
 K = SigningEventKind
 

@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from connectors.runtime.client import Connector
-from connectors.spec.loader import load_spec
+from connectors.runtime import Connector
+from connectors.spec import load_spec
 from mappings import MappingContext, load_mapping
 from pipelines.backsync import crm_contract
 from pipelines.backsync.apply import FLOW, ApplyOutcome, apply_events
@@ -35,10 +35,9 @@ from pipelines.store.db import Store
 from pipelines.store.inbox import load_events
 from pipelines.store.models import Envelope, InboxEvent, utcnow
 from pipelines.store.repos import audit
-from ponte.errors import ConfigurationError, DataError, PonteError
-from ponte.logging import get_logger
-from schemas.canonical.signing import EnvelopeStatus, SignerStatus, SigningEvent
-from schemas.tenant import TenantConfig
+from ponte import ConfigurationError, DataError, PonteError, get_logger
+from schemas import TenantConfig
+from schemas.canonical import EnvelopeStatus, SignerStatus, SigningEvent
 
 log = get_logger("backsync")
 

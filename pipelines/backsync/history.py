@@ -13,8 +13,8 @@ from sqlalchemy.orm import selectinload
 
 from pipelines.store.db import Store
 from pipelines.store.models import Envelope
-from ponte.redaction import mask_document, mask_email
-from schemas.canonical.signing import EnvelopeStatus
+from ponte import mask_document, mask_email
+from schemas.canonical import EnvelopeStatus
 
 
 def _iso(value: Any) -> str | None:

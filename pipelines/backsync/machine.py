@@ -16,7 +16,7 @@ signer was asked to do.
 
 from __future__ import annotations
 
-from schemas.canonical.signing import EnvelopeStatus, SignerStatus, SigningEventKind
+from schemas.canonical import EnvelopeStatus, SignerStatus, SigningEventKind
 
 E, S, K = EnvelopeStatus, SignerStatus, SigningEventKind
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
-from connectors.runtime.client import Connector
+from connectors.runtime import Connector
 from pipelines.backsync.apply import FLOW
 from pipelines.backsync.flow import BacksyncReport, Connectors, drain_inbox, resync
 from pipelines.connections import open_connector
 from pipelines.store import deadletters
 from pipelines.store.db import Store
 from pipelines.store.models import DeadLetter, InboxEvent, utcnow
-from ponte.errors import ConfigurationError, DataError
-from schemas.tenant import load_tenant
+from ponte import ConfigurationError, DataError
+from schemas import load_tenant
 
 
 def replay_backsync(store: Store, letter: DeadLetter, run_id: str | None) -> None:

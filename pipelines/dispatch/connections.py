@@ -12,7 +12,7 @@ from typing import Any
 
 from pipelines.connections import open_connector, open_smtp
 from pipelines.store.db import Store
-from schemas.tenant import TenantConfig
+from schemas import TenantConfig
 
 Opener = Callable[[TenantConfig, str, Store], Any]
 

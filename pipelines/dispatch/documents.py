@@ -12,12 +12,11 @@ from typing import Any, Literal
 
 from pypdf import PdfReader, PdfWriter
 
-from connectors.runtime import ForeignHostError
-from connectors.runtime.client import Connector
+from connectors.runtime import Connector, ForeignHostError
 from pipelines.documents import render
-from ponte.errors import DataError, PonteError
-from schemas.canonical.signing import Contract
-from schemas.tenant import TenantConfig
+from ponte import DataError, PonteError
+from schemas import TenantConfig
+from schemas.canonical import Contract
 
 Terms = Literal["none", "with_contract", "alone"]
 TERMS_TEMPLATE = "termo_de_ciencia"

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import select, update
 
-from connectors.smtp import Email
+from connectors import Email
 from mappings import MappingContext, load_mapping
 from pipelines.dispatch import package as packages
 from pipelines.dispatch import providers, versions
@@ -54,11 +54,10 @@ from pipelines.store.claims import worker_name
 from pipelines.store.db import Store
 from pipelines.store.models import Envelope, EnvelopeSigner, OutboxItem, utcnow
 from pipelines.store.repos import audit
-from ponte.errors import ConfigurationError, DataError, NotFoundError, PonteError, TransientError
-from ponte.logging import get_logger
-from schemas.canonical.signing import Contract
-from schemas.canonical.signing import Envelope as CanonicalEnvelope
-from schemas.tenant import TenantConfig
+from ponte import ConfigurationError, DataError, NotFoundError, PonteError, TransientError, get_logger
+from schemas import TenantConfig
+from schemas.canonical import Contract
+from schemas.canonical import Envelope as CanonicalEnvelope
 
 log = get_logger("dispatch")
 FLOW = "dispatch"
@@ -870,7 +869,7 @@ def preview_context(store: Store, tenant: TenantConfig, contract: str, template:
 
 def replay_dispatch(store: Store, letter: Any, run_id: str | None) -> None:
     """`ponte deadletter replay` for flow "dispatch": re-read the contract from the CRM and dispatch it."""
-    from schemas.tenant import load_tenant
+    from schemas import load_tenant
 
     contract = letter.record_key.partition(":")[2]
     reservation = (letter.payload or {}).get("idreserva")

@@ -25,12 +25,11 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from connectors.runtime.client import Connector
-from connectors.runtime.errors import AmbiguousWriteError
+from connectors.runtime import AmbiguousWriteError, Connector
 from pipelines.outbox import Finder, Sender, WriteOutcome, write_once
 from pipelines.store.db import Store
 from pipelines.store.models import OutboxItem
-from ponte.errors import DataError, TransientError
+from ponte import DataError, TransientError
 
 #: the field of the dead letter for an unsure create (Clicksign's, or a provider described in YAML) the
 #: lookup could not confirm or rule out; replaying that letter is a person's confirmation

@@ -18,8 +18,8 @@ from sqlalchemy.orm import selectinload
 from pipelines.dispatch.package import LOCAL_TZ
 from pipelines.store.db import Store
 from pipelines.store.models import Envelope
-from ponte.errors import DataError
-from schemas.canonical.signing import EnvelopeStatus, SignerStatus
+from ponte import DataError
+from schemas.canonical import EnvelopeStatus, SignerStatus
 
 #: an envelope still out for signature
 PENDING = frozenset({EnvelopeStatus.draft, EnvelopeStatus.sent, EnvelopeStatus.delivered})

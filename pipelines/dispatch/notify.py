@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from connectors.smtp import Email
+from connectors import Email
 from mappings import MappingContext, load_mapping
 from pipelines.dispatch.connections import ConnectorSet
 from pipelines.dispatch.signers import ChainMember, due_for_invitation
@@ -42,10 +42,9 @@ from pipelines.store import deadletters
 from pipelines.store.db import Store
 from pipelines.store.models import Envelope, EnvelopeSigner, utcnow
 from pipelines.store.repos import audit
-from ponte.errors import ConfigurationError, DataError
-from ponte.logging import get_logger
-from schemas.canonical.notification import Notification
-from schemas.tenant import TenantConfig
+from ponte import ConfigurationError, DataError, get_logger
+from schemas import TenantConfig
+from schemas.canonical import Notification
 
 log = get_logger("dispatch.notify")
 FLOW = "dispatch"

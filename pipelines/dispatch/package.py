@@ -24,9 +24,8 @@ from sqlalchemy.orm import Session
 
 from pipelines.store.db import Store
 from pipelines.store.models import OutboxItem, PackageLedgerEntry, utcnow
-from ponte.errors import ConfigurationError
-from ponte.logging import get_logger
-from schemas.tenant import EnvelopePackage, TenantConfig
+from ponte import ConfigurationError, get_logger
+from schemas import EnvelopePackage, TenantConfig
 
 log = get_logger("dispatch.package")
 #: the package's dates are the developer's calendar days

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.runtime.client import Connector
+from connectors.runtime import Connector
 from mappings import MappingContext, load_mapping
 from pipelines.dispatch import versions
 from pipelines.dispatch.documents import Document
@@ -31,9 +31,9 @@ from pipelines.dispatch.identity import (
 )
 from pipelines.outbox import write_once
 from pipelines.store.db import Store
-from ponte.errors import ConfigurationError, ConflictError, DataError, NotFoundError
-from schemas.canonical.signing import Envelope
-from schemas.tenant import TenantConfig, docusign_idv_hint
+from ponte import ConfigurationError, ConflictError, DataError, NotFoundError
+from schemas import TenantConfig, docusign_idv_hint
+from schemas.canonical import Envelope
 
 
 @dataclass

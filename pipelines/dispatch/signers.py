@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mappings.transforms import ENUM_TABLES, fold
+from mappings import ENUM_TABLES, fold
 from pipelines.backsync.machine import SIGNER_DONE
-from schemas.tenant import SignerSlot, TenantConfig, TenantOptions
+from schemas import SignerSlot, TenantConfig, TenantOptions
 
 #: signer statuses after which a signer no longer blocks nor needs an invitation: whoever did what their
 #: interaction asks (signed, approved, received their copy: backsync/machine.py SIGNER_DONE)

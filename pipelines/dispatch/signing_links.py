@@ -36,9 +36,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ponte.errors import ConfigurationError, DataError
-from ponte.redaction import looks_random, register_secret
-from schemas.tenant import TENANT_ID, TenantConfig
+from ponte import ConfigurationError, DataError, looks_random, register_secret
+from schemas import TENANT_ID, TenantConfig
 
 SECRET_ENV = "PONTE_SIGNING_LINK_SECRET"
 OLD_SECRET_ENV = "PONTE_SIGNING_LINK_SECRET_OLD"

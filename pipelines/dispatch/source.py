@@ -12,9 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.runtime.client import Connector
-from ponte.errors import NotFoundError
-from ponte.logging import get_logger
+from connectors.runtime import Connector
+from ponte import NotFoundError, get_logger
 
 log = get_logger("dispatch.source")
 

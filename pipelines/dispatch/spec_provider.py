@@ -18,11 +18,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from connectors.runtime.auth import dig
-from connectors.runtime.client import Connector
-from connectors.spec.loader import load_spec
-from connectors.spec.models import HttpConnectorSpec, Signing
-from connectors.spec.templates import render
+from connectors.runtime import Connector, dig
+from connectors.spec import HttpConnectorSpec, Signing, load_spec, render
 from mappings import load_mapping
 from pipelines.dispatch.documents import Document
 from pipelines.dispatch.identity import (
@@ -36,9 +33,9 @@ from pipelines.dispatch.identity import (
 from pipelines.dispatch.providers import Created
 from pipelines.outbox import write_once
 from pipelines.store.db import Store
-from ponte.errors import ConfigurationError, DataError, NotFoundError
-from schemas.canonical.signing import Envelope
-from schemas.tenant import TenantConfig
+from ponte import ConfigurationError, DataError, NotFoundError
+from schemas import TenantConfig
+from schemas.canonical import Envelope
 
 #: specs whose providers are written in Python (pipelines/dispatch/providers.py): capable as they are
 HAND_WRITTEN = frozenset({"docusign", "clicksign"})

@@ -26,9 +26,9 @@ from typing import Any
 from stdnum.br import cpf as stdnum_cpf
 
 from mappings import MappingContext, load_mapping
-from ponte.errors import DataError, NotFoundError
-from schemas.canonical.signing import Contract
-from schemas.tenant import TenantConfig
+from ponte import DataError, NotFoundError
+from schemas import TenantConfig
+from schemas.canonical import Contract
 
 #: the sources a template may declare
 SOURCES: dict[str, str] = {

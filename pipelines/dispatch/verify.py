@@ -14,12 +14,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from connectors.smtp import Email, SmtpConnector
+from connectors import Email, SmtpConnector
 from pipelines.store.db import Store
 from pipelines.store.models import VerifiedEmail, utcnow
-from ponte.errors import ConfigurationError, DataError
-from ponte.logging import get_logger
-from schemas.tenant import TenantConfig
+from ponte import ConfigurationError, DataError, get_logger
+from schemas import TenantConfig
 
 log = get_logger("dispatch.verify")
 CODE_TTL = timedelta(minutes=30)

@@ -62,7 +62,7 @@ from typing import Any, Literal
 
 from sqlalchemy import or_, select, update
 
-from connectors.spec.loader import load_spec
+from connectors.spec import load_spec
 from pipelines.dispatch.connections import ConnectorSet
 from pipelines.dispatch.flow import FLOW, ContractOutcome, DispatchReport, DispatchRequest, run_dispatch
 from pipelines.dispatch.source import (
@@ -77,9 +77,8 @@ from pipelines.store import deadletters
 from pipelines.store.claims import claimable, release
 from pipelines.store.db import Store
 from pipelines.store.models import InboxEvent, utcnow
-from ponte.errors import ConfigurationError, NotFoundError
-from ponte.logging import get_logger
-from schemas.tenant import DispatchTrigger, TenantConfig
+from ponte import ConfigurationError, NotFoundError, get_logger
+from schemas import DispatchTrigger, TenantConfig
 
 log = get_logger("dispatch.webhooks")
 

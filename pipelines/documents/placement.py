@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from ponte.errors import ConfigurationError
-from schemas.canonical.signing import SignaturePosition
+from ponte import ConfigurationError
+from schemas.canonical import SignaturePosition
 
 A4 = (595.28, 841.89)
 BLOCK_W, BLOCK_H = 160.0, 48.0

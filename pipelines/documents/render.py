@@ -52,8 +52,7 @@ from jinja2.utils import missing
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.documents.placement import SIGNATURE_BAND as PLACEMENT_BAND
-from ponte import settings
-from ponte.errors import ConfigurationError, DataError
+from ponte import ConfigurationError, DataError, settings
 
 #: bottom band of each page kept free for signature blocks (points); the page's bottom margin
 SIGNATURE_BAND = int(PLACEMENT_BAND)

@@ -42,7 +42,7 @@ from pypdf.generic import (
 )
 
 from pipelines.documents.placement import PageChoice, chosen_pages
-from ponte.errors import DataError
+from ponte import DataError
 
 #: the QR sits in the top-right margin: the bottom band belongs to the signature blocks
 QR_SIZE = 46.0

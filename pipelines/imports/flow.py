@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from connectors.runtime.client import Connector
+from connectors.runtime import Connector
 from mappings import merge_owned
 from pipelines.imports import hashing
 from pipelines.imports.collector import bulk_collection
@@ -48,11 +48,17 @@ from pipelines.store.repos import (
     upsert_xrefs,
     xrefs_by_ids,
 )
-from ponte import settings
-from ponte.errors import ConflictError, DataError, NotFoundError, PonteError, TransientError
-from ponte.logging import get_logger
-from ponte.redaction import mask_document
-from schemas.tenant import TenantConfig
+from ponte import (
+    ConflictError,
+    DataError,
+    NotFoundError,
+    PonteError,
+    TransientError,
+    get_logger,
+    mask_document,
+    settings,
+)
+from schemas import TenantConfig
 
 log = get_logger("import")
 FLOW = "import"

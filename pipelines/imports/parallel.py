@@ -37,9 +37,8 @@ import orjson
 
 from pipelines.imports.collector import tune_for_bulk
 from pipelines.imports.translate import Translator
-from ponte.errors import PonteError
-from ponte.logging import get_logger
-from schemas.tenant import TenantConfig
+from ponte import PonteError, get_logger
+from schemas import TenantConfig
 
 log = get_logger("import")
 

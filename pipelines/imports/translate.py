@@ -23,10 +23,10 @@ from pydantic import BaseModel, ValidationError
 
 from mappings import MappingContext, load_mapping
 from pipelines.imports import hashing
-from ponte.errors import DataError
+from ponte import DataError
+from schemas import TenantConfig
 from schemas.canonical import Enterprise, Person, Sale, Unit
-from schemas.systems.cvcrm import UNCONFIRMED_LIMIT
-from schemas.tenant import TenantConfig
+from schemas.systems import UNCONFIRMED_LIMIT
 
 Lookup = Callable[[str, str, str, str], str | None]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from connectors.runtime.client import Connector
+from connectors.runtime import Connector
 from pipelines.imports.flow import ImportRequest, run_import
 from pipelines.imports.report import ImportReport
 from pipelines.store.claims import claim, release, worker_name
@@ -18,8 +18,8 @@ from pipelines.store.db import Store
 from pipelines.store.inbox import load_events
 from pipelines.store.models import InboxEvent
 from pipelines.store.repos import audit
-from ponte.logging import get_logger
-from schemas.tenant import TenantConfig
+from ponte import get_logger
+from schemas import TenantConfig
 
 log = get_logger("import.webhooks")
 

@@ -13,7 +13,7 @@ import contextlib
 from mappings import load_mapping
 from pipelines.imports import parallel  # noqa: F401  (the workers' code, imported once)
 from pipelines.imports.translate import MAPPINGS, STAGED
-from ponte.errors import PonteError
+from ponte import PonteError
 
 for _entity in STAGED:
     for _name in MAPPINGS[_entity]:

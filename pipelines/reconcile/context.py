@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pipelines.backsync.flow import Connectors
 from pipelines.reconcile.report import DriftReport
 from pipelines.store.db import Store
-from schemas.tenant import TenantConfig
+from schemas import TenantConfig
 
 
 @dataclass

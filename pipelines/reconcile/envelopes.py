@@ -16,8 +16,8 @@ from pipelines.backsync.machine import ENVELOPE_TERMINAL, next_envelope_status
 from pipelines.reconcile.context import Reconciliation
 from pipelines.reconcile.report import ENVELOPE_STATUS
 from pipelines.store.models import Envelope
-from ponte.errors import PonteError
-from schemas.canonical.signing import EnvelopeStatus
+from ponte import PonteError
+from schemas.canonical import EnvelopeStatus
 
 KIND = ENVELOPE_STATUS
 #: statuses that say "out for signature" at Ponte (a draft was never sent, so it has nothing to drift)

@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from connectors.runtime.client import Connector
+from connectors.runtime import Connector
 from pipelines.imports import hashing
 from pipelines.imports.flow import FLOW as IMPORT_FLOW
 from pipelines.imports.flow import PONTE_ASSOCIATES, SOURCE, TARGET, XREF, ImportRequest, run_import
@@ -38,7 +38,7 @@ from pipelines.reconcile.report import IMPORT_CONTENT
 from pipelines.store import deadletters
 from pipelines.store.models import IdMap
 from pipelines.store.repos import get_xref
-from ponte.errors import NotFoundError, PonteError
+from ponte import NotFoundError, PonteError
 
 KIND = IMPORT_CONTENT
 #: import entity -> Sienge stream

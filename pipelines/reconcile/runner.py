@@ -20,9 +20,8 @@ from pipelines.reconcile.report import (
     DriftReport,
 )
 from pipelines.store.db import Store
-from ponte.errors import ConfigurationError, PonteError
-from ponte.logging import get_logger
-from schemas.tenant import TenantConfig
+from ponte import ConfigurationError, PonteError, get_logger
+from schemas import TenantConfig
 
 log = get_logger("reconcile")
 

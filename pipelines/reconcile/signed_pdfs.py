@@ -24,8 +24,8 @@ from pipelines.dispatch.source import contracts_of
 from pipelines.reconcile.context import Reconciliation
 from pipelines.reconcile.report import SIGNED_PDF_MISSING
 from pipelines.store.models import Envelope
-from ponte.errors import NotFoundError, PonteError
-from schemas.canonical.signing import EnvelopeStatus
+from ponte import NotFoundError, PonteError
+from schemas.canonical import EnvelopeStatus
 
 KIND = SIGNED_PDF_MISSING
 

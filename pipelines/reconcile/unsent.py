@@ -22,7 +22,7 @@ from pipelines.reconcile.context import Reconciliation
 from pipelines.reconcile.report import READY_NOT_SENT, DriftRow
 from pipelines.store import deadletters
 from pipelines.store.models import Envelope
-from ponte.errors import NotFoundError, PonteError
+from ponte import NotFoundError, PonteError
 
 KIND = READY_NOT_SENT
 SENT = ("sent", "found", "already_sent")

@@ -12,9 +12,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ponte import settings
-from ponte.errors import ConfigurationError
-from ponte.logging import get_logger
+from ponte import ConfigurationError, get_logger, settings
 
 log = get_logger("store")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"

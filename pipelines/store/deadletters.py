@@ -33,8 +33,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from pipelines.store.db import Store
 from pipelines.store.models import DEAD_LETTER_OPEN, DeadLetter, utcnow
 from pipelines.store.repos import _driver_insert, _text_array
-from ponte.errors import PonteError
-from ponte.redaction import redact
+from ponte import PonteError, redact
 
 # ------------------------------------------------------------------------------------ reason codes
 

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, bindparam, extract, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from connectors.runtime.ratelimit import Bucket, refill, take
+from connectors.runtime import Bucket, refill, take
 from pipelines.store.db import Store
 from pipelines.store.models import RateBudget
 

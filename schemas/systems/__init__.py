@@ -15,7 +15,14 @@ from schemas.systems.clicksign import (
     ClicksignSignerCreate,
     ClicksignWebhook,
 )
-from schemas.systems.cvcrm import CvAssistencia, CvAssistenciaUpdate, CvCliente, CvContrato, CvReserva
+from schemas.systems.cvcrm import (
+    UNCONFIRMED_LIMIT,
+    CvAssistencia,
+    CvAssistenciaUpdate,
+    CvCliente,
+    CvContrato,
+    CvReserva,
+)
 from schemas.systems.docusign import DocusignConnectEvent, DocusignEnvelopeDefinition
 from schemas.systems.sienge import (
     SiengeCustomer,
@@ -52,4 +59,7 @@ SYSTEM_SCHEMAS: dict[str, type[BaseModel]] = {
     "signing/provider_payload": SigningProviderPayload,
 }
 
-__all__ = ["SYSTEM_SCHEMAS"]
+__all__ = [
+    "SYSTEM_SCHEMAS",
+    "UNCONFIRMED_LIMIT",
+]
