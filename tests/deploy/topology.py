@@ -230,6 +230,11 @@ class Topology:
         run_tags = dict(tags or {})
         if partition_key is not None:
             run_tags[PARTITION_TAG] = partition_key
+            # tenant partitions are dynamic: the key must exist in the instance the worker reads
+            # (in production the tenant_files sensor adds it; `ponte sync` adds it before a run)
+            from orchestration.partitions import ensure_tenant_partitions
+
+            ensure_tenant_partitions(self.instance, [partition_key])
         # in a thread, so a step no worker picks up fails the test instead of hanging it
         outcome: dict[str, Any] = {}
 
