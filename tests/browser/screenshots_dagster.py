@@ -107,8 +107,12 @@ def run_import(home: Path) -> tuple[Any, str]:
 
     # the run's dead letters are the point here, not their log lines (one per record): errors only
     logging.getLogger().setLevel(logging.ERROR)
+    from orchestration.partitions import ensure_tenant_partitions
+
     job = defs.resolve_job_def(JOB)
-    result = job.execute_in_process(partition_key="demo", instance=DagsterInstance.get(), raise_on_error=False,
+    instance = DagsterInstance.get()
+    ensure_tenant_partitions(instance, ["demo"])  # tenant partitions are dynamic
+    result = job.execute_in_process(partition_key="demo", instance=instance, raise_on_error=False,
                                     run_config=QUIET)
     say(f"import run {result.run_id[:8]}: {'success' if result.success else 'FAILED'}")
     return sandbox, result.run_id
