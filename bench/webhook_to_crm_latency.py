@@ -14,7 +14,7 @@ on loopback:
   server and dropped at the end) and a temp tenants folder holding one tenant pointing at this sandbox
   and gateway (PONTE_DATABASE_URL, PONTE_TENANTS_DIR and PONTE_HOME are set for both processes).
 
-Method: N DocuSign envelopes are sent the way dispatch records them (tests/backsync/helpers.py), with a
+Method: N DocuSign envelopes are sent the way dispatch records them (tests/pipelines/backsync/helpers.py), with a
 signer chain (default 2 signers); the first signers sign during a warm-up that ends when the daemon has
 drained the inbox and no run is active. Then each envelope's final signer signs, one every --interval
 seconds, so latency is measured per envelope and not on a flood. For each envelope:
@@ -464,7 +464,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from connectors.sandbox.launcher import start_sandbox
     from pipelines.store import open_store
-    from tests.backsync.helpers import register_gateway, send_envelope
+    from tests.pipelines.backsync.helpers import register_gateway, send_envelope
 
     roles = ["client", "spouse", "witness"][: args.signers]
     groups: list[Group] = []

@@ -2,10 +2,10 @@
 
 Public surface::
 
-    from connectors import open_connector, load_spec
-    conn = open_connector("sienge", values={...}, secrets={...}, tenant="acme", budget=shared_budget)
+    from connectors import bind_spec, load_spec
+    conn = bind_spec("sienge", values={...}, secrets={...}, tenant="acme", budget=shared_budget)
 
-``open_connector`` returns a :class:`~connectors.runtime.Connector` for HTTP specs and a
+``bind_spec`` returns a :class:`~connectors.runtime.Connector` for HTTP specs and a
 :class:`~connectors.smtp.SmtpConnector` for SMTP specs. Submodules are implementation details.
 """
 
@@ -19,7 +19,7 @@ from connectors.smtp import Attachment, Email, SmtpConnector
 from connectors.spec import HttpConnectorSpec, SmtpConnectorSpec, load_spec
 
 
-def open_connector(
+def bind_spec(
     spec: HttpConnectorSpec | SmtpConnectorSpec | str | Path,
     values: dict[str, str] | None = None,
     secrets: dict[str, str] | None = None,
@@ -41,6 +41,6 @@ __all__ = [
     "RateBudget",
     "SmtpConnector",
     "WebhookDelivery",
+    "bind_spec",
     "load_spec",
-    "open_connector",
 ]

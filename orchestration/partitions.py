@@ -36,6 +36,23 @@ def ensure_tenant_partitions(instance: Any, tenants: Iterable[str]) -> list[str]
     return missing
 
 
+def scheduled_partition(context: Any, tenant_id: str) -> str:
+    """``tenant_id``'s partition key for a schedule's run request, added first when the instance lacks it.
+
+    A new tenant file's schedules exist as soon as the code location reloads, possibly before the
+    ``tenant_files`` sensor's next tick adds the key: without this the tick would fail with an unknown
+    partition. A context built without an instance (a test's ``build_schedule_context()``) adds nothing.
+    """
+    from dagster import DagsterInvariantViolationError
+
+    try:
+        instance = context.instance
+    except DagsterInvariantViolationError:
+        return tenant_id
+    ensure_tenant_partitions(instance, [tenant_id])
+    return tenant_id
+
+
 def partition_requests(
     instance: Any,
 ) -> tuple[list[AddDynamicPartitionsRequest | DeleteDynamicPartitionsRequest], list[Any], list[Any]]:

@@ -203,13 +203,3 @@ def check_config_at_launch(target: T, model: type) -> T:
     op._config_schema = convert_user_facing_definition_config_schema(launch_checked(model))
     return target
 
-
-def report_runless(instance: Any, event: Any) -> None:
-    """Record ``event`` (an ``AssetMaterialization``) outside any run, e.g. a back-sync the CLI did, so
-    the asset graph shows it. Reporting never fails the work it reports: a problem is logged."""
-    try:
-        instance.report_runless_asset_event(event)
-    except Exception as exc:  # the instance is a bystander here
-        from ponte import get_logger
-
-        get_logger("dagster").warning("could not record %s in Dagster: %s", event.asset_key.to_user_string(), exc)

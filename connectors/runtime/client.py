@@ -214,7 +214,7 @@ class Connector:
         """Bind a spec (object, name or path) to tenant values and secrets."""
         loaded = load_spec(spec) if isinstance(spec, str | Path) else spec
         if not isinstance(loaded, m.HttpConnectorSpec):
-            raise ConfigurationError(f"spec {loaded.name!r} is not an HTTP connector (use open_connector)")
+            raise ConfigurationError(f"spec {loaded.name!r} is not an HTTP connector (use connectors.bind_spec)")
         return cls(loaded, values=values or {}, secrets=secrets or {}, **kwargs)
 
     def close(self) -> None:

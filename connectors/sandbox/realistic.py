@@ -253,6 +253,13 @@ def generate_realistic(
 
 def _generate(*, customers: int, seed: int, enterprises: int | None, assistances: int,
               progress: Progress) -> SeedData:
+    """The realistic customers, their ground truth (expected failures, edge cases, repeated people,
+    corrections), then the enterprises, units, sales and assistances (:func:`_real_estate`).
+
+    Long because: one seeded script whose random draws must keep their order (same seed, same data);
+    its small generators are closures over the shared draw and the documents issued so far, and the
+    customer loop is one decision per person (duplicate, company or individual, then its dirt).
+    """
     rng = random.Random(f"ponte-sandbox-realistic-{seed}")
     r = rng.random
     data = SeedData(profile="realistic")
@@ -669,10 +676,17 @@ def _real_estate(data: SeedData, customers: int, enterprises: int | None, assist
                  rng: random.Random, stamp: Any, days: list[str], span: int, progress: Progress) -> None:
     """Enterprises, units, sales contracts (one to three buyers) and CRM assistances; the dirt is in
     the people, so these keep the clean profile's shapes."""
-    r = rng.random
     n_enterprises = enterprises or max(3, -(-customers // 2000))
     n_contracts = customers // 2
     n_units = max(n_enterprises * 4, n_contracts + n_contracts // 4)
+    _units(data, rng, n_enterprises, n_units, progress)
+    _contracts(data, rng, customers, n_contracts, stamp, days, span, progress)
+    _assistances(data, assistances)
+
+
+def _units(data: SeedData, rng: random.Random, n_enterprises: int, n_units: int, progress: Progress) -> None:
+    """Enterprises and their apartments, ``n_units`` spread evenly over them (towers of 48)."""
+    r = rng.random
     per_enterprise = -(-n_units // n_enterprises)
     unit_id = 0
     for e in range(n_enterprises):
@@ -717,6 +731,11 @@ def _real_estate(data: SeedData, customers: int, enterprises: int | None, assist
             })
     progress("units", len(data.units), len(data.units))
 
+
+def _contracts(data: SeedData, rng: random.Random, customers: int, n_contracts: int, stamp: Any,
+               days: list[str], span: int, progress: Progress) -> None:
+    """Sales contracts: one unit each, one to three buyers; about one in ten cancelled (distrato)."""
+    r = rng.random
     unit_order = list(range(len(data.units)))
     rng.shuffle(unit_order)
     buyers = list(range(customers))
@@ -775,7 +794,10 @@ def _real_estate(data: SeedData, customers: int, enterprises: int | None, assist
         data.contracts.append(contract)
     progress("contracts", len(data.contracts), len(data.contracts))
 
-    # ---- assistances opened in the CRM, by buyers whose records are valid (the CRM knows them) ----
+
+def _assistances(data: SeedData, assistances: int) -> None:
+    """Technical-assistance requests opened in the CRM, by buyers whose records are valid (the CRM
+    knows them), on the first live contracts."""
     expected = data.expected_failures
     live = [c for c in data.contracts if c["situation"] == "2"
             and c["salesContractCustomers"][0]["id"] not in expected

@@ -140,7 +140,17 @@ def generate(
     n_enterprises = enterprises or max(3, -(-customers // 2000))
     span = (REFERENCE - datetime(2024, 1, 1, tzinfo=BRT)).total_seconds()
 
-    # ---- customers ---------------------------------------------------------------------------
+    _customers(data, rng, customers, span, progress)
+    n_contracts = customers // 2
+    n_units = max(n_enterprises * 4, n_contracts + n_contracts // 4)
+    _enterprises_and_units(data, rng, n_enterprises, n_units, progress)
+    _contracts(data, rng, customers, n_contracts, progress)
+    _assistances(data, assistances)
+    return data
+
+
+def _customers(data: SeedData, rng: random.Random, customers: int, span: float, progress: Progress) -> None:
+    """Sienge customers: nine in ten natural persons (a third of them married), the rest companies."""
     domains = ["example.com.br", "example.com", "exemplo.net.br"]
     step = max(1, customers // 100)
     for i in range(customers):
@@ -162,53 +172,9 @@ def generate(
             "mail": True,
         }
         if rng.random() < 0.1:  # legal person; a third of them with the new alphanumeric CNPJ
-            name = f"{COMPANY_NAMES[rng.randrange(len(COMPANY_NAMES))]} " \
-                   f"{COMPANY_WORDS[rng.randrange(len(COMPANY_WORDS))]} Ltda"
-            record: dict[str, Any] = {
-                "id": cid,
-                "personType": "Jurídica",
-                "name": name,
-                "fantasyName": name.replace(" Ltda", ""),
-                "cnpj": make_cnpj(rng, alphanumeric=rng.random() < 0.34),
-                "email": _email(name, cid, "empresa.example.com.br"),
-                "establishmentDate": (created - timedelta(days=rng.randrange(365, 9000))).date().isoformat(),
-                "stateRegistrationNumber": f"{rng.randrange(10**9):09d}",
-                "contactName": f"{FIRST_F[rng.randrange(len(FIRST_F))]} {SURNAMES[rng.randrange(len(SURNAMES))]}",
-            }
+            record = _company(rng, cid, created)
         else:
-            female = rng.random() < 0.5
-            first = (FIRST_F if female else FIRST_M)[rng.randrange(len(FIRST_F if female else FIRST_M))]
-            name = f"{first} {SURNAMES[rng.randrange(len(SURNAMES))]} {SURNAMES[rng.randrange(len(SURNAMES))]}"
-            married = rng.random() < 0.35
-            record = {
-                "id": cid,
-                "personType": "Física",
-                "name": name,
-                "cpf": make_cpf(rng),
-                "email": _email(name, cid, domains[rng.randrange(len(domains))]),
-                "birthDate": date(1950 + rng.randrange(55), 1 + rng.randrange(12), 1 + rng.randrange(28)).isoformat(),
-                "sex": "Feminino" if female else "Masculino",
-                "civilStatus": "Casado(a)" if married else ("Solteiro(a)" if rng.random() < 0.8 else "Divorciado(a)"),
-                "nationality": "Brasileira",
-                "numberIdentityCard": f"{rng.randrange(10**7):07d}",
-                "issuingBody": f"SSP/{uf}",
-                "profession": PROFESSIONS[rng.randrange(len(PROFESSIONS))],
-                "foreigner": "N",
-            }
-            if married:
-                s_female = not female
-                s_first = (FIRST_F if s_female else FIRST_M)[rng.randrange(len(FIRST_F))]
-                s_name = f"{s_first} {name.split()[-1]}"
-                record["matrimonialRegime"] = "Comunhão parcial de bens"
-                record["marriageDate"] = (created - timedelta(days=rng.randrange(100, 9000))).date().isoformat()
-                record["spouse"] = {
-                    "cpf": make_cpf(rng),
-                    "name": s_name,
-                    "email": _email(s_name, cid, domains[0]),
-                    "sex": "F" if s_female else "M",
-                    "birthDate": date(1950 + rng.randrange(55), 1 + rng.randrange(12), 1 + rng.randrange(28)).isoformat(),
-                    "cellphoneNumber": f"0{DDD[uf]}9{rng.randrange(10**8):08d}",
-                }
+            record = _person(rng, cid, uf, created, domains)
         record.update(
             {
                 "createdAt": iso(created),
@@ -224,9 +190,66 @@ def generate(
             progress("customers", i, customers)
     progress("customers", customers, customers)
 
-    # ---- enterprises and units ---------------------------------------------------------------
-    n_contracts = customers // 2
-    n_units = max(n_enterprises * 4, n_contracts + n_contracts // 4)
+
+def _company(rng: random.Random, cid: int, created: datetime) -> dict[str, Any]:
+    """A legal person's own fields (a third of them with the new alphanumeric CNPJ)."""
+    name = f"{COMPANY_NAMES[rng.randrange(len(COMPANY_NAMES))]} " \
+           f"{COMPANY_WORDS[rng.randrange(len(COMPANY_WORDS))]} Ltda"
+    return {
+        "id": cid,
+        "personType": "Jurídica",
+        "name": name,
+        "fantasyName": name.replace(" Ltda", ""),
+        "cnpj": make_cnpj(rng, alphanumeric=rng.random() < 0.34),
+        "email": _email(name, cid, "empresa.example.com.br"),
+        "establishmentDate": (created - timedelta(days=rng.randrange(365, 9000))).date().isoformat(),
+        "stateRegistrationNumber": f"{rng.randrange(10**9):09d}",
+        "contactName": f"{FIRST_F[rng.randrange(len(FIRST_F))]} {SURNAMES[rng.randrange(len(SURNAMES))]}",
+    }
+
+
+def _person(rng: random.Random, cid: int, uf: str, created: datetime, domains: list[str]) -> dict[str, Any]:
+    """A natural person's own fields, with a spouse when married."""
+    female = rng.random() < 0.5
+    first = (FIRST_F if female else FIRST_M)[rng.randrange(len(FIRST_F if female else FIRST_M))]
+    name = f"{first} {SURNAMES[rng.randrange(len(SURNAMES))]} {SURNAMES[rng.randrange(len(SURNAMES))]}"
+    married = rng.random() < 0.35
+    record: dict[str, Any] = {
+        "id": cid,
+        "personType": "Física",
+        "name": name,
+        "cpf": make_cpf(rng),
+        "email": _email(name, cid, domains[rng.randrange(len(domains))]),
+        "birthDate": date(1950 + rng.randrange(55), 1 + rng.randrange(12), 1 + rng.randrange(28)).isoformat(),
+        "sex": "Feminino" if female else "Masculino",
+        "civilStatus": "Casado(a)" if married else ("Solteiro(a)" if rng.random() < 0.8 else "Divorciado(a)"),
+        "nationality": "Brasileira",
+        "numberIdentityCard": f"{rng.randrange(10**7):07d}",
+        "issuingBody": f"SSP/{uf}",
+        "profession": PROFESSIONS[rng.randrange(len(PROFESSIONS))],
+        "foreigner": "N",
+    }
+    if married:
+        s_female = not female
+        s_first = (FIRST_F if s_female else FIRST_M)[rng.randrange(len(FIRST_F))]
+        s_name = f"{s_first} {name.split()[-1]}"
+        record["matrimonialRegime"] = "Comunhão parcial de bens"
+        record["marriageDate"] = (created - timedelta(days=rng.randrange(100, 9000))).date().isoformat()
+        record["spouse"] = {
+            "cpf": make_cpf(rng),
+            "name": s_name,
+            "email": _email(s_name, cid, domains[0]),
+            "sex": "F" if s_female else "M",
+            "birthDate": date(1950 + rng.randrange(55), 1 + rng.randrange(12), 1 + rng.randrange(28)).isoformat(),
+            "cellphoneNumber": f"0{DDD[uf]}9{rng.randrange(10**8):08d}",
+        }
+    return record
+
+
+def _enterprises_and_units(
+    data: SeedData, rng: random.Random, n_enterprises: int, n_units: int, progress: Progress
+) -> None:
+    """Enterprises and their apartments, ``n_units`` spread evenly over them (towers of 48)."""
     per_enterprise = -(-n_units // n_enterprises)
     unit_id = 0
     for e in range(n_enterprises):
@@ -290,7 +313,10 @@ def generate(
             )
     progress("units", len(data.units), len(data.units))
 
-    # ---- sales contracts ---------------------------------------------------------------------
+
+
+def _contracts(data: SeedData, rng: random.Random, customers: int, n_contracts: int, progress: Progress) -> None:
+    """Sales contracts: one unit each, one or two buyers; about one in ten cancelled (distrato)."""
     unit_order = list(range(len(data.units)))
     rng.shuffle(unit_order)
     buyers = list(range(customers))
@@ -359,7 +385,10 @@ def generate(
         data.contracts.append(contract)
     progress("contracts", len(data.contracts), len(data.contracts))
 
-    # ---- assistances opened in the CRM --------------------------------------------------------
+
+
+def _assistances(data: SeedData, assistances: int) -> None:
+    """Technical-assistance requests opened in the CRM on the first live contracts."""
     live = [c for c in data.contracts if c["situation"] == "2"]
     for a in range(min(assistances, len(live))):
         contract = live[a]
@@ -385,4 +414,3 @@ def generate(
                 "aberta_em": iso(REFERENCE - timedelta(days=3 - a % 3)),
             }
         )
-    return data

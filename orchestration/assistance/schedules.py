@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import RunRequest, ScheduleDefinition, ScheduleEvaluationContext, schedule
 
+from orchestration.partitions import scheduled_partition
 from schemas import list_tenants
 
 
@@ -14,7 +15,7 @@ def reconcile_schedules(job_name: str) -> list[ScheduleDefinition]:
         def _evaluate(context: ScheduleEvaluationContext, tenant_id: str = tenant.id) -> RunRequest:
             return RunRequest(
                 run_key=f"assistance-reconcile-{tenant_id}-{context.scheduled_execution_time:%Y%m%dT%H%M}",
-                partition_key=tenant_id,
+                partition_key=scheduled_partition(context, tenant_id),
                 run_config={"ops": {"assistance_sync": {"config": {"mode": "reconcile"}}}},
                 tags={"ponte/tenant": tenant_id, "ponte/trigger": "schedule"},
             )

@@ -43,12 +43,12 @@ from dagster import (
 from pydantic import Field, field_validator, model_validator
 
 from orchestration.inbox_sensing import inbox_run_requests
-from orchestration.partitions import tenant_ids, tenant_partitions
+from orchestration.partitions import scheduled_partition, tenant_ids, tenant_partitions
 from orchestration.resources import ConnectorsResource, StoreResource, TenantsResource
+from orchestration.runless import CLI_LOCAL, report_moved
 from orchestration.steps import (
     STEP_RETRY,
     check_config_at_launch,
-    report_runless,
     run_tags,
     step_errors,
     tag_requests,
@@ -101,12 +101,15 @@ def materialization(tenant: str, report: BacksyncReport, mode: str) -> AssetMate
                                 metadata={"mode": mode, **report.as_metadata()})
 
 
-def report_backsync(instance: DagsterInstance, tenant: str, report: BacksyncReport, mode: str) -> bool:
-    """Record a back-sync done outside a Dagster run (runless); True when one was recorded."""
+def report_backsync(instance: DagsterInstance | None, tenant: str, report: BacksyncReport, mode: str,
+                    source: str = CLI_LOCAL) -> bool:
+    """Record a back-sync done outside a Dagster run (runless, :mod:`orchestration.runless`), tagged
+    ``ponte/source: source``; True when one was recorded. ``instance`` None: the one ``DAGSTER_HOME``
+    names, if any (a broken one is a warning, never a failed sync)."""
     if not moved(report):
         return False
-    report_runless(instance, materialization(tenant, report, mode))
-    return True
+    return bool(report_moved(tenant, {"crm_signed_documents": {"mode": mode, **report.as_metadata()}},
+                             source=source, instance=instance))
 
 
 def _merge(total: BacksyncReport, part: BacksyncReport) -> None:
@@ -196,7 +199,7 @@ def signing_webhook_backsync(context: SensorEvaluationContext, store: StoreResou
           description="Polling fallback: re-reads envelopes with no news (lost webhooks).")
 def signature_backsync_poll(context: ScheduleEvaluationContext):
     for tenant in tenant_ids():
-        yield RunRequest(run_key=None, partition_key=tenant,
+        yield RunRequest(run_key=None, partition_key=scheduled_partition(context, tenant),
                          run_config={"ops": {"backsync": {"config": {"mode": "poll"}}}},
                          tags=run_tags(tenant, "poll", mode="poll"))
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from connectors import open_connector
 from connectors.runtime import Connector
 from connectors.spec import HttpConnectorSpec, available_specs, load_spec, validate_all, validate_specs
 from orchestration.cli.console import console, fail, friendly_errors
@@ -22,19 +21,18 @@ app = typer.Typer(
 )
 
 
-def _budget(shared: bool):  # type: ignore[no-untyped-def]
-    if not shared:
-        return None
-    from pipelines.store import SqlRateBudget, open_store
-
-    return SqlRateBudget(open_store())
-
-
 def _open(tenant_name: str, connector_name: str, shared_budget: bool):  # type: ignore[no-untyped-def]
+    """The tenant's connector as every flow opens it (its rate limit, file hosts and download cap
+    overrides apply); with ``shared_budget`` it draws on the store's shared rate budget."""
+    from pipelines.connections import open_connector
+
     tenant = load_tenant(tenant_name)
-    entry = tenant.connector(connector_name)
-    secrets = entry.resolve_credentials(tenant.id)
-    return open_connector(entry.spec, entry.values, secrets, tenant=tenant.id, budget=_budget(shared_budget))
+    store = None
+    if shared_budget:
+        from pipelines.store import open_store
+
+        store = open_store()
+    return open_connector(tenant, connector_name, store=store)
 
 
 @app.command("check")

@@ -9,8 +9,7 @@ import os
 import secrets
 from typing import Any
 
-from pipelines.connections import open_connector
-from pipelines.dispatch.connections import ConnectorSet
+from pipelines.connections import TenantConnectors, open_connector
 from pipelines.dispatch.flow import DispatchRequest, run_dispatch
 from pipelines.dispatch.signing_links import SECRET_ENV
 from pipelines.dispatch.verify import confirm_code, send_code
@@ -57,7 +56,7 @@ def run(*, store: Any, sandbox: Any, instance: Any, console: Any) -> None:
 
     tenant = load_tenant("demo")
     manager = str(tenant.options.contract_managers[0])
-    with ConnectorSet(tenant, store) as connectors:
+    with TenantConnectors(tenant, store) as connectors:
         code = send_code(store, tenant, manager, connectors.get("smtp"))
     console.print(
         f"[green]✓[/] verification code e-mailed to the contract manager (SMTP inbox: {len(sandbox.smtp.messages)} message(s))"

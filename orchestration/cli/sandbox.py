@@ -68,10 +68,32 @@ def up(
     ),
 ) -> None:
     """Start every stand-in and keep them running until Ctrl-C."""
-    from connectors.sandbox import PROFILES, start_sandbox
+    from connectors.sandbox import PROFILES
 
     if profile not in PROFILES:
         raise ConfigurationError(f"unknown profile {profile!r}", hint=" or ".join(PROFILES))
+
+    sandbox = _start_seeding(
+        customers=customers,
+        seed=seed,
+        faults=faults or None,
+        rate_limits=rate_limits,
+        port_base=port_base,
+        host=host,
+        profile=profile,
+    )
+    try:
+        _print_banner(sandbox, seed=seed, customers=customers, profile=profile)
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        console.print("stopping the sandbox")
+    finally:
+        sandbox.stop()
+
+
+def _start_seeding(**options: Any) -> Any:
+    """``start_sandbox`` with a progress bar per seeding stage (gone once every stand-in listens)."""
+    from connectors.sandbox import start_sandbox
 
     with Progress(
         TextColumn("[bold]seeding[/] {task.description}"),
@@ -87,51 +109,41 @@ def up(
                 tasks[stage] = progress.add_task(stage, total=max(total, 1))
             progress.update(tasks[stage], completed=done, total=max(total, 1))
 
-        sandbox = start_sandbox(
-            customers=customers,
-            seed=seed,
-            faults=faults or None,
-            rate_limits=rate_limits,
-            port_base=port_base,
-            host=host,
-            progress=report,
-            profile=profile,
-        )
-    try:
-        console.print(f"[bold]Ponte sandbox[/] (seed {seed}, {customers} customers, profile {profile})")
-        if profile == "realistic":
-            truth = sandbox.seed_data
-            reasons: dict[str, int] = {}
-            for reason in truth.expected_failures.values():
-                reasons[reason] = reasons.get(reason, 0) + 1
-            console.print(
-                f"  {len(truth.expected_failures)} customers must fail an import: "
-                + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])),
-                soft_wrap=True,
-            )
-            console.print(
-                f"  {len(truth.duplicates)} duplicated CPFs; {len(truth.corrections)} CPF corrections pending "
-                "(POST <sienge origin>/_sandbox/corrections applies them)",
-                soft_wrap=True,
-            )
-        creds = sandbox.credentials()
-        for name in sorted(creds):
-            console.print(f"  [bold]{name:<9}[/] {sandbox.api[name]}", soft_wrap=True)
-            console.print(
-                "            " + ", ".join(f"{k}={v}" for k, v in creds[name].items()), soft_wrap=True
-            )
+        return start_sandbox(progress=report, **options)
+
+
+def _print_banner(sandbox: Any, *, seed: int, customers: int, profile: str) -> None:
+    """What runs where: the seed, the realistic profile's expected failures, each stand-in's URL and
+    the credentials it accepts, the webhook sink and the control API."""
+    console.print(f"[bold]Ponte sandbox[/] (seed {seed}, {customers} customers, profile {profile})")
+    if profile == "realistic":
+        truth = sandbox.seed_data
+        reasons: dict[str, int] = {}
+        for reason in truth.expected_failures.values():
+            reasons[reason] = reasons.get(reason, 0) + 1
         console.print(
-            f"  [bold]{'sink':<9}[/] {sandbox.urls['sink']}/hooks/<name>  (webhook receiver)", soft_wrap=True
+            f"  {len(truth.expected_failures)} customers must fail an import: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])),
+            soft_wrap=True,
         )
         console.print(
-            "Control API: <system origin>/_sandbox/... (faults, deliveries, signers); "
-            "Ctrl-C stops everything."
+            f"  {len(truth.duplicates)} duplicated CPFs; {len(truth.corrections)} CPF corrections pending "
+            "(POST <sienge origin>/_sandbox/corrections applies them)",
+            soft_wrap=True,
         )
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        console.print("stopping the sandbox")
-    finally:
-        sandbox.stop()
+    creds = sandbox.credentials()
+    for name in sorted(creds):
+        console.print(f"  [bold]{name:<9}[/] {sandbox.api[name]}", soft_wrap=True)
+        console.print(
+            "            " + ", ".join(f"{k}={v}" for k, v in creds[name].items()), soft_wrap=True
+        )
+    console.print(
+        f"  [bold]{'sink':<9}[/] {sandbox.urls['sink']}/hooks/<name>  (webhook receiver)", soft_wrap=True
+    )
+    console.print(
+        "Control API: <system origin>/_sandbox/... (faults, deliveries, signers); "
+        "Ctrl-C stops everything."
+    )
 
 
 @app.command()

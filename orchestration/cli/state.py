@@ -74,9 +74,12 @@ def reset(
     tenant: str = typer.Option(..., "--tenant", "-t", help="Tenant id."),
     stream: str = typer.Option(..., "--stream", "-s", help="Stream to reset (customers or sienge/customers)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was reset as JSON (needs --yes)."),
 ) -> None:
     """Reset one stream's cursor: its next run reads the stream from the beginning (records that did not
     change cost no write). Asks first unless --yes."""
+    if as_json and not yes:
+        fail("--json prints no prompt: add --yes to reset without asking")
     store = open_store()
     with store.session() as session:
         found = cursors_of(session, tenant)
@@ -92,5 +95,8 @@ def reset(
         raise typer.Exit(1)
     with store.session() as session:
         set_cursor(session, tenant, connector, stream_name, None)
+    if as_json:
+        emit_json({"tenant": tenant, "stream": name, "before": before, "reset": True})
+        return
     console.print(f"reset {escape(tenant)} {escape(name)} (was {escape(before or 'empty')}): "
                   "its next run reads the stream from the beginning")

@@ -70,6 +70,24 @@ def _import_in_dagster(instance: object, tenant: str, full: bool, since: str | N
     return report
 
 
+def _report_moved(report: ImportReport) -> None:
+    """--local with a Dagster instance: each CRM entity the import wrote, as a runless materialization
+    (:mod:`orchestration.runless`)."""
+    from orchestration.runless import configured, report_moved
+
+    if report.plan or not configured():
+        return
+    from orchestration.translator import targets
+
+    entity_ids = {entity.flow_entity: entity.id for entity in targets("import")}
+    calls = {f"api_calls.{connector}": n for connector, n in report.api_calls.items()}
+    report_moved(report.tenant, {
+        entity_ids[name]: {**{counter: getattr(counts, counter) for counter in COUNTERS}, **calls}
+        for name, counts in report.entities.items()
+        if (counts.created or counts.updated or counts.cancelled) and name in entity_ids
+    })
+
+
 def print_import_report(report: ImportReport) -> None:
     title = f"import {report.tenant}" + (" (plan: nothing written)" if report.plan else "")
     table = Table(*("entity", *COUNTERS), title=title)
@@ -143,7 +161,8 @@ def import_cmd(
     Default: incremental from the saved cursors (with the tenant's lookback). Unchanged records cost no
     CRM call; bad records become dead letters (`ponte deadletter list`) and never stop the batch.
     With DAGSTER_HOME set the import is a Dagster run (tagged ponte/source: cli, in the UI's run
-    history); --local runs it here. Exits 1 when some records were dead-lettered.
+    history); --local runs it here and, with DAGSTER_HOME, records what it wrote on the CRM entities'
+    assets. Exits 1 when some records were dead-lettered.
     """
     from pipelines.connections import open_connector
     from pipelines.imports.flow import ImportRequest, run_import
@@ -170,6 +189,7 @@ def import_cmd(
         ):
             report = run_import(store, config, sienge, cvcrm, request,
                                 lambda name, n: progress.advance(f"{name}s", n))
+        _report_moved(report)
     if as_json:
         emit_json(import_report_json(report))
     else:

@@ -1,16 +1,21 @@
 """`ponte sync …` as a Dagster run, so a manual re-sync shows in the UI's run history like any other.
 
-Where a sync runs:
+All four sync commands (``import``, ``dispatch``, ``backsync``, ``assistance``) choose where they run:
 
 * **a Dagster run** when a Dagster instance is configured (``DAGSTER_HOME`` set) and ``--local`` is not
   given, or whenever ``--dagster`` is given (then ``DAGSTER_HOME`` must be set). The run is the flow's
-  own job (``customer_sale_import``, ``envelope_dispatch``, ``signature_backsync``) for the tenant's
-  partition, executed by this process against that instance (``execute_in_process``), with the same
-  run config a launchpad run takes (checked before the run starts) and the tags ``ponte/source: cli``,
-  ``ponte/trigger: manual`` and the tenant, mode, since and ids. The command waits for it and prints
-  what it did; the UI shows it, its logs, materializations and checks.
-* **in this process only** (today's behaviour, with progress bars) with ``--local``, or when no
-  instance is configured.
+  own job (``customer_sale_import``, ``envelope_dispatch``, ``signature_backsync``,
+  ``assistance_sync_job``) for the tenant's partition, executed by this process against that instance
+  (``execute_in_process``), with the same run config a launchpad run takes (checked before the run
+  starts: a refused config creates no run) and the tags ``ponte/source: cli``, ``ponte/trigger: manual``
+  and the tenant, mode, since and ids. The command waits for it and prints what it did, rebuilt from
+  what the run recorded (its materializations' metadata; back-sync: its step's output): the same table
+  and ``--json`` keys as a local run, with ``dagster_run_id`` added to the JSON of dispatch, back-sync
+  and assistance. The UI shows the run, its logs, materializations and checks.
+* **in this process only** (with progress bars where the flow has them) with ``--local``, or when no
+  instance is configured. With ``--local`` and an instance configured, what moved is recorded as a
+  runless materialization of the tenant's partition (``ponte/source: cli-local``;
+  :mod:`orchestration.runless`), so the asset graph still shows it.
 """
 
 from __future__ import annotations
@@ -39,6 +44,14 @@ def dagster_instance(local: bool, dagster: bool) -> Any | None:
     return DagsterInstance.get()
 
 
+def _config_reason(message: str) -> str:
+    """The reason of one config error: a validator's own sentence (``ImportConfig: since: …``) without
+    Dagster's wrapping and stack trace, or Dagster's one line for a wrong type or unknown field."""
+    lines = [line.strip() for line in message.split("Stack Trace:")[0].strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else message.strip()
+    return last.split("PostProcessingError: ", 1)[-1]
+
+
 def run_job(instance: Any, job_name: str, tenant: str, step: str, config: dict[str, Any],
             tags: dict[str, str], *, quiet: bool = False) -> Any:
     """Run ``job_name`` for ``tenant``'s partition on ``instance`` and wait; a run config Dagster refuses
@@ -57,7 +70,7 @@ def run_job(instance: Any, job_name: str, tenant: str, step: str, config: dict[s
         result = job.execute_in_process(run_config={"ops": {step: {"config": config}}}, instance=instance,
                                         partition_key=tenant, tags=run_tags, raise_on_error=False)
     except DagsterInvalidConfigError as exc:
-        reasons = [error.message.strip().splitlines()[-1] for error in exc.errors] or [str(exc)]
+        reasons = [_config_reason(error.message) for error in exc.errors] or [str(exc)]
         fail("Dagster refused the run config: " + "; ".join(reasons))
         raise  # unreachable: fail exits
     if not quiet:

@@ -17,7 +17,7 @@ def register(tenant_app: typer.Typer) -> None:
         code: str = typer.Option(None, "--code", help="The code from the e-mail; without it a code is sent."),
     ) -> None:
         """Send a verification code by SMTP (no --code), or confirm it (--code 123456)."""
-        from pipelines.dispatch.connections import ConnectorSet
+        from pipelines.connections import TenantConnectors
         from pipelines.dispatch.verify import confirm_code, send_code
         from pipelines.store import open_store
         from schemas import load_tenant
@@ -28,7 +28,7 @@ def register(tenant_app: typer.Typer) -> None:
             confirm_code(store, config, email, code)
             console.print(f"[green]{redact(email)} is verified[/]: envelopes may be sent for {config.id}")
             return
-        with ConnectorSet(config, store) as conns:
+        with TenantConnectors(config, store) as conns:
             send_code(store, config, email, conns.get("smtp"))
         console.print(f"code sent to {redact(email)}; confirm with: ponte tenant verify-email -t {config.id} "
                       "--email <the same e-mail> --code <code>")

@@ -1,27 +1,40 @@
 """Dispatch as a tenant-partitioned asset, ``esign/envelopes`` (made from the external ``cvcrm/contracts``;
 names from :mod:`orchestration.translator`); its step keeps the name ``signing_envelopes``. Counts
 (sent, found, dead-lettered...) as metadata, with the envelope package (used, remaining, percent,
-valid_until) and the tenant's envelopes by status. The run config is checked at launch.
+valid_until) and the tenant's envelopes by status, and a ``contracts`` table: each contract's result,
+envelope, signers and reason (masked), what ``ponte sync dispatch`` prints from a run. The run config is
+checked at launch.
 
 No ``from __future__ import annotations`` here: Dagster resolves the Config parameter's annotation.
 """
 
 import re
+from collections.abc import Iterable
 from typing import Any, Literal
 
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, multi_asset
-from pydantic import Field, field_validator
+from dagster import (
+    AssetExecutionContext,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
+    multi_asset,
+)
+from pydantic import Field, field_validator, model_validator
 
 from orchestration.partitions import tenant_partitions
 from orchestration.resources import ConnectorsResource, StoreResource, TenantsResource
 from orchestration.steps import STEP_RETRY, check_config_at_launch, step_errors, tag_run
 from orchestration.translator import sources, spec
-from pipelines.dispatch.connections import ConnectorSet
-from pipelines.dispatch.flow import DispatchRequest, run_dispatch
+from pipelines.connections import TenantConnectors
+from pipelines.dispatch.flow import ContractOutcome, DispatchReport, DispatchRequest, run_dispatch
 from pipelines.dispatch.listing import status_counts
 from pipelines.dispatch.package import summary
 from pipelines.dispatch.webhooks import dispatch_claimed
 from pipelines.store import Store
+from ponte import redact
 from schemas import TenantConfig
 
 
@@ -56,6 +69,11 @@ class DispatchConfig(Config):
     template: str | None = Field(None, description="Render this template instead of the CRM's PDF")
     terms: Literal["none", "with_contract", "alone"] = "none"
     plan: bool = Field(False, description="Dry run: report the envelopes that would be sent")
+    resend: bool = Field(
+        False,
+        description="Send the named contracts again when their envelope was refused, expired or voided (a new "
+        "envelope keyed with a resend counter; nothing is voided); needs contracts and all_ready: false",
+    )
     inbox_claim: str = Field(
         "",
         description="Set by the webhook sensor: the token leasing this run its CV CRM inbox events; the run "
@@ -79,6 +97,13 @@ class DispatchConfig(Config):
             raise ValueError(f"{', '.join(repr(b) for b in bad)}: a reservation is its CV CRM id, e.g. 3001")
         return [str(v).strip() for v in values]
 
+    @model_validator(mode="after")
+    def _resend_names_contracts(self) -> "DispatchConfig":
+        if self.resend and (not self.contracts or self.all_ready or self.reservations or self.inbox_claim):
+            raise ValueError("resend sends named contracts again: give contracts (801 or 3001:801) with "
+                             "all_ready: false, and no reservations")
+        return self
+
     def run_tags(self, tenant: str) -> dict[str, str]:
         named = len(self.contracts) + len(self.reservations)
         mode = "webhooks" if self.inbox_claim else ("ids" if named else "ready")
@@ -87,6 +112,81 @@ class DispatchConfig(Config):
 
 #: CV CRM contracts, as an external asset (Ponte reads them; people validate them in the CRM)
 CRM_CONTRACTS = sources("dispatch")
+
+#: the ``contracts`` table: one row per contract of the run (what the CLI prints, and reads back)
+CONTRACT_COLUMNS = TableSchema(columns=[
+    TableColumn("contract", "string", description="CV CRM contract id (idreservacontrato)"),
+    TableColumn("result", "string", description="sent | found | already_sent | would_send | skipped | "
+                "dead_lettered | deferred"),
+    TableColumn("envelope", "string", description="the provider's envelope id"),
+    TableColumn("signers", "string", description="order:role/channel, in signing order"),
+    TableColumn("reason", "string", description="why it was not sent, or what happened (masked)"),
+    TableColumn("reservation", "string", description="CV CRM reservation id"),
+    TableColumn("envelope_id", "int", description="Ponte's envelope id (`ponte envelopes show`)"),
+    TableColumn("positions", "int", description="signature positions placed on the document"),
+    TableColumn("document_sha256", "string", description="the document sent"),
+    TableColumn("replaced_envelope", "string", description="the earlier version's envelope, voided first"),
+])
+SIGNER = re.compile(r"(\d+):([^/,]+)/([^,]+)")
+
+
+def signers_text(signers: Iterable[dict[str, Any]]) -> str:
+    """``1:client/email, 2:spouse/whatsapp``: each signer's order, role and channel."""
+    return ", ".join(f"{s['routing_order']}:{s['role']}/{s['channel']}" for s in signers)
+
+
+def contracts_table(outcomes: Iterable[ContractOutcome]) -> MetadataValue:
+    """The per-contract outcomes as a table, masked where personal data could appear (the reason)."""
+    return MetadataValue.table(
+        schema=CONTRACT_COLUMNS,
+        records=[TableRecord({
+            "contract": o.contract_id, "result": o.result, "envelope": o.provider_envelope_id,
+            "signers": signers_text(o.signers), "reason": redact(o.reason) if o.reason else None,
+            "reservation": o.reservation_id, "envelope_id": o.envelope_id, "positions": o.positions,
+            "document_sha256": o.document_sha256, "replaced_envelope": o.replaced_envelope_id,
+        }) for o in outcomes],
+    )
+
+
+def outcomes_from_table(table: Any) -> list[ContractOutcome]:
+    """The outcomes :func:`contracts_table` recorded (a run's ``contracts`` metadata), in order."""
+    outcomes = []
+    for record in getattr(table, "records", None) or []:
+        row = record.data
+        signers = [{"role": role.strip(), "routing_order": int(order), "channel": channel.strip()}
+                   for order, role, channel in SIGNER.findall(row.get("signers") or "")]
+        outcomes.append(ContractOutcome(
+            str(row["contract"]), str(row["result"]), row.get("envelope_id"), row.get("envelope"),
+            row.get("reason"), signers, int(row.get("positions") or 0), row.get("document_sha256"),
+            row.get("reservation"), row.get("replaced_envelope"),
+        ))
+    return outcomes
+
+
+def report_metadata(report: DispatchReport) -> dict[str, Any]:
+    """A dispatch's counts, API calls per connector and per-contract table (the materialization's)."""
+    metadata: dict[str, Any] = dict(report.as_metadata())
+    for connector, calls in report.api_calls.items():
+        metadata[f"api_calls.{connector}"] = calls
+    metadata["contracts"] = contracts_table(report.outcomes)
+    return metadata
+
+
+def report_from_metadata(tenant: str, plan: bool, metadata: dict[str, Any]) -> DispatchReport:
+    """The :class:`DispatchReport` a run's materialization carries (metadata values, unwrapped)."""
+    package = metadata.get("package") or {}
+    remaining = package.get("remaining")
+    return DispatchReport(
+        tenant=tenant,
+        plan=plan,
+        outcomes=outcomes_from_table(metadata.get("contracts")),
+        package={"package": package.get("package"), "size": package.get("size") or "unlimited",
+                 "used": package.get("used") or 0, "remaining": "unlimited" if remaining is None else remaining,
+                 "valid_until": package.get("valid_until")},
+        stopped=metadata.get("stopped"),
+        api_calls={name.split(".", 1)[1]: int(calls) for name, calls in metadata.items()
+                   if name.startswith("api_calls.")},
+    )
 
 
 @multi_asset(
@@ -110,8 +210,8 @@ def signing_envelopes(
         request = DispatchRequest(contracts=list(config.contracts), reservations=list(config.reservations),
                                   all_ready=config.all_ready or not named, ready_only=config.ready_only,
                                   template=config.template, terms=config.terms, plan=config.plan,
-                                  run_id=context.run.run_id)
-        with ConnectorSet(tenant, state) as conns:
+                                  resend=config.resend, run_id=context.run.run_id)
+        with TenantConnectors(tenant, state) as conns:
             if config.inbox_claim and not config.plan:
                 claimed = dispatch_claimed(state, tenant, config.inbox_claim, request, conns)
                 context.log.info(
@@ -119,14 +219,16 @@ def signing_envelopes(
                     f"{claimed.done} processed, {claimed.retry} to retry"
                     + (" (handed to another run; nothing done)" if claimed.superseded else "")
                 )
-                return MaterializeResult(metadata={**claimed.as_metadata(), **package_metadata(state, tenant)})
+                table = {"contracts": contracts_table(claimed.report.outcomes)} if claimed.report else {}
+                return MaterializeResult(metadata={**claimed.as_metadata(), **table,
+                                                   **package_metadata(state, tenant)})
             report = run_dispatch(state, tenant, request, conns)
     context.log.info(
         f"dispatch {tenant.id}: sent {report.count('sent')}, found {report.count('found')}, "
         f"already sent {report.count('already_sent')}, dead-lettered {report.count('dead_lettered')}, "
         f"deferred {report.count('deferred')}"
     )
-    return MaterializeResult(metadata={**report.as_metadata(), **package_metadata(state, tenant)})
+    return MaterializeResult(metadata={**report_metadata(report), **package_metadata(state, tenant)})
 
 
 check_config_at_launch(signing_envelopes, DispatchConfig)

@@ -17,6 +17,7 @@ from dagster import (
 from orchestration.checks import backsync_backlog_check, dead_letter_check, package_check
 from orchestration.dispatch.assets import CRM_CONTRACTS, signing_envelopes
 from orchestration.dispatch.sensors import contract_webhook_sensor
+from orchestration.partitions import scheduled_partition
 from orchestration.steps import run_tags
 from schemas import list_tenants
 
@@ -38,7 +39,7 @@ def dispatch_schedules() -> list[ScheduleDefinition]:
         def _evaluate(context: ScheduleEvaluationContext, tenant_id: str = tenant.id) -> RunRequest:
             return RunRequest(
                 run_key=f"dispatch-{tenant_id}-{context.scheduled_execution_time:%Y%m%dT%H%M}",
-                partition_key=tenant_id,
+                partition_key=scheduled_partition(context, tenant_id),
                 tags=run_tags(tenant_id, "schedule", mode="ready"),
             )
 

@@ -27,7 +27,7 @@ from starlette.routing import Route
 from connectors.runtime import Connector, WebhookAuthError
 from orchestration.gateway.bodies import BodyCutShort, BodyTooLarge, read_body, refusal
 from orchestration.gateway.openapi import openapi_document
-from pipelines.connections import ConnectorCache
+from pipelines.connections import ConnectorPool
 from pipelines.store import Store, store_event
 from ponte import AuthError, ConfigurationError, DataError, PonteError, get_logger
 from schemas import TenantConfig
@@ -57,13 +57,13 @@ class Gateway:
         self,
         store: Store,
         tenants: dict[str, TenantConfig],
-        connectors: ConnectorCache | None = None,
+        connectors: ConnectorPool | None = None,
         on_stored: Callable[[int], None] | None = None,
     ) -> None:
         self.store = store
         self.tenants = tenants
         # verification makes no HTTP calls, so these connectors need no shared rate budget
-        self.connectors = connectors or ConnectorCache()
+        self.connectors = connectors or ConnectorPool()
         self.on_stored = on_stored
         self.stats = {"stored": 0, "duplicates": 0, "rejected": 0, "malformed": 0, "too_large": 0}
         # opened connectors of configured (tenant, connector) pairs only, so the cache stays bounded;
@@ -99,6 +99,8 @@ class Gateway:
             except Exception as exc:
                 log.error("webhook %s/%s/%s not stored: %s", tenant.id, key, webhook, type(exc).__name__)
                 return refusal(503, "not stored; retry later", request)
+            if not isinstance(connector, Connector):
+                return refusal(404, "unknown webhook route", request)  # e.g. smtp: no webhooks at all
             self._opened[(tenant.id, key)] = connector
         try:
             connector.webhook(webhook)
@@ -183,6 +185,8 @@ class Gateway:
         tenant, key, webhook = resolved
         try:
             connector = self.connectors.get(tenant, key)
+            if not isinstance(connector, Connector):
+                return _problem(404, "unknown webhook route")  # e.g. smtp: no webhooks at all
             answer = connector.webhook_challenge(webhook, dict(request.query_params))
         except ConfigurationError as exc:
             if "has no webhook" in exc.message or "not an HTTP connector" in exc.message:
@@ -211,7 +215,7 @@ def create_app(
     store: Store,
     tenants: dict[str, TenantConfig],
     *,
-    connectors: ConnectorCache | None = None,
+    connectors: ConnectorPool | None = None,
     extra_routes: list[Route] | None = None,
     on_stored: Callable[[int], None] | None = None,
 ) -> Starlette:

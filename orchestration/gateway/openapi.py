@@ -13,20 +13,9 @@ _ERROR = {
 }
 
 
-def openapi_document(tenants: dict[str, TenantConfig]) -> dict[str, Any]:
-    tenant_ids = sorted(tenants)
-    connector_keys = sorted({key for t in tenants.values() for key in t.connectors})
-    path_params = [
-        {"name": "tenant", "in": "path", "required": True, "schema": {"type": "string", "enum": tenant_ids}},
-        {
-            "name": "connector",
-            "in": "path",
-            "required": True,
-            "schema": {"type": "string", "enum": connector_keys},
-        },
-        {"name": "webhook", "in": "path", "required": True, "schema": {"type": "string"}},
-    ]
-    responses = {
+def _receive_responses() -> dict[str, Any]:
+    """The answers of a webhook delivery (both receive routes share them)."""
+    return {
         "200": {
             "description": "Stored in the inbox (or a duplicate of a stored event)",
             "content": {
@@ -52,6 +41,23 @@ def openapi_document(tenants: dict[str, TenantConfig]) -> dict[str, Any]:
             "content": {"application/json": {"schema": _ERROR}},
         },
     }
+
+
+def openapi_document(tenants: dict[str, TenantConfig]) -> dict[str, Any]:
+    """The document for these tenants: the path parameters enumerate their ids and connector keys."""
+    tenant_ids = sorted(tenants)
+    connector_keys = sorted({key for t in tenants.values() for key in t.connectors})
+    path_params = [
+        {"name": "tenant", "in": "path", "required": True, "schema": {"type": "string", "enum": tenant_ids}},
+        {
+            "name": "connector",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "enum": connector_keys},
+        },
+        {"name": "webhook", "in": "path", "required": True, "schema": {"type": "string"}},
+    ]
+    responses = _receive_responses()
     return {
         "openapi": "3.1.0",
         "info": {

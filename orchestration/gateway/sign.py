@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from pipelines.connections import ConnectorCache
+from pipelines.connections import ConnectorPool
 from pipelines.dispatch.signers import FINAL_SIGNER, STOPPED_SIGNER
 from pipelines.dispatch.signing_links import (
     AUTHENTICATION_METHOD,
@@ -105,11 +105,11 @@ class _Signer:
 
 
 class SignLinks:
-    def __init__(self, store: Store, tenants: Mapping[str, TenantConfig], connectors: ConnectorCache | None) -> None:
+    def __init__(self, store: Store, tenants: Mapping[str, TenantConfig], connectors: ConnectorPool | None) -> None:
         self.store = store
         self.tenants = tenants
         # one connector per (tenant, provider), sharing the tenant's rate budget with every other process
-        self.connectors = connectors or ConnectorCache(store)
+        self.connectors = connectors or ConnectorPool(store)
 
     def _signer(self, token: str) -> _Signer | HTMLResponse:
         try:
@@ -204,7 +204,7 @@ class SignLinks:
 
 
 def sign_routes(
-    store: Store, tenants: Mapping[str, TenantConfig], connectors: ConnectorCache | None = None
+    store: Store, tenants: Mapping[str, TenantConfig], connectors: ConnectorPool | None = None
 ) -> list[Route]:
     """``GET /sign/{token}`` and DocuSign's return page ``GET /sign/done``, for the gateway app."""
     links = SignLinks(store, tenants, connectors)

@@ -6,6 +6,7 @@ from typing import Any
 
 from dagster import RunRequest, ScheduleDefinition, ScheduleEvaluationContext, schedule
 
+from orchestration.partitions import scheduled_partition
 from orchestration.steps import run_tags
 from schemas import list_tenants
 
@@ -18,7 +19,7 @@ def import_schedules(job: Any) -> list[ScheduleDefinition]:
         def _evaluate(context: ScheduleEvaluationContext, tenant_id: str = tenant.id) -> RunRequest:
             return RunRequest(
                 run_key=f"import-{tenant_id}-{context.scheduled_execution_time:%Y%m%dT%H%M}",
-                partition_key=tenant_id,
+                partition_key=scheduled_partition(context, tenant_id),
                 tags=run_tags(tenant_id, "schedule", mode="incremental"),
             )
 

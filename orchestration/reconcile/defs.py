@@ -14,6 +14,7 @@ from dagster import (
     schedule,
 )
 
+from orchestration.partitions import scheduled_partition
 from orchestration.reconcile.assets import ASSET, reconciliation
 from schemas import list_tenants
 
@@ -36,7 +37,7 @@ def reconcile_schedules(job_name: str) -> list[ScheduleDefinition]:
         def _evaluate(context: ScheduleEvaluationContext, tenant_id: str = tenant.id) -> RunRequest:
             return RunRequest(
                 run_key=f"reconcile-{tenant_id}-{context.scheduled_execution_time:%Y%m%dT%H%M}",
-                partition_key=tenant_id,
+                partition_key=scheduled_partition(context, tenant_id),
                 run_config={"ops": {ASSET: {"config": {"dry_run": False}}}},
                 tags={"ponte/tenant": tenant_id, "ponte/trigger": "schedule"},
             )

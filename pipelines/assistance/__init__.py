@@ -5,7 +5,7 @@ reconciliation in ``reconcile.py``, stored webhooks in ``events.py``, what they 
 and one whole run (:class:`AssistanceSync`, :func:`run_assistance`) in ``flow.py``.
 
 Public surface: :func:`run_assistance` with :class:`AssistanceRequest`, :class:`AssistanceReport` /
-:class:`Drift`, and the pure state machine in :mod:`pipelines.assistance.state`. The ``ponte demo``
+:class:`Drift`, and the pure state machine in :mod:`pipelines.assistance.machine`. The ``ponte demo``
 round trip lives with the other demo steps (``orchestration/cli/demo_assistance.py``).
 """
 

@@ -30,10 +30,10 @@ from pipelines.assistance.core import (
     AssistanceRequest,
     Fetcher,
 )
-from pipelines.assistance.events import InboxEvents
 from pipelines.assistance.reconcile import Reconciliation
 from pipelines.assistance.report import AssistanceReport
 from pipelines.assistance.to_sienge import content_hash, missing_minimum_days, normalize_assistencia
+from pipelines.assistance.webhooks import InboxEvents
 from pipelines.store.db import Store
 from schemas import TenantConfig
 

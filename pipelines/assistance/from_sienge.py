@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipelines.assistance.core import CRM, ENTITY, ERP, FROM_SIENGE, TO_CRM_UPDATE, AssistanceCore
-from pipelines.assistance.state import crm_status, next_status, situation_ids
+from pipelines.assistance.machine import crm_status, next_status, situation_ids
 from ponte import ConfigurationError, NotFoundError, PonteError
 from schemas.canonical import Assistance, AssistanceStatus
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pipelines.assistance.core import FROM_SIENGE, TO_CRM_UPDATE
 from pipelines.assistance.from_sienge import SiengeToCrm
+from pipelines.assistance.machine import SIENGE_STATUS, crm_status, next_status
 from pipelines.assistance.report import Drift
-from pipelines.assistance.state import SIENGE_STATUS, crm_status, next_status
 from pipelines.assistance.to_sienge import CrmToSienge
 from ponte import PonteError
 from schemas.canonical import TERMINAL_ASSISTANCE, AssistanceStatus

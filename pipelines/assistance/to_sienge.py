@@ -24,7 +24,7 @@ from pipelines.assistance.core import (
     TO_SIENGE,
     AssistanceCore,
 )
-from pipelines.assistance.state import crm_status
+from pipelines.assistance.machine import crm_status
 from pipelines.outbox import write_once
 from pipelines.store.repos import get_xref
 from ponte import DataError, PonteError, TransientError

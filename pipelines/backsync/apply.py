@@ -113,67 +113,16 @@ def apply_events(
         for event in ordered:
             signer = _signer_for(envelope, event) if event.recipient_id or event.signer_email else None
             if signer is not None:
-                new = next_signer_status(signer.status, event.kind, signer.interaction)
-                if new is not None:
-                    changes.append(
-                        {
-                            "signer": signer.id,
-                            "role": signer.role,
-                            "from": signer.status,
-                            "to": new,
-                            "event": event.kind.value,
-                            "at": event.occurred_at.isoformat(),
-                        }
-                    )
-                    signer.status = new
-                    if new in SIGNER_DONE:
-                        signer.signed_at = signer.signed_at or event.occurred_at
-                        outcome.newly_signed.append(signer.id)
-                if event.evidence is not None and event.kind in (K.signature, K.approval, K.refusal):
-                    collected = event.evidence.model_dump(mode="json", exclude_none=True)
-                    if collected and (signer.evidence or {}).get("collected") != collected:
-                        signer.evidence = {**(signer.evidence or {}), "collected": collected}
-                        changes.append({"signer": signer.id, "evidence": True})
-                if event.kind == K.view and signer.status not in SIGNER_DONE:
-                    signer.notified_at = signer.notified_at or event.occurred_at
+                _apply_to_signer(signer, event, outcome, changes)
             # envelope-level: a signer event moves the envelope too (signature => at least delivered)
-            new_status = next_envelope_status(envelope.status, event.kind)
-            if new_status is not None:
-                changes.append(
-                    {
-                        "envelope": envelope.id,
-                        "from": envelope.status,
-                        "to": new_status,
-                        "event": event.kind.value,
-                        "at": event.occurred_at.isoformat(),
-                    }
-                )
-                envelope.status = new_status
-                if new_status == EnvelopeStatus.completed:
-                    envelope.completed_at = envelope.completed_at or event.occurred_at
-            envelope.last_event_at = _later(envelope.last_event_at, event.occurred_at)
+            _apply_to_envelope(envelope, event, changes)
         if envelope.status in (
             EnvelopeStatus.completed,
             EnvelopeStatus.expired,
             EnvelopeStatus.voided,
             EnvelopeStatus.declined,
         ):
-            for signer in envelope.signers:
-                new = signer_after_envelope(signer.status, envelope.status, signer.interaction)
-                if new is not None:
-                    changes.append(
-                        {
-                            "signer": signer.id,
-                            "role": signer.role,
-                            "from": signer.status,
-                            "to": new,
-                            "event": f"envelope_{envelope.status}",
-                        }
-                    )
-                    signer.status = new
-                    if new in SIGNER_DONE:
-                        signer.signed_at = signer.signed_at or envelope.completed_at
-                        outcome.newly_signed.append(signer.id)
+            _settle_signers(envelope, outcome, changes)
         elif advance_waiting:
             _advance_waiting(envelope, changes)
         outcome.status = envelope.status
@@ -194,6 +143,75 @@ def apply_events(
                 details={"contract": envelope.contract_id, "changes": changes},
             )
         return outcome
+
+
+def _apply_to_signer(
+    signer: EnvelopeSigner, event: SigningEvent, outcome: ApplyOutcome, changes: list[dict[str, object]]
+) -> None:
+    """One event on its signer: the status move the machine allows, the evidence collected with a
+    signature, approval or refusal, and a view as proof the invitation arrived."""
+    new = next_signer_status(signer.status, event.kind, signer.interaction)
+    if new is not None:
+        changes.append(
+            {
+                "signer": signer.id,
+                "role": signer.role,
+                "from": signer.status,
+                "to": new,
+                "event": event.kind.value,
+                "at": event.occurred_at.isoformat(),
+            }
+        )
+        signer.status = new
+        if new in SIGNER_DONE:
+            signer.signed_at = signer.signed_at or event.occurred_at
+            outcome.newly_signed.append(signer.id)
+    if event.evidence is not None and event.kind in (K.signature, K.approval, K.refusal):
+        collected = event.evidence.model_dump(mode="json", exclude_none=True)
+        if collected and (signer.evidence or {}).get("collected") != collected:
+            signer.evidence = {**(signer.evidence or {}), "collected": collected}
+            changes.append({"signer": signer.id, "evidence": True})
+    if event.kind == K.view and signer.status not in SIGNER_DONE:
+        signer.notified_at = signer.notified_at or event.occurred_at
+
+
+def _apply_to_envelope(envelope: Envelope, event: SigningEvent, changes: list[dict[str, object]]) -> None:
+    """One event on the envelope: the status move the machine allows, and the last event's time."""
+    new_status = next_envelope_status(envelope.status, event.kind)
+    if new_status is not None:
+        changes.append(
+            {
+                "envelope": envelope.id,
+                "from": envelope.status,
+                "to": new_status,
+                "event": event.kind.value,
+                "at": event.occurred_at.isoformat(),
+            }
+        )
+        envelope.status = new_status
+        if new_status == EnvelopeStatus.completed:
+            envelope.completed_at = envelope.completed_at or event.occurred_at
+    envelope.last_event_at = _later(envelope.last_event_at, event.occurred_at)
+
+
+def _settle_signers(envelope: Envelope, outcome: ApplyOutcome, changes: list[dict[str, object]]) -> None:
+    """The envelope reached a final status: each signer follows it (machine.signer_after_envelope)."""
+    for signer in envelope.signers:
+        new = signer_after_envelope(signer.status, envelope.status, signer.interaction)
+        if new is not None:
+            changes.append(
+                {
+                    "signer": signer.id,
+                    "role": signer.role,
+                    "from": signer.status,
+                    "to": new,
+                    "event": f"envelope_{envelope.status}",
+                }
+            )
+            signer.status = new
+            if new in SIGNER_DONE:
+                signer.signed_at = signer.signed_at or envelope.completed_at
+                outcome.newly_signed.append(signer.id)
 
 
 def _advance_waiting(envelope: Envelope, changes: list[dict[str, object]]) -> None:

@@ -34,10 +34,10 @@ from sqlalchemy.orm import selectinload
 
 from connectors.runtime import Connector
 from pipelines.backsync import crm_contract, downloads
-from pipelines.backsync.events import docusign_evidence
+from pipelines.backsync.translate import docusign_evidence
 from pipelines.documents.placement import PageChoice, chosen_pages
 from pipelines.documents.stamp import stamp
-from pipelines.outbox import write_once
+from pipelines.outbox import Finder, Sender, write_once
 from pipelines.store.db import Store
 from pipelines.store.models import Envelope, utcnow
 from pipelines.store.repos import audit
@@ -232,43 +232,9 @@ def upload_to_crm(
     run_id: str | None = None,
 ) -> str:
     """The stamped PDF onto the CRM contract, marked signed, exactly once per (contract, hash)."""
-    reservation = reservation_of(envelope)
-    if reservation is None:
-        raise DataError(
-            f"envelope {envelope.id} (contract {envelope.contract_id}) has no CRM reservation id",
-            record=f"envelope:{envelope.id}",
-            field="details.reservation_id",
-            hint="dispatch records the CV CRM reservation (idreserva) in the envelope's details",
-        )
-    stem = Path(envelope.document_name or f"contrato-{envelope.contract_id}").stem
-    name = f"{stem} - assinado {envelope.verification_code}.pdf"
-    content = Path(path).read_bytes()
-    record = {
-        "idreserva_cv": reservation,
-        "contratos": [
-            {
-                "contrato_base64": base64.b64encode(content).decode(),
-                "contrato_nome": name,
-                "assinado": "S",
-                "validado": "S",
-            }
-        ],
-    }
-
-    def send() -> tuple[str | None, dict[str, Any]]:
-        result = cvcrm.call("upload_contrato", record)
-        created = (result.data or {}).get("contratos") if isinstance(result.data, dict) else None
-        ident = str(created[0].get("idreservacontrato")) if created else result.id
-        crm_contract.crash("signed_pdf_sent")
-        return ident, {"contrato_nome": name, "status": result.status}
-
-    def find() -> tuple[str | None, dict[str, Any]] | None:
-        found = cvcrm.find_existing("upload_contrato", record)
-        if found is None:
-            return None
-        data = found.data if isinstance(found.data, dict) else {}
-        return str(data.get("idreservacontrato") or found.id or ""), {"contrato_nome": name, "found": True}
-
+    reservation = _crm_reservation(envelope)
+    name, record = _signed_upload(envelope, reservation, path)
+    send, find = _upload_calls(cvcrm, record, name)
     outcome = write_once(
         store,
         tenant=tenant.id,
@@ -302,6 +268,58 @@ def upload_to_crm(
     )
     crm_contract.crash("after_signed_pdf")
     return outcome.how
+
+
+def _crm_reservation(envelope: Envelope) -> str:
+    """The CV CRM reservation the signed contract goes onto (dispatch recorded it); a dead letter without."""
+    reservation = reservation_of(envelope)
+    if reservation is None:
+        raise DataError(
+            f"envelope {envelope.id} (contract {envelope.contract_id}) has no CRM reservation id",
+            record=f"envelope:{envelope.id}",
+            field="details.reservation_id",
+            hint="dispatch records the CV CRM reservation (idreserva) in the envelope's details",
+        )
+    return reservation
+
+
+def _signed_upload(envelope: Envelope, reservation: str, path: str) -> tuple[str, dict[str, Any]]:
+    """The uploaded file's name and the CRM's upload record: the stamped PDF, signed and validated."""
+    stem = Path(envelope.document_name or f"contrato-{envelope.contract_id}").stem
+    name = f"{stem} - assinado {envelope.verification_code}.pdf"
+    content = Path(path).read_bytes()
+    record = {
+        "idreserva_cv": reservation,
+        "contratos": [
+            {
+                "contrato_base64": base64.b64encode(content).decode(),
+                "contrato_nome": name,
+                "assinado": "S",
+                "validado": "S",
+            }
+        ],
+    }
+    return name, record
+
+
+def _upload_calls(cvcrm: Connector, record: dict[str, Any], name: str) -> tuple[Sender, Finder]:
+    """The upload's send and its lookup at the CRM (for an attempt a crash left unsure)."""
+
+    def send() -> tuple[str | None, dict[str, Any]]:
+        result = cvcrm.call("upload_contrato", record)
+        created = (result.data or {}).get("contratos") if isinstance(result.data, dict) else None
+        ident = str(created[0].get("idreservacontrato")) if created else result.id
+        crm_contract.crash("signed_pdf_sent")
+        return ident, {"contrato_nome": name, "status": result.status}
+
+    def find() -> tuple[str | None, dict[str, Any]] | None:
+        found = cvcrm.find_existing("upload_contrato", record)
+        if found is None:
+            return None
+        data = found.data if isinstance(found.data, dict) else {}
+        return str(data.get("idreservacontrato") or found.id or ""), {"contrato_nome": name, "found": True}
+
+    return send, find
 
 
 def finalize(

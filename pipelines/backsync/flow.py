@@ -14,7 +14,7 @@ completion is always confirmed by reading the envelope before anything is downlo
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +28,8 @@ from mappings import MappingContext, load_mapping
 from pipelines.backsync import crm_contract
 from pipelines.backsync.apply import FLOW, ApplyOutcome, apply_events
 from pipelines.backsync.completion import Finalized, finalize, reservation_of
-from pipelines.backsync.events import Translated, clicksign_read, docusign_read, spec_events, translate
+from pipelines.backsync.translate import Translated, clicksign_read, docusign_read, spec_events, translate
+from pipelines.connections import Opener, TenantConnectors
 from pipelines.store import deadletters
 from pipelines.store.claims import claim, release, worker_name
 from pipelines.store.db import Store
@@ -48,7 +49,7 @@ OPEN_STATUSES = (EnvelopeStatus.sent, EnvelopeStatus.delivered, EnvelopeStatus.d
 #: an event for an envelope we do not know yet (dispatch still committing) is retried this many times
 UNKNOWN_ENVELOPE_ATTEMPTS = 5
 
-ConnectorOpener = Callable[[str], Connector]
+ConnectorOpener = Opener  # key -> the tenant's open connector
 
 
 
@@ -72,31 +73,7 @@ class BacksyncReport:
         return {k: v for k, v in self.__dict__.items() if k != "tenant"}
 
 
-class Connectors:
-    """The tenant's connectors opened lazily and closed together (providers + the CRM)."""
-
-    def __init__(self, opener: ConnectorOpener) -> None:
-        self._opener = opener
-        self._open: dict[str, Connector] = {}
-
-    def __call__(self, key: str) -> Connector:
-        if key not in self._open:
-            self._open[key] = self._opener(key)
-        return self._open[key]
-
-    def close(self) -> None:
-        for item in self._open.values():
-            item.close()
-        self._open.clear()
-
-    def __enter__(self) -> Connectors:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _notify_next(store: Store, tenant: TenantConfig, outcome: ApplyOutcome, connectors: Connectors) -> None:
+def _notify_next(store: Store, tenant: TenantConfig, outcome: ApplyOutcome, connectors: TenantConnectors) -> None:
     """Ponte-sent invitations: dispatch invites the next routing order (if dispatch is installed)."""
     if tenant.options.notifications.by != "ponte" or not outcome.newly_signed or outcome.envelope_id is None:
         return
@@ -114,7 +91,7 @@ def _confirm_and_finalize(
     outcome: ApplyOutcome,
     provider: str,
     provider_envelope_id: str,
-    connectors: Connectors,
+    connectors: TenantConnectors,
     report: BacksyncReport,
     run_id: str | None,
     worker: str,
@@ -157,7 +134,7 @@ def _confirm_and_finalize(
 
 
 def _show_stopped(
-    store: Store, tenant: TenantConfig, envelope_id: int, connectors: Connectors, run_id: str | None, worker: str
+    store: Store, tenant: TenantConfig, envelope_id: int, connectors: TenantConnectors, run_id: str | None, worker: str
 ) -> None:
     """A refused or expired envelope comes back to the CRM as its completion does: the original contract
     set back to not validated, once (crm_contract.mark_stopped)."""
@@ -233,7 +210,7 @@ def drain_inbox(
     ctx = MappingContext(tenant=tenant)
     # group by envelope: one transaction applies a whole batch for one envelope
     batches: dict[tuple[str, str], list[tuple[InboxEvent, Translated]]] = {}
-    with Connectors(opener) as connectors:
+    with TenantConnectors(opener=opener) as connectors:
         for event in events:
             try:
                 if event.connector == "whatsapp":
@@ -283,7 +260,7 @@ def _process_batch(
     provider: str,
     provider_envelope_id: str,
     items: list[tuple[InboxEvent, Translated]],
-    connectors: Connectors,
+    connectors: TenantConnectors,
     report: BacksyncReport,
     run_id: str | None,
     worker: str,
@@ -305,26 +282,7 @@ def _process_batch(
         )
         if not outcome.found:
             report.unknown += len(items)
-            for event, _ in items:
-                if event.attempts >= UNKNOWN_ENVELOPE_ATTEMPTS:
-                    release(
-                        store,
-                        InboxEvent,
-                        event.id,
-                        worker=worker,
-                        status="done",
-                        error="no envelope with this provider id (not sent by Ponte?)",
-                    )
-                else:  # dispatch may still be committing the envelope row: retry shortly
-                    release(
-                        store,
-                        InboxEvent,
-                        event.id,
-                        worker=worker,
-                        status="failed",
-                        error="envelope not found yet",
-                        retry_in_seconds=min(5 * 2**event.attempts, 300),
-                    )
+            _release_unknown(store, items, worker)
             return
         if urls:
             _remember_urls(store, outcome.envelope_id, urls)
@@ -342,33 +300,75 @@ def _process_batch(
                 report.statuses[env.contract_id] = env.status
         deadletters.resolve(store, tenant.id, FLOW, f"envelope:{outcome.envelope_id}")
     except PonteError as exc:
-        report.failed += len(items)
-        if not exc.retryable and outcome is not None and outcome.envelope_id is not None:
-            deadletters.put(
-                store,
-                tenant=tenant.id,
-                flow=FLOW,
-                record_key=f"envelope:{outcome.envelope_id}",
-                error=exc,
-                payload={"provider": provider, "provider_envelope_id": provider_envelope_id},
-                run_id=run_id,
-            )
-        log.warning("back-sync of %s envelope %s failed: %s", provider, provider_envelope_id, exc)
-        for event, _ in items:
-            # the state already moved (monotone, so a retry is harmless); the finalization is retried by
-            # the poll, so a non-retryable error does not keep the inbox event spinning
+        _batch_failed(store, tenant, provider, provider_envelope_id, items, outcome, exc, report, run_id, worker)
+        return
+    for event, _ in items:
+        release(store, InboxEvent, event.id, worker=worker, status="done")
+
+
+def _release_unknown(store: Store, items: list[tuple[InboxEvent, Translated]], worker: str) -> None:
+    """Events for an envelope Ponte has no row for: retried shortly (dispatch may still be committing
+    it), then, after ``UNKNOWN_ENVELOPE_ATTEMPTS``, done with the reason."""
+    for event, _ in items:
+        if event.attempts >= UNKNOWN_ENVELOPE_ATTEMPTS:
             release(
                 store,
                 InboxEvent,
                 event.id,
                 worker=worker,
-                status="failed" if exc.retryable else "done",
-                error=str(exc)[:500],
-                retry_in_seconds=60 if exc.retryable else 0,
+                status="done",
+                error="no envelope with this provider id (not sent by Ponte?)",
             )
-        return
+        else:  # dispatch may still be committing the envelope row: retry shortly
+            release(
+                store,
+                InboxEvent,
+                event.id,
+                worker=worker,
+                status="failed",
+                error="envelope not found yet",
+                retry_in_seconds=min(5 * 2**event.attempts, 300),
+            )
+
+
+def _batch_failed(
+    store: Store,
+    tenant: TenantConfig,
+    provider: str,
+    provider_envelope_id: str,
+    items: list[tuple[InboxEvent, Translated]],
+    outcome: ApplyOutcome | None,
+    exc: PonteError,
+    report: BacksyncReport,
+    run_id: str | None,
+    worker: str,
+) -> None:
+    """A batch failed: a dead letter on the envelope when retrying cannot help, and its events
+    released (failed, offered again, when the error is retryable; else done)."""
+    report.failed += len(items)
+    if not exc.retryable and outcome is not None and outcome.envelope_id is not None:
+        deadletters.put(
+            store,
+            tenant=tenant.id,
+            flow=FLOW,
+            record_key=f"envelope:{outcome.envelope_id}",
+            error=exc,
+            payload={"provider": provider, "provider_envelope_id": provider_envelope_id},
+            run_id=run_id,
+        )
+    log.warning("back-sync of %s envelope %s failed: %s", provider, provider_envelope_id, exc)
     for event, _ in items:
-        release(store, InboxEvent, event.id, worker=worker, status="done")
+        # the state already moved (monotone, so a retry is harmless); the finalization is retried by
+        # the poll, so a non-retryable error does not keep the inbox event spinning
+        release(
+            store,
+            InboxEvent,
+            event.id,
+            worker=worker,
+            status="failed" if exc.retryable else "done",
+            error=str(exc)[:500],
+            retry_in_seconds=60 if exc.retryable else 0,
+        )
 
 
 def _remember_urls(store: Store, envelope_id: int | None, urls: list[str]) -> None:
@@ -438,7 +438,7 @@ def _sync_one(
     tenant: TenantConfig,
     provider: str,
     provider_envelope_id: str,
-    connectors: Connectors,
+    connectors: TenantConnectors,
     run_id: str | None,
 ) -> ApplyOutcome:
     events = read_provider(connectors(provider), provider_envelope_id)
@@ -458,7 +458,7 @@ def sync_envelope(
     store: Store,
     tenant: TenantConfig,
     envelope_id: int,
-    connectors: Connectors,
+    connectors: TenantConnectors,
     report: BacksyncReport,
     *,
     run_id: str | None = None,
@@ -536,7 +536,7 @@ def sync_contract(
                 .order_by(Envelope.id)
             )
         )
-    with Connectors(opener) as connectors:
+    with TenantConnectors(opener=opener) as connectors:
         for env in envs:
             if env.provider_envelope_id and _needs_sync(env):
                 sync_envelope(store, tenant, env.id, connectors, report, run_id=run_id)
@@ -602,7 +602,7 @@ def poll_stale(
         key=last_news,
     )
     due_ids = [env.id for env in due]
-    with Connectors(opener) as connectors:
+    with TenantConnectors(opener=opener) as connectors:
         for envelope_id in due_ids[:limit]:
             resync(store, tenant, envelope_id, connectors, report, run_id=run_id)
     return report
@@ -612,7 +612,7 @@ def resync(
     store: Store,
     tenant: TenantConfig,
     envelope_id: int,
-    connectors: Connectors,
+    connectors: TenantConnectors,
     report: BacksyncReport,
     *,
     run_id: str | None = None,

@@ -4,7 +4,7 @@ Providers retry, duplicate and reorder deliveries, and polling replays what webh
 every transition here is *monotone*: a status has a rank, an event may only raise it, and terminal
 statuses (completed, declined, voided, expired for envelopes; signed, declined, expired for signers)
 absorb everything. Applying the same event twice, or an old event after a newer one, is a no-op. That
-property, not careful ordering, is what makes back-sync correct (tests/backsync/test_machine.py checks
+property, not careful ordering, is what makes back-sync correct (tests/pipelines/backsync/test_machine.py checks
 it on random event sequences).
 
 A signer's *interaction* (the tenant's chain: sign, approve, receive_copy) decides which final status a

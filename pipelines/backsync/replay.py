@@ -12,8 +12,8 @@ from sqlalchemy import update
 
 from connectors.runtime import Connector
 from pipelines.backsync.apply import FLOW
-from pipelines.backsync.flow import BacksyncReport, Connectors, drain_inbox, resync
-from pipelines.connections import open_connector
+from pipelines.backsync.flow import BacksyncReport, drain_inbox, resync
+from pipelines.connections import TenantConnectors, open_connector
 from pipelines.store import deadletters
 from pipelines.store.db import Store
 from pipelines.store.models import DeadLetter, InboxEvent, utcnow
@@ -34,7 +34,7 @@ def replay_backsync(store: Store, letter: DeadLetter, run_id: str | None) -> Non
         return open_connector(tenant, key, store=store)
 
     if kind == "envelope":
-        with Connectors(opener) as connectors:
+        with TenantConnectors(opener=opener) as connectors:
             failure = resync(store, tenant, int(ident), connectors, BacksyncReport(tenant.id), run_id=run_id)
         if failure is not None and failure.retryable:
             raise failure  # nothing was decided: say why; the dead letter stays open

@@ -21,9 +21,9 @@ from sqlalchemy import select, update
 
 from connectors import Email
 from mappings import MappingContext, load_mapping
+from pipelines.connections import TenantConnectors
 from pipelines.dispatch import package as packages
 from pipelines.dispatch import providers, versions
-from pipelines.dispatch.connections import ConnectorSet
 from pipelines.dispatch.documents import Document, Terms, contract_document, needs_sienge, templates_needed
 from pipelines.dispatch.identity import UNCONFIRMED_FIELDS, CrashHook
 from pipelines.dispatch.notify import notify_document_changed, notify_next_signers
@@ -155,7 +155,7 @@ class DispatchRun:
         self,
         store: Store,
         tenant: TenantConfig,
-        connectors: ConnectorSet,
+        connectors: TenantConnectors,
         request: DispatchRequest,
         progress: Progress | None = None,
     ) -> None:
@@ -459,63 +459,13 @@ class DispatchRun:
         self, contract: Contract, document: Document, envelope: CanonicalEnvelope, created: Created
     ) -> int:
         """Envelope + signers + ledger + audit in one transaction; idempotent by the envelope key."""
-        now = utcnow()
         with self.store.session() as session:
             row = session.scalars(
                 select(Envelope).where(Envelope.idempotency_key == envelope.idempotency_key)
             ).one_or_none()
             if row is not None:
                 return row.id
-            first = min(s.routing_order for s in envelope.signers)
-            row = Envelope(
-                tenant=self.tenant.id,
-                contract_id=envelope.contract_id,
-                document_name=envelope.document_name,
-                document_hash=envelope.document_sha256,
-                idempotency_key=envelope.idempotency_key,
-                provider=envelope.provider,
-                provider_envelope_id=created.provider_envelope_id,
-                status="sent",
-                sent_at=now,
-                expires_at=now + timedelta(days=envelope.expires_in_days),
-                details={
-                    **created.details,
-                    "reservation_id": contract.reservation_id,
-                    "document_source": document.source,
-                    "pages": document.pages,
-                    "positions": [p.model_dump() for p in envelope.positions],
-                    "summary": {
-                        "value": str(contract.value) if contract.value is not None else None,
-                        "monthly_fee": str(contract.monthly_fee)
-                        if contract.monthly_fee is not None
-                        else None,
-                        "duration_months": contract.duration_months,
-                        "title": contract.title,
-                        # formatted for invitations (valor_total, parcela, prazo_meses): variables.summary
-                        **envelope.summary,
-                    },
-                },
-            )
-            for signer in envelope.signers:
-                row.signers.append(
-                    EnvelopeSigner(
-                        role=signer.role,
-                        routing_order=signer.routing_order,
-                        name=signer.name,
-                        email=signer.email,
-                        document=signer.document,
-                        phone=signer.phone,
-                        channel=signer.channel,
-                        interaction=signer.interaction,
-                        provider_recipient_id=created.recipient_ids.get(signer.role),
-                        status=initial_status(signer.routing_order, first),
-                        evidence={
-                            "selfie_required": signer.selfie_required,
-                            "document_photo_required": signer.document_photo_required,
-                            **_identity_verification(self.tenant, envelope.provider, signer),
-                        },
-                    )
-                )
+            row = self._envelope_row(contract, document, envelope, created)
             session.add(row)
             session.flush()
             packages.consume(session, self.store, self.tenant, envelope.idempotency_key)
@@ -534,13 +484,67 @@ class DispatchRun:
                     "provider_envelope_id": created.provider_envelope_id,
                     "how": created.how,
                     "document_sha256": envelope.document_sha256,
-                    "signers": [
-                        {"role": s.role, "routing_order": s.routing_order, "channel": s.channel}
-                        for s in envelope.signers
-                    ],
+                    "signers": _chain(envelope),
                 },
             )
             return row.id
+
+    def _envelope_row(
+        self, contract: Contract, document: Document, envelope: CanonicalEnvelope, created: Created
+    ) -> Envelope:
+        """The envelope as recorded (sent now), with its signers: the first routing order is due."""
+        now = utcnow()
+        row = Envelope(
+            tenant=self.tenant.id,
+            contract_id=envelope.contract_id,
+            document_name=envelope.document_name,
+            document_hash=envelope.document_sha256,
+            idempotency_key=envelope.idempotency_key,
+            provider=envelope.provider,
+            provider_envelope_id=created.provider_envelope_id,
+            status="sent",
+            sent_at=now,
+            expires_at=now + timedelta(days=envelope.expires_in_days),
+            details={
+                **created.details,
+                "reservation_id": contract.reservation_id,
+                "document_source": document.source,
+                "pages": document.pages,
+                "positions": [p.model_dump() for p in envelope.positions],
+                "summary": {
+                    "value": str(contract.value) if contract.value is not None else None,
+                    "monthly_fee": str(contract.monthly_fee)
+                    if contract.monthly_fee is not None
+                    else None,
+                    "duration_months": contract.duration_months,
+                    "title": contract.title,
+                    # formatted for invitations (valor_total, parcela, prazo_meses): variables.summary
+                    **envelope.summary,
+                },
+            },
+        )
+        first = min(s.routing_order for s in envelope.signers)
+        for signer in envelope.signers:
+            row.signers.append(
+                EnvelopeSigner(
+                    role=signer.role,
+                    routing_order=signer.routing_order,
+                    name=signer.name,
+                    email=signer.email,
+                    document=signer.document,
+                    phone=signer.phone,
+                    channel=signer.channel,
+                    interaction=signer.interaction,
+                    provider_recipient_id=created.recipient_ids.get(signer.role),
+                    status=initial_status(signer.routing_order, first),
+                    evidence={
+                        "selfie_required": signer.selfie_required,
+                        "document_photo_required": signer.document_photo_required,
+                        **_identity_verification(self.tenant, envelope.provider, signer),
+                    },
+                )
+            )
+        return row
 
     def _warn_package(self) -> None:
         """The package's consumption notices: every threshold reached and not yet notified gets its
@@ -608,6 +612,9 @@ class DispatchRun:
         return outcome
 
     def _dispatch(self, record: dict[str, Any]) -> ContractOutcome:
+        """One contract: build and check its envelope, decide against what was sent before, then (unless
+        planning) send it once and record it. A bad contract is dead-lettered, a transient failure
+        deferred to the next run; after a send, the signers are invited and a replaced version told."""
         contract_id = str(record.get("idreservacontrato"))
         record_key = f"contract:{contract_id}"
         try:
@@ -615,90 +622,18 @@ class DispatchRun:
             if built is None:
                 return self._done(ContractOutcome(contract_id, "skipped", reason="already signed in the CRM"))
             contract, document, envelope = built
-            signers = [
-                {"role": s.role, "routing_order": s.routing_order, "channel": s.channel}
-                for s in envelope.signers
-            ]
             decision = self._decide(envelope)
             if decision.action == "already_sent":
-                existing = decision.current
-                assert existing is not None
-                if existing.status in versions.LIVE and self.tenant.options.notifications.by == "ponte":
-                    # an earlier run may have stopped between recording the envelope and inviting the
-                    # first signers; inviting is idempotent, so catch up here
-                    notify_next_signers(
-                        self.store, self.tenant, existing.id or 0, self.connectors, run_id=self.request.run_id
-                    )
-                if existing.status in versions.LIVE:
-                    self._tell_replaced(contract_id, existing.key)  # and the notice of a replaced version
-                return self._done(
-                    ContractOutcome(
-                        contract_id,
-                        "already_sent",
-                        existing.id,
-                        self._provider_id(existing.id),
-                        decision.reason,
-                        signers,
-                        len(envelope.positions),
-                        envelope.document_sha256,
-                    )
-                )
-            if decision.action == "signed_stands":
-                raise providers.SignedVersionStands(
-                    str(decision.reason), field=versions.SIGNED_FIELD,
-                    hint="a person decides: keep the signed contract (restore its document in the CRM), or "
-                    "have it rescinded and a new contract issued; replaying this letter sends nothing while the "
-                    "signed one stands",
-                )
-            if decision.action == "unfinished":
-                raise DataError(
-                    str(decision.reason), field=versions.UNFINISHED_FIELD,
-                    hint="at the provider, look for an envelope carrying one of these keys (DocuSign's ponte_key "
-                    "custom field, Clicksign's metadata, a YAML provider's external key) and void it if it is "
-                    "there; then `ponte deadletter replay` this letter: the replay is your word that you checked",
-                )
+                return self._done(self._already_sent(contract_id, envelope, decision))
+            _refuse_undecidable(decision)
             envelope = envelope.model_copy(update={"idempotency_key": decision.key})
             # a document photo or selfie DocuSign cannot be asked for is refused, never dropped
             require_identity_verification(self.tenant, envelope)
             if self.request.plan:
-                replaced = decision.current if decision.action == "replace" else None
-                return self._done(
-                    ContractOutcome(
-                        contract_id,
-                        "would_send",
-                        None,
-                        None,
-                        f"would void envelope {self._provider_id(replaced.id)} (version "
-                        f"{versions.sha8(replaced.sha256)}) first" if replaced else None,
-                        signers,
-                        len(envelope.positions),
-                        envelope.document_sha256,
-                    )
-                )
-            packages.ensure_available(self.store, self.tenant)
-            replaced_id: str | None = None
-            if decision.action == "replace":
-                assert decision.current is not None
-                replaced_id, _ = self._replace(decision.current, envelope)
-            created = self._send(envelope, document)
-            self.crash("before_record")
-            envelope_id = self._record(contract, document, envelope, created)
-            self.crash("after_record")
+                return self._done(self._would_send(contract_id, envelope, decision))
+            created, envelope_id, replaced_id = self._send_once(contract, document, envelope, decision)
         except (DataError, NotFoundError) as exc:
-            exc.context(tenant=self.tenant.id, record=record_key)
-            if not self.request.plan:
-                deadletters.put(
-                    self.store,
-                    tenant=self.tenant.id,
-                    flow=FLOW,
-                    record_key=record_key,
-                    error=exc,
-                    payload=record,
-                    mapping_version=self.mapping_version,
-                    run_id=self.request.run_id,
-                )
-            log.warning("contract %s not dispatched: %s", contract_id, exc)
-            return self._done(ContractOutcome(contract_id, "dead_lettered", reason=str(exc)))
+            return self._done(self._dead_letter(contract_id, record, exc))
         except TransientError as exc:
             # not the contract's fault: every write so far is in the outbox under its key, so the next
             # run (the schedule, or a retry) looks each unsure one up and carries on; the batch goes on
@@ -706,6 +641,105 @@ class DispatchRun:
             log.warning("contract %s deferred to the next run: %s", contract_id, exc)
             return self._done(ContractOutcome(contract_id, "deferred", reason=str(exc)))
         deadletters.resolve(self.store, self.tenant.id, FLOW, record_key)
+        self._after_send(contract_id, envelope, envelope_id, replaced_id)
+        return self._done(
+            ContractOutcome(
+                contract_id,
+                "found" if created.how == "found" else "sent",
+                envelope_id,
+                created.provider_envelope_id,
+                None,
+                _chain(envelope),
+                len(envelope.positions),
+                envelope.document_sha256,
+                replaced_envelope_id=replaced_id,
+            )
+        )
+
+    def _already_sent(
+        self, contract_id: str, envelope: CanonicalEnvelope, decision: versions.Decision
+    ) -> ContractOutcome:
+        """This document version is out already: catch up on what an earlier run may have left undone
+        (inviting the first signers, telling those of a replaced version), send nothing."""
+        existing = decision.current
+        assert existing is not None
+        if existing.status in versions.LIVE and self.tenant.options.notifications.by == "ponte":
+            # an earlier run may have stopped between recording the envelope and inviting the
+            # first signers; inviting is idempotent, so catch up here
+            notify_next_signers(
+                self.store, self.tenant, existing.id or 0, self.connectors, run_id=self.request.run_id
+            )
+        if existing.status in versions.LIVE:
+            self._tell_replaced(contract_id, existing.key)  # and the notice of a replaced version
+        return ContractOutcome(
+            contract_id,
+            "already_sent",
+            existing.id,
+            self._provider_id(existing.id),
+            decision.reason,
+            _chain(envelope),
+            len(envelope.positions),
+            envelope.document_sha256,
+        )
+
+    def _would_send(
+        self, contract_id: str, envelope: CanonicalEnvelope, decision: versions.Decision
+    ) -> ContractOutcome:
+        """The plan's answer: what would be sent, and which envelope would be voided first."""
+        replaced = decision.current if decision.action == "replace" else None
+        return ContractOutcome(
+            contract_id,
+            "would_send",
+            None,
+            None,
+            f"would void envelope {self._provider_id(replaced.id)} (version "
+            f"{versions.sha8(replaced.sha256)}) first" if replaced else None,
+            _chain(envelope),
+            len(envelope.positions),
+            envelope.document_sha256,
+        )
+
+    def _send_once(
+        self, contract: Contract, document: Document, envelope: CanonicalEnvelope, decision: versions.Decision
+    ) -> tuple[Created, int, str | None]:
+        """Within the package, void the version this one replaces (if any), create the envelope at the
+        provider once and record it; returns what was created, the envelope's id and the voided one's."""
+        packages.ensure_available(self.store, self.tenant)
+        replaced_id: str | None = None
+        if decision.action == "replace":
+            assert decision.current is not None
+            replaced_id, _ = self._replace(decision.current, envelope)
+        created = self._send(envelope, document)
+        self.crash("before_record")
+        envelope_id = self._record(contract, document, envelope, created)
+        self.crash("after_record")
+        return created, envelope_id, replaced_id
+
+    def _dead_letter(
+        self, contract_id: str, record: dict[str, Any], exc: DataError | NotFoundError
+    ) -> ContractOutcome:
+        """The contract cannot go as it is: a dead letter with the reason (none when planning)."""
+        record_key = f"contract:{contract_id}"
+        exc.context(tenant=self.tenant.id, record=record_key)
+        if not self.request.plan:
+            deadletters.put(
+                self.store,
+                tenant=self.tenant.id,
+                flow=FLOW,
+                record_key=record_key,
+                error=exc,
+                payload=record,
+                mapping_version=self.mapping_version,
+                run_id=self.request.run_id,
+            )
+        log.warning("contract %s not dispatched: %s", contract_id, exc)
+        return ContractOutcome(contract_id, "dead_lettered", reason=str(exc))
+
+    def _after_send(
+        self, contract_id: str, envelope: CanonicalEnvelope, envelope_id: int, replaced_id: str | None
+    ) -> None:
+        """After the envelope is recorded: package notices, the first invitations (when Ponte invites;
+        a transient failure waits for the next run) and the notice to signers of a replaced version."""
         self._warn_package()
         if self.tenant.options.notifications.by == "ponte":
             try:
@@ -718,19 +752,6 @@ class DispatchRun:
                 )
         if replaced_id is not None:
             self._tell_replaced(contract_id, envelope.idempotency_key)
-        return self._done(
-            ContractOutcome(
-                contract_id,
-                "found" if created.how == "found" else "sent",
-                envelope_id,
-                created.provider_envelope_id,
-                None,
-                signers,
-                len(envelope.positions),
-                envelope.document_sha256,
-                replaced_envelope_id=replaced_id,
-            )
-        )
 
     def _provider_id(self, envelope_id: int | None) -> str | None:
         if envelope_id is None:
@@ -818,6 +839,32 @@ class DispatchRun:
         return self.report
 
 
+def _chain(envelope: CanonicalEnvelope) -> list[dict[str, Any]]:
+    """The envelope's signers as outcomes and the audit list them: role, routing order, channel."""
+    return [
+        {"role": s.role, "routing_order": s.routing_order, "channel": s.channel} for s in envelope.signers
+    ]
+
+
+def _refuse_undecidable(decision: versions.Decision) -> None:
+    """Raise when a person must decide first: a signed earlier version stands, or a create of another
+    version was sent but never recorded (the provider may hold an envelope Ponte does not know)."""
+    if decision.action == "signed_stands":
+        raise providers.SignedVersionStands(
+            str(decision.reason), field=versions.SIGNED_FIELD,
+            hint="a person decides: keep the signed contract (restore its document in the CRM), or "
+            "have it rescinded and a new contract issued; replaying this letter sends nothing while the "
+            "signed one stands",
+        )
+    if decision.action == "unfinished":
+        raise DataError(
+            str(decision.reason), field=versions.UNFINISHED_FIELD,
+            hint="at the provider, look for an envelope carrying one of these keys (DocuSign's ponte_key "
+            "custom field, Clicksign's metadata, a YAML provider's external key) and void it if it is "
+            "there; then `ponte deadletter replay` this letter: the replay is your word that you checked",
+        )
+
+
 def _identity_verification(tenant: TenantConfig, provider: str, signer: Any) -> dict[str, Any]:
     """What identity check the provider was asked to run on a signer (DocuSign's ID Verification)."""
     workflow = tenant.options.evidence.docusign_idv_workflow_id
@@ -832,7 +879,7 @@ def run_dispatch(
     store: Store,
     tenant: TenantConfig,
     request: DispatchRequest,
-    connectors: ConnectorSet | None = None,
+    connectors: TenantConnectors | None = None,
     *,
     records: Iterable[dict[str, Any]] | None = None,
     progress: Progress | None = None,
@@ -844,7 +891,7 @@ def run_dispatch(
     stops; each bad contract is a dead letter in the report instead.
     """
     owned = connectors is None
-    conns = connectors or ConnectorSet(tenant, store)
+    conns = connectors or TenantConnectors(tenant, store)
     try:
         return DispatchRun(store, tenant, conns, request, progress).run(records)
     finally:
@@ -855,7 +902,7 @@ def run_dispatch(
 def preview_context(store: Store, tenant: TenantConfig, contract: str, template: str) -> dict[str, Any]:
     """The variables ``template`` would get for a CRM contract (``801`` or ``3001:801``), read live:
     what ``ponte template render --contract`` shows. Nothing is sent or stored."""
-    with ConnectorSet(tenant, store) as connectors:
+    with TenantConnectors(tenant, store) as connectors:
         run = DispatchRun(store, tenant, connectors, DispatchRequest(plan=True, template=template))
         record = with_company_signers(load_contract(connectors.get("cvcrm"), ContractRef.parse(contract)), tenant)
         model = load_mapping("cvcrm/contrato_to_contract").run(record, run.ctx)

@@ -23,7 +23,6 @@ signature.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,11 +33,12 @@ from sqlalchemy import select
 
 from connectors import Email
 from mappings import MappingContext, load_mapping
-from pipelines.dispatch.connections import ConnectorSet
+from pipelines.connections import TenantConnectors
 from pipelines.dispatch.signers import ChainMember, due_for_invitation
 from pipelines.dispatch.signing_links import signing_link
-from pipelines.outbox import write_once
+from pipelines.outbox import WriteOutcome, write_once
 from pipelines.store import deadletters
+from pipelines.store.claims import worker_name
 from pipelines.store.db import Store
 from pipelines.store.models import Envelope, EnvelopeSigner, utcnow
 from pipelines.store.repos import audit
@@ -50,9 +50,9 @@ log = get_logger("dispatch.notify")
 FLOW = "dispatch"
 LIVE_ENVELOPE = frozenset({"sent", "delivered"})
 
-#: what notify_next_signers accepts as "connectors": a ConnectorSet, a mapping key -> connector, a
+#: what notify_next_signers accepts as "connectors": a TenantConnectors, a mapping key -> connector, a
 #: callable key -> connector, or None (opened from the tenant and closed afterwards)
-Connectors = ConnectorSet | Mapping[str, Any] | Callable[[str], Any] | None
+ConnectorsArg = TenantConnectors | Mapping[str, Any] | Callable[[str], Any] | None
 
 
 @dataclass(frozen=True)
@@ -120,12 +120,12 @@ def chain_members(signers: list[EnvelopeSigner]) -> list[ChainMember]:
 
 
 def _getter(
-    connectors: Connectors, tenant: TenantConfig, store: Store
+    connectors: ConnectorsArg, tenant: TenantConfig, store: Store
 ) -> tuple[Callable[[str], Any], Callable[[], None]]:
     if connectors is None:
-        owned = ConnectorSet(tenant, store)
+        owned = TenantConnectors(tenant, store)
         return owned.get, owned.close
-    if isinstance(connectors, ConnectorSet):
+    if isinstance(connectors, TenantConnectors):
         return connectors.get, lambda: None
     if isinstance(connectors, Mapping):
         return connectors.__getitem__, lambda: None
@@ -209,7 +209,7 @@ def notify_next_signers(
     store: Store,
     tenant: TenantConfig,
     envelope_id: int,
-    connectors: Connectors = None,
+    connectors: ConnectorsArg = None,
     *,
     run_id: str | None = None,
 ) -> list[Invitation]:
@@ -220,22 +220,12 @@ def notify_next_signers(
     """
     if tenant.options.notifications.by != "ponte":
         return []
-    with store.session() as session:
-        envelope = session.get(Envelope, envelope_id)
-        if envelope is None or envelope.tenant != tenant.id:
-            raise ConfigurationError(f"no envelope {envelope_id} for tenant {tenant.id}", tenant=tenant.id)
-        if envelope.status not in LIVE_ENVELOPE:
-            return []
-        signers = list(
-            session.scalars(select(EnvelopeSigner).where(EnvelopeSigner.envelope_id == envelope_id))
-        )
-        due_ids = set(due_for_invitation(chain_members(signers)))
-        due = [s for s in signers if s.id in due_ids]
-        session.expunge_all()
-    if not due:
+    found = _due_signers(store, tenant, envelope_id)
+    if found is None:
         return []
+    envelope, due = found
     get, close = _getter(connectors, tenant, store)
-    worker = f"{socket.gethostname()}:notify"
+    worker = worker_name()
     made: list[Invitation] = []
     try:
         for signer in sorted(due, key=lambda s: (s.routing_order, s.role)):
@@ -244,59 +234,20 @@ def notify_next_signers(
             except DataError as exc:  # the provider has no link Ponte could send: never make one up
                 _no_link(store, tenant, envelope, exc, run_id)
                 break
-            key = f"{envelope.idempotency_key}:invite:{signer.role}:{signer.routing_order}"
-            if signer.channel == "whatsapp":
-                record = _whatsapp_record(tenant, envelope, signer, link)
-                whatsapp = get("whatsapp")
-
-                def send(
-                    record: dict[str, Any] = record, whatsapp: Any = whatsapp
-                ) -> tuple[str | None, dict[str, Any]]:
-                    result = whatsapp.call("send_template", record)
-                    return result.id, {}
-
-                connector = "whatsapp"
-            else:
-                email = _email(tenant, envelope, signer, link, until)
-                smtp = get("smtp")
-
-                def send(email: Email = email, smtp: Any = smtp) -> tuple[str | None, dict[str, Any]]:  # type: ignore[misc]
-                    return str(smtp.send(email)), {}
-
-                connector = "smtp"
+            connector, send = _invitation_sender(tenant, envelope, signer, link, until, get)
             outcome = write_once(
                 store,
                 tenant=tenant.id,
                 connector=connector,
                 action="signing_invitation",
-                key=key,
+                key=f"{envelope.idempotency_key}:invite:{signer.role}:{signer.routing_order}",
                 payload={"envelope": envelope.id, "role": signer.role},
                 send=send,
                 find=None,
                 worker=worker,
                 run_id=run_id,
             )
-            with store.session() as session:
-                row = session.get(EnvelopeSigner, signer.id)
-                if row is not None and row.notified_at is None:
-                    row.notified_at = utcnow()
-                audit(
-                    session,
-                    tenant=tenant.id,
-                    flow=FLOW,
-                    action="signer_invited",
-                    entity="envelope",
-                    entity_id=str(envelope.id),
-                    source_record=f"contract:{envelope.contract_id}",
-                    run_id=run_id,
-                    details={
-                        "role": signer.role,
-                        "routing_order": signer.routing_order,
-                        "channel": signer.channel,
-                        "how": outcome.how,
-                        "message_id": outcome.external_id,
-                    },
-                )
+            _mark_invited(store, tenant, envelope, signer, outcome, run_id)
             made.append(
                 Invitation(
                     envelope.id,
@@ -317,6 +268,84 @@ def notify_next_signers(
     finally:
         close()
     return made
+
+
+def _due_signers(
+    store: Store, tenant: TenantConfig, envelope_id: int
+) -> tuple[Envelope, list[EnvelopeSigner]] | None:
+    """The live envelope and its signers due for an invitation (detached), or None when nobody is due."""
+    with store.session() as session:
+        envelope = session.get(Envelope, envelope_id)
+        if envelope is None or envelope.tenant != tenant.id:
+            raise ConfigurationError(f"no envelope {envelope_id} for tenant {tenant.id}", tenant=tenant.id)
+        if envelope.status not in LIVE_ENVELOPE:
+            return None
+        signers = list(
+            session.scalars(select(EnvelopeSigner).where(EnvelopeSigner.envelope_id == envelope_id))
+        )
+        due_ids = set(due_for_invitation(chain_members(signers)))
+        due = [s for s in signers if s.id in due_ids]
+        session.expunge_all()
+    return (envelope, due) if due else None
+
+
+def _invitation_sender(
+    tenant: TenantConfig,
+    envelope: Envelope,
+    signer: EnvelopeSigner,
+    link: str,
+    until: datetime | None,
+    get: Callable[[str], Any],
+) -> tuple[str, Callable[[], tuple[str | None, dict[str, Any]]]]:
+    """The connector key and the send of one invitation: a WhatsApp template or an e-mail by SMTP."""
+    if signer.channel == "whatsapp":
+        record = _whatsapp_record(tenant, envelope, signer, link)
+        whatsapp = get("whatsapp")
+
+        def send_template() -> tuple[str | None, dict[str, Any]]:
+            result = whatsapp.call("send_template", record)
+            return result.id, {}
+
+        return "whatsapp", send_template
+    email = _email(tenant, envelope, signer, link, until)
+    smtp = get("smtp")
+
+    def send_email() -> tuple[str | None, dict[str, Any]]:
+        return str(smtp.send(email)), {}
+
+    return "smtp", send_email
+
+
+def _mark_invited(
+    store: Store,
+    tenant: TenantConfig,
+    envelope: Envelope,
+    signer: EnvelopeSigner,
+    outcome: WriteOutcome,
+    run_id: str | None,
+) -> None:
+    """Record the invitation: the signer's ``notified_at`` (first time only) and an audit row."""
+    with store.session() as session:
+        row = session.get(EnvelopeSigner, signer.id)
+        if row is not None and row.notified_at is None:
+            row.notified_at = utcnow()
+        audit(
+            session,
+            tenant=tenant.id,
+            flow=FLOW,
+            action="signer_invited",
+            entity="envelope",
+            entity_id=str(envelope.id),
+            source_record=f"contract:{envelope.contract_id}",
+            run_id=run_id,
+            details={
+                "role": signer.role,
+                "routing_order": signer.routing_order,
+                "channel": signer.channel,
+                "how": outcome.how,
+                "message_id": outcome.external_id,
+            },
+        )
 
 
 #: signer statuses that mean "this person already signed (or approved) the document"
@@ -348,7 +377,7 @@ def notify_document_changed(
     tenant: TenantConfig,
     old_envelope_id: int,
     version: str,
-    connectors: Connectors = None,
+    connectors: ConnectorsArg = None,
     *,
     run_id: str | None = None,
 ) -> list[Invitation]:
@@ -369,7 +398,7 @@ def notify_document_changed(
     if not signed:
         return []
     get, close = _getter(connectors, tenant, store)
-    worker = f"{socket.gethostname()}:notify"
+    worker = worker_name()
     made: list[Invitation] = []
     try:
         for signer in sorted(signed, key=lambda s: (s.routing_order, s.role)):

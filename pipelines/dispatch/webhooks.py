@@ -63,7 +63,7 @@ from typing import Any, Literal
 from sqlalchemy import or_, select, update
 
 from connectors.spec import load_spec
-from pipelines.dispatch.connections import ConnectorSet
+from pipelines.connections import TenantConnectors
 from pipelines.dispatch.flow import FLOW, ContractOutcome, DispatchReport, DispatchRequest, run_dispatch
 from pipelines.dispatch.source import (
     ContractRef,
@@ -657,7 +657,7 @@ def dispatch_claimed(
     tenant: TenantConfig,
     token: str,
     request: DispatchRequest,
-    connectors: ConnectorSet | None = None,
+    connectors: TenantConnectors | None = None,
     *,
     dispatch: Callable[..., DispatchReport] = run_dispatch,
 ) -> ClaimedRun:
@@ -679,22 +679,8 @@ def dispatch_claimed(
         log.info("dispatch run %s: its inbox events were handed to another run; nothing to do", token)
         return outcome
     rules = tenant_rules(tenant)
-    with store.session() as session:
-        events = [
-            (row.id, row.event_type, row.body)
-            for row in session.scalars(select(InboxEvent).where(InboxEvent.id.in_(held)).order_by(InboxEvent.id))
-        ]
-    subjects: dict[int, tuple[Subject, str] | None] = {}
-    wanted: dict[tuple[Subject, str], list[Rule]] = {}
-    for event_id, event_type, body in events:
-        matched, subject = matching(rules, event_type), _subject(body)
-        trigger = matched[0].trigger if matched else None
-        subjects[event_id] = (trigger.subject, subject) if trigger and subject else None
-        if trigger and subject:
-            names = outcome.contracts if trigger.subject == "contract" else outcome.reservations
-            if subject not in names:
-                names.append(subject)
-            wanted.setdefault((trigger.subject, subject), []).extend(matched)
+    events = _held_events(store, held)
+    subjects, wanted = _subjects(rules, events, outcome)
     outcome.events = len(events)
     request.contracts, request.reservations = list(outcome.contracts), list(outcome.reservations)
     request.all_ready, request.ready_only = False, True
@@ -711,6 +697,51 @@ def dispatch_claimed(
         except Exception as exc:
             _hold_for_retry(store, token, f"{type(exc).__name__}: {exc}")
             raise
+    _release_held(store, token, events, subjects, outcome, evaluation)
+    return outcome
+
+
+#: a held event as dispatch_claimed reads it: (id, event type, body)
+HeldEvent = tuple[int, str | None, Any]
+
+
+def _held_events(store: Store, held: list[int]) -> list[HeldEvent]:
+    with store.session() as session:
+        return [
+            (row.id, row.event_type, row.body)
+            for row in session.scalars(select(InboxEvent).where(InboxEvent.id.in_(held)).order_by(InboxEvent.id))
+        ]
+
+
+def _subjects(
+    rules: list[Rule], events: list[HeldEvent], outcome: ClaimedRun
+) -> tuple[dict[int, tuple[Subject, str] | None], dict[tuple[Subject, str], list[Rule]]]:
+    """What each event names (None: no rule matched, or no subject in its body) and, per subject, the
+    rules that matched it. The contracts and reservations named are added to ``outcome`` in order."""
+    subjects: dict[int, tuple[Subject, str] | None] = {}
+    wanted: dict[tuple[Subject, str], list[Rule]] = {}
+    for event_id, event_type, body in events:
+        matched, subject = matching(rules, event_type), _subject(body)
+        trigger = matched[0].trigger if matched else None
+        subjects[event_id] = (trigger.subject, subject) if trigger and subject else None
+        if trigger and subject:
+            names = outcome.contracts if trigger.subject == "contract" else outcome.reservations
+            if subject not in names:
+                names.append(subject)
+            wanted.setdefault((trigger.subject, subject), []).extend(matched)
+    return subjects, wanted
+
+
+def _release_held(
+    store: Store,
+    token: str,
+    events: list[HeldEvent],
+    subjects: Mapping[int, tuple[Subject, str] | None],
+    outcome: ClaimedRun,
+    evaluation: Evaluation | None,
+) -> None:
+    """Release each event: ``failed`` (offered again shortly) when what it named was deferred, else
+    ``done`` with the rules' notes on it, if any. Counts land in ``outcome``."""
     deferred: dict[tuple[str, str], str] = {}
     for o in outcome.report.outcomes if outcome.report is not None else []:
         if o.result == "deferred":
@@ -732,7 +763,6 @@ def dispatch_claimed(
                 outcome.done += 1
                 if note:
                     outcome.notes[event_id] = note
-    return outcome
 
 
 def _dispatch_by_rules(
@@ -740,12 +770,12 @@ def _dispatch_by_rules(
     tenant: TenantConfig,
     token: str,
     request: DispatchRequest,
-    connectors: ConnectorSet | None,
+    connectors: TenantConnectors | None,
     wanted: Mapping[tuple[Subject, str], list[Rule]],
     dispatch: Callable[..., DispatchReport],
 ) -> tuple[DispatchReport, Evaluation]:
     """Judge what the events name by their rules on the CRM's records, dispatch the ones that pass."""
-    conns = connectors or ConnectorSet(tenant, store)
+    conns = connectors or TenantConnectors(tenant, store)
     try:
         evaluation = evaluate(
             conns.get(CONNECTOR),

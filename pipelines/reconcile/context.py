@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipelines.backsync.flow import Connectors
+from pipelines.connections import TenantConnectors
 from pipelines.reconcile.report import DriftReport
 from pipelines.store.db import Store
 from schemas import TenantConfig
@@ -26,7 +26,7 @@ class ReconcileRequest:
 class Reconciliation:
     store: Store
     tenant: TenantConfig
-    connectors: Connectors
+    connectors: TenantConnectors
     request: ReconcileRequest
     report: DriftReport
     #: CV CRM reservations read once per run (two checks walk them)

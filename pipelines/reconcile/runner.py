@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pipelines.backsync.flow import ConnectorOpener, Connectors
+from pipelines.backsync.flow import ConnectorOpener
+from pipelines.connections import TenantConnectors
 from pipelines.reconcile import envelopes, imported, signed_pdfs, unsent
 from pipelines.reconcile.context import ReconcileRequest, Reconciliation
 from pipelines.reconcile.report import (
@@ -61,7 +62,7 @@ def run_reconcile(
     request = request or ReconcileRequest()
     kinds = kinds_of(request.kinds)
     report = DriftReport(tenant.id, dry_run=request.dry_run, kinds=kinds)
-    with Connectors(opener) as connectors:
+    with TenantConnectors(opener=opener) as connectors:
         ctx = Reconciliation(store, tenant, connectors, request, report)
         for kind in kinds:
             missing = _needed(tenant, kind)

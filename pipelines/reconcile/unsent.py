@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from pipelines.dispatch.connections import ConnectorSet
+from pipelines.connections import TenantConnectors
 from pipelines.dispatch.flow import FLOW as DISPATCH_FLOW
 from pipelines.dispatch.flow import DispatchRequest, run_dispatch
 from pipelines.dispatch.source import contracts_of, is_ready
@@ -65,7 +65,7 @@ def _send(ctx: Reconciliation, missed: dict[str, DriftRow]) -> None:
     request = DispatchRequest(contracts=list(missed), ready_only=True, run_id=ctx.request.run_id)
     by_contract = {ref.partition(":")[2]: row for ref, row in missed.items()}
     try:
-        with ConnectorSet(ctx.tenant, ctx.store) as connectors:
+        with TenantConnectors(ctx.tenant, ctx.store) as connectors:
             connectors.provide("cvcrm", ctx.connectors("cvcrm"))
             outcomes = run_dispatch(ctx.store, ctx.tenant, request, connectors).outcomes
     except PonteError as exc:  # a tenant-wide stop (no verified manager, package used up)

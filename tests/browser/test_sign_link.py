@@ -21,7 +21,7 @@ from pipelines.dispatch.flow import DispatchRequest, run_dispatch
 from pipelines.dispatch.signing_links import LinkClaims, make_token, read_token
 from pipelines.store import open_store
 from schemas.tenant import TenantConfig
-from tests.dispatch.support import seed_sale, verify_manager
+from tests.pipelines.dispatch.support import seed_sale, verify_manager
 from tests.support.servers import serve_asgi
 from tests.support.tenants import sandbox_tenant
 

@@ -26,14 +26,14 @@ from pipelines.connections import open_connector
 from pipelines.store import Store, open_store
 from pipelines.store.models import Envelope
 from schemas.tenant import TenantConfig
-from tests.backsync.helpers import PEOPLE, contract_pdf, send_envelope
+from tests.pipelines.backsync.helpers import PEOPLE, contract_pdf, send_envelope
 from tests.security.logscan import known_secrets, scan_line
 from tests.support.servers import serve_asgi
 from tests.support.tenants import sandbox_tenant
 
 pytestmark = pytest.mark.xdist_group("browser")
 
-PHONE = "48991234567"  # the client's phone in the CRM (tests/backsync/helpers.py)
+PHONE = "48991234567"  # the client's phone in the CRM (tests/pipelines/backsync/helpers.py)
 
 
 @dataclass

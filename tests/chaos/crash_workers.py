@@ -8,8 +8,7 @@ from datetime import timedelta
 from mappings import load_mapping
 from pipelines import connections
 from pipelines.backsync.flow import drain_inbox, poll_stale
-from pipelines.connections import open_connector
-from pipelines.dispatch.connections import ConnectorSet
+from pipelines.connections import TenantConnectors, open_connector
 from pipelines.dispatch.flow import DispatchRequest, run_dispatch
 from pipelines.imports.flow import run_import
 from pipelines.store.db import Store
@@ -36,7 +35,7 @@ def dispatch_run(db_url: str, tenant_json: str) -> None:
     store = Store(db_url)
     tenant = TenantConfig.model_validate_json(tenant_json)
     # a claim still held by a killed worker raises; the next run takes it after the lease
-    with ConnectorSet(tenant, store) as conns, suppress(PonteError):
+    with TenantConnectors(tenant, store) as conns, suppress(PonteError):
         run_dispatch(store, tenant, DispatchRequest(all_ready=True, lease_seconds=LEASE), conns)
 
 

@@ -34,18 +34,17 @@ from orchestration.gateway.verify import verify_routes
 from pipelines import outbox
 from pipelines.backsync import completion
 from pipelines.backsync.flow import drain_inbox, poll_stale
-from pipelines.connections import open_connector
-from pipelines.dispatch.connections import ConnectorSet
+from pipelines.connections import TenantConnectors, open_connector
 from pipelines.dispatch.flow import DispatchRequest, run_dispatch
 from pipelines.imports.flow import run_import
 from pipelines.store import deadletters, open_store
 from pipelines.store.models import Envelope, InboxEvent, OutboxItem, PackageLedgerEntry
 from ponte.errors import PonteError
-from tests.backsync.helpers import crm_contracts, register_gateway, send_envelope
 from tests.chaos import crash_workers
 from tests.chaos.conftest import REPO, SIZE, converge
-from tests.dispatch.support import seed_sale, verify_manager
-from tests.imports.test_import_e2e import _crm_state
+from tests.pipelines.backsync.helpers import crm_contracts, register_gateway, send_envelope
+from tests.pipelines.dispatch.support import seed_sale, verify_manager
+from tests.pipelines.imports.test_import_e2e import _crm_state
 from tests.support.servers import serve_asgi
 from tests.support.tenants import sandbox_tenant
 
@@ -178,7 +177,7 @@ def test_dispatch_killed_at_random_points_sends_each_envelope_once(db_file, fork
 
         def restart() -> None:
             try:
-                with ConnectorSet(tenant, store) as conns:
+                with TenantConnectors(tenant, store) as conns:
                     report = run_dispatch(store, tenant,
                                           DispatchRequest(all_ready=True, lease_seconds=crash_workers.LEASE), conns)
                 results.extend(o.result for o in report.outcomes)

@@ -20,19 +20,18 @@ from orchestration.gateway.app import create_app
 from orchestration.gateway.verify import verify_routes
 from pipelines.assistance import AssistanceRequest, run_assistance
 from pipelines.backsync.flow import drain_inbox, poll_stale
-from pipelines.connections import open_connector
-from pipelines.dispatch.connections import ConnectorSet
+from pipelines.connections import TenantConnectors, open_connector
 from pipelines.dispatch.flow import DispatchRequest, run_dispatch
 from pipelines.imports.flow import run_import
 from pipelines.imports.webhooks import process_sienge_events
 from pipelines.store import Store, deadletters
 from pipelines.store.models import Envelope, InboxEvent, OutboxItem, PackageLedgerEntry
 from ponte.errors import PonteError
-from tests.assistance.conftest import NoWaitBudget, _register_buyers
-from tests.backsync.helpers import crm_contracts, register_gateway, send_envelope
 from tests.chaos.conftest import FAST_RETRIES, SIZE, BackoffClock, FaultCounter, converge, faults
-from tests.dispatch.support import seed_sale, verify_manager
-from tests.imports.test_import_e2e import _crm_state
+from tests.pipelines.assistance.conftest import NoWaitBudget, _register_buyers
+from tests.pipelines.backsync.helpers import crm_contracts, register_gateway, send_envelope
+from tests.pipelines.dispatch.support import seed_sale, verify_manager
+from tests.pipelines.imports.test_import_e2e import _crm_state
 from tests.support.servers import serve_asgi
 from tests.support.tenants import sandbox_tenant
 
@@ -166,7 +165,7 @@ def test_dispatch_under_faults_sends_one_envelope_per_contract_like_the_fault_fr
         tenant = sandbox_tenant(sb, "chaos-dispatch", unthrottled=True, options={"signing_provider": provider})
         verify_manager(chaos_store, tenant)
         clean_sales = [seed_sale(sb, tenant, roles=("titular", "Cônjuge"), pdf_pages=1) for _ in range(2)]
-        with ConnectorSet(tenant, chaos_store) as conns:
+        with TenantConnectors(tenant, chaos_store) as conns:
             run_dispatch(chaos_store, tenant, DispatchRequest(contracts=[s.ref for s in clean_sales]), conns)
         truth = {_provider_shape(provider, e) for s in clean_sales for e in _envelopes_for(sb, provider, s.contract_id)}
         assert len(truth) == 1, truth  # every fault-free envelope looks alike
@@ -180,7 +179,7 @@ def test_dispatch_under_faults_sends_one_envelope_per_contract_like_the_fault_fr
 
         def scheduled_dispatch() -> None:  # the 10-minute schedule: every ready contract
             try:
-                with ConnectorSet(tenant, chaos_store) as conns:
+                with TenantConnectors(tenant, chaos_store) as conns:
                     report = run_dispatch(chaos_store, tenant, DispatchRequest(all_ready=True, lease_seconds=0.3),
                                           conns)
                 results.extend(o.result for o in report.outcomes if o.contract_id in ids)

@@ -23,7 +23,7 @@ from pipelines.store.models import SyncCursor
 from pipelines.store.rate_budget import SqlRateBudget
 from ponte.errors import PonteError
 from tests.chaos.conftest import FULL, SIZE, BackoffClock
-from tests.imports.test_import_e2e import _crm_state
+from tests.pipelines.imports.test_import_e2e import _crm_state
 from tests.support.tenants import sandbox_tenant
 
 SCHEDULE = 15 * 60  # the import schedule, seconds

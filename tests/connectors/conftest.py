@@ -39,7 +39,7 @@ class Sleeps(list):
         self.append(seconds)
 
 
-def open_connector(spec: Any, server: Loopback, secrets: dict[str, str] | None = None,
+def open_on_loopback(spec: Any, server: Loopback, secrets: dict[str, str] | None = None,
                    values: dict[str, str] | None = None, **kwargs: Any) -> Connector:
     kwargs.setdefault("sleep", Sleeps())
     return Connector.open(spec, {"base_url": server.url, **(values or {})}, secrets or {}, **kwargs)

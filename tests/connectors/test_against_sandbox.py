@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from connectors import open_connector
+from connectors import bind_spec
 from connectors.runtime import Connector
 from connectors.sandbox.launcher import start_sandbox
 from connectors.smtp import Attachment, Email, SmtpConnector
@@ -57,7 +57,7 @@ def conn(sandbox: Any, name: str) -> Connector:
         "whatsapp": {"access_token": c["whatsapp"]["token"], "app_secret": c["whatsapp"]["app_secret"],
                      "verify_token": "verify-token-1"},
     }
-    result = open_connector(name, values[name], secrets[name], tenant="sandbox")
+    result = bind_spec(name, values[name], secrets[name], tenant="sandbox")
     assert isinstance(result, Connector)
     return result
 
@@ -150,7 +150,7 @@ def test_whatsapp_template_message(sandbox: Any) -> None:
 
 def test_smtp_sends_to_the_sandbox(sandbox: Any) -> None:
     c = sandbox.credentials()["smtp"]
-    smtp = open_connector("smtp", {"host": c["host"], "port": c["port"], "security": "none",
+    smtp = bind_spec("smtp", {"host": c["host"], "port": c["port"], "security": "none",
                                    "from": "Ponte <assinaturas@demo.example.com>"},
                           {"username": c["user"], "password": c["password"]})
     assert isinstance(smtp, SmtpConnector)

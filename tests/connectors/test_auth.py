@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from connectors.runtime.errors import HttpAuthError
 from ponte.errors import ConfigurationError
-from tests.connectors.conftest import make_spec, open_connector
+from tests.connectors.conftest import make_spec, open_on_loopback
 from tests.connectors.loopback import Loopback, Received, Reply
 
 ITEMS = {"streams": {"items": {"path": "/items", "records": "items"}}}
@@ -34,20 +34,20 @@ def test_basic(server: Loopback) -> None:
     expected = "Basic " + base64.b64encode(b"ponte-sandbox:sandbox-secret").decode()
     server.route("GET", "/items", guarded(lambda r: r.headers.get("authorization") == expected))
     spec = spec_with({"type": "basic", "username": "{secrets.user}", "password": "{secrets.pw}"}, ["user", "pw"])
-    with open_connector(spec, server, {"user": "ponte-sandbox", "pw": "sandbox-secret"}) as conn:
+    with open_on_loopback(spec, server, {"user": "ponte-sandbox", "pw": "sandbox-secret"}) as conn:
         assert list(conn.read("items")) == [{"id": 1}]
-    with open_connector(spec, server, {"user": "ponte-sandbox", "pw": "wrong"}) as conn, pytest.raises(HttpAuthError):
+    with open_on_loopback(spec, server, {"user": "ponte-sandbox", "pw": "wrong"}) as conn, pytest.raises(HttpAuthError):
         list(conn.read("items"))
 
 
 def test_bearer_and_raw_token(server: Loopback) -> None:
     server.route("GET", "/items", guarded(lambda r: r.headers.get("authorization") == "clicksign-token"))
     spec = spec_with({"type": "bearer", "token": "{secrets.t}", "scheme": ""}, ["t"])
-    with open_connector(spec, server, {"t": "clicksign-token"}) as conn:
+    with open_on_loopback(spec, server, {"t": "clicksign-token"}) as conn:
         assert len(list(conn.read("items"))) == 1
     server.route("GET", "/items", guarded(lambda r: r.headers.get("authorization") == "Bearer wa-token"))
     spec = spec_with({"type": "bearer", "token": "{secrets.t}"}, ["t"])
-    with open_connector(spec, server, {"t": "wa-token"}) as conn:
+    with open_on_loopback(spec, server, {"t": "wa-token"}) as conn:
         assert len(list(conn.read("items"))) == 1
 
 
@@ -56,7 +56,7 @@ def test_custom_header_tokens(server: Loopback) -> None:
         lambda r: r.headers.get("email") == "integracao@demo.cvcrm.com.br" and r.headers.get("token") == "cv-token"))
     spec = spec_with({"type": "headers", "headers": {"email": "{secrets.email}", "token": "{secrets.token}"}},
                      ["email", "token"])
-    with open_connector(spec, server, {"email": "integracao@demo.cvcrm.com.br", "token": "cv-token"}) as conn:
+    with open_on_loopback(spec, server, {"email": "integracao@demo.cvcrm.com.br", "token": "cv-token"}) as conn:
         assert len(list(conn.read("items"))) == 1
 
 
@@ -67,7 +67,7 @@ def test_api_key(server: Loopback, location: str) -> None:
 
     server.route("GET", "/items", guarded(check))
     spec = spec_with({"type": "api_key", "name": "x-api-key", "in": location, "value": "{secrets.k}"}, ["k"])
-    with open_connector(spec, server, {"k": "key-123456"}) as conn:
+    with open_on_loopback(spec, server, {"k": "key-123456"}) as conn:
         assert len(list(conn.read("items"))) == 1
 
 
@@ -85,7 +85,7 @@ def test_oauth2_client_credentials_token_is_cached(server: Loopback) -> None:
     server.route("GET", "/items", guarded(lambda r: r.headers.get("authorization") == "Bearer tok-0"))
     spec = spec_with({"type": "oauth2_client_credentials", "token_url": "{values.base_url}/oauth/token",
                       "client_id": "{secrets.id}", "client_secret": "{secrets.secret}"}, ["id", "secret"])
-    with open_connector(spec, server, {"id": "app", "secret": "s3cret-value"}) as conn:
+    with open_on_loopback(spec, server, {"id": "app", "secret": "s3cret-value"}) as conn:
         list(conn.read("items"))
         list(conn.read("items"))
     assert issued == ["tok-0"] and conn.api_calls == 3
@@ -115,7 +115,7 @@ def test_login_token_is_cached_until_it_expires_and_renewed_after_401(server: Lo
 
     server.route("POST", "/api/v3/auth/token", login)
     server.route("GET", "/items", guarded(lambda r: r.headers.get("authorization", "")[7:] in valid))
-    with open_connector(login_spec(), server, {"email": "a@demo.cvcrm.com.br", "senha": "cv-senha-123"}) as conn:
+    with open_on_loopback(login_spec(), server, {"email": "a@demo.cvcrm.com.br", "senha": "cv-senha-123"}) as conn:
         for _ in range(3):
             list(conn.read("items"))
         assert len(logins) == 1
@@ -127,14 +127,14 @@ def test_login_token_is_cached_until_it_expires_and_renewed_after_401(server: Lo
 def test_login_refused_is_an_auth_error(server: Loopback) -> None:
     server.route("POST", "/api/v3/auth/token", Reply(401, {"message": "senha inválida"}))
     creds = {"email": "a@b.com", "senha": "wrong-senha"}
-    with open_connector(login_spec(), server, creds) as conn, pytest.raises(HttpAuthError) as info:
+    with open_on_loopback(login_spec(), server, creds) as conn, pytest.raises(HttpAuthError) as info:
         list(conn.read("items"))
     assert "login refused" in info.value.message and server.hits("GET") == []
 
 
 def test_missing_credential_is_a_configuration_error_naming_it(server: Loopback) -> None:
     spec = spec_with({"type": "bearer", "token": "{secrets.t}"}, ["t"])
-    with pytest.raises(ConfigurationError) as info, open_connector(spec, server, {}) as conn:
+    with pytest.raises(ConfigurationError) as info, open_on_loopback(spec, server, {}) as conn:
         list(conn.read("items"))
     assert "secrets.t" in str(info.value)
 
@@ -171,14 +171,14 @@ def test_docusign_jwt_grant_hook_signs_a_valid_assertion(server: Loopback) -> No
     server.route("POST", "/oauth/token", token)
     server.route("GET", "/items", guarded(lambda r: r.headers.get("authorization") == "Bearer ds-access"))
     spec = spec_with(docusign_auth(), ["integration_key", "user_id", "private_key", "access_token"])
-    with open_connector(spec, server, {"integration_key": "ik-1", "user_id": "user-guid", "private_key": pem}) as conn:
+    with open_on_loopback(spec, server, {"integration_key": "ik-1", "user_id": "user-guid", "private_key": pem}) as conn:
         assert len(list(conn.read("items"))) == 1
 
 
 def test_first_of_falls_back_to_a_static_token(server: Loopback) -> None:
     server.route("GET", "/items", guarded(lambda r: r.headers.get("authorization") == "Bearer docusign-sandbox-token"))
     spec = spec_with(docusign_auth(), ["integration_key", "user_id", "private_key", "access_token"])
-    with open_connector(spec, server, {"access_token": "docusign-sandbox-token"}) as conn:
+    with open_on_loopback(spec, server, {"access_token": "docusign-sandbox-token"}) as conn:
         assert len(list(conn.read("items"))) == 1
         assert server.hits("POST") == []
 
@@ -186,7 +186,7 @@ def test_first_of_falls_back_to_a_static_token(server: Loopback) -> None:
 def test_secrets_never_appear_in_error_text(server: Loopback) -> None:
     server.route("GET", "/items", Reply(401, {"echo": "your token was tok-super-secret-99"}))
     spec = spec_with({"type": "bearer", "token": "{secrets.t}"}, ["t"])
-    with open_connector(spec, server, {"t": "tok-super-secret-99"}) as conn, pytest.raises(HttpAuthError) as info:
+    with open_on_loopback(spec, server, {"t": "tok-super-secret-99"}) as conn, pytest.raises(HttpAuthError) as info:
         list(conn.read("items"))
     text = str(info.value) + json.dumps(info.value.to_dict(), default=str) + repr(info.value.request)
     assert "tok-super-secret-99" not in text

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.connectors.conftest import make_spec, open_connector
+from tests.connectors.conftest import make_spec, open_on_loopback
 from tests.connectors.loopback import Loopback, Received, Reply
 
 RECORDS = [{"id": i} for i in range(1, 451)]
@@ -30,7 +30,7 @@ def spec(pagination: dict) -> object:
 
 def test_offset_with_total_stops_at_the_total(server: Loopback) -> None:
     server.route("GET", "/items", offset_api)
-    with open_connector(spec({"type": "offset", "page_size": 200, "max_page_size": 200,
+    with open_on_loopback(spec({"type": "offset", "page_size": 200, "max_page_size": 200,
                               "total_path": "resultSetMetadata.count"}), server) as conn:
         assert [r["id"] for r in conn.read("items")] == list(range(1, 451))
     assert [h.query["offset"] for h in server.hits()] == ["0", "200", "400"]
@@ -38,21 +38,21 @@ def test_offset_with_total_stops_at_the_total(server: Loopback) -> None:
 
 def test_offset_without_total_stops_on_a_short_page(server: Loopback) -> None:
     server.route("GET", "/items", offset_api)
-    with open_connector(spec({"type": "offset", "page_size": 150}), server) as conn:
+    with open_on_loopback(spec({"type": "offset", "page_size": 150}), server) as conn:
         assert len(list(conn.read("items"))) == 450
     assert len(server.hits()) == 4  # 150, 150, 150, then an empty page
 
 
 def test_page_size_is_capped_by_the_api_maximum(server: Loopback) -> None:
     server.route("GET", "/items", offset_api)
-    with open_connector(spec({"type": "offset", "max_page_size": 200}), server) as conn:
+    with open_on_loopback(spec({"type": "offset", "max_page_size": 200}), server) as conn:
         assert len(list(conn.read("items", limit=1000))) == 450
     assert {h.query["limit"] for h in server.hits()} == {"200"}
 
 
 def test_a_limit_shrinks_the_page_size(server: Loopback) -> None:
     server.route("GET", "/items", offset_api)
-    with open_connector(spec({"type": "offset", "page_size": 200}), server) as conn:
+    with open_on_loopback(spec({"type": "offset", "page_size": 200}), server) as conn:
         assert len(list(conn.read("items", limit=5))) == 5
     assert [h.query["limit"] for h in server.hits()] == ["5"]
 
@@ -63,7 +63,7 @@ def test_page_number(server: Loopback) -> None:
         return Reply(200, {"results": RECORDS[(page - 1) * size: page * size]})
 
     server.route("GET", "/items", api)
-    with open_connector(spec({"type": "page_number", "size_param": "per_page", "page_size": 100}), server) as conn:
+    with open_on_loopback(spec({"type": "page_number", "size_param": "per_page", "page_size": 100}), server) as conn:
         assert len(list(conn.read("items"))) == 450
     assert [h.query["page"] for h in server.hits()] == ["1", "2", "3", "4", "5"]
 
@@ -76,7 +76,7 @@ def test_cursor(server: Loopback) -> None:
         return Reply(200, {"results": page, "paging": {"next": nxt}})
 
     server.route("GET", "/items", api)
-    with open_connector(spec({"type": "cursor", "cursor_path": "paging.next", "cursor_param": "after"}), server) as conn:
+    with open_on_loopback(spec({"type": "cursor", "cursor_path": "paging.next", "cursor_param": "after"}), server) as conn:
         assert len(list(conn.read("items"))) == 450
     assert len(server.hits()) == 3
 
@@ -88,7 +88,7 @@ def test_next_url_in_body(server: Loopback) -> None:
         return Reply(200, {"results": RECORDS[(n - 1) * 150: n * 150], "links": {"next": nxt}})
 
     server.route("GET", "/items", api)
-    with open_connector(spec({"type": "next_url"}), server) as conn:
+    with open_on_loopback(spec({"type": "next_url"}), server) as conn:
         assert len(list(conn.read("items"))) == 450
 
 
@@ -99,20 +99,20 @@ def test_link_header(server: Loopback) -> None:
         return Reply(200, {"results": RECORDS[(n - 1) * 150: n * 150]}, headers)
 
     server.route("GET", "/items", api)
-    with open_connector(spec({"type": "link_header"}), server) as conn:
+    with open_on_loopback(spec({"type": "link_header"}), server) as conn:
         assert len(list(conn.read("items"))) == 450
     assert len(server.hits()) == 3
 
 
 def test_no_pagination_reads_one_page(server: Loopback) -> None:
     server.route("GET", "/items", Reply(200, {"results": RECORDS[:10]}))
-    with open_connector(spec("none"), server) as conn:  # string shorthand
+    with open_on_loopback(spec("none"), server) as conn:  # string shorthand
         assert len(list(conn.read("items"))) == 10
 
 
 def test_reads_are_streamed_page_by_page(server: Loopback) -> None:
     server.route("GET", "/items", offset_api)
-    with open_connector(spec({"type": "offset", "page_size": 100, "total_path": "resultSetMetadata.count"}), server) as conn:
+    with open_on_loopback(spec({"type": "offset", "page_size": 100, "total_path": "resultSetMetadata.count"}), server) as conn:
         records = conn.read("items")
         assert server.hits() == []  # nothing is fetched before the first record is asked for
         first = next(records)
@@ -130,7 +130,7 @@ def test_incremental_sends_the_cursor_minus_the_lookback(server: Loopback) -> No
         "path": "/customers", "records": "results",
         "incremental": {"param": "modifiedAfter", "cursor_field": "modifiedAt", "format": "%Y-%m-%d",
                         "lookback_seconds": 86400}}}})
-    with open_connector(s, server) as conn:
+    with open_on_loopback(s, server) as conn:
         list(conn.read("customers", since=datetime(2026, 3, 1, 0, 30, tzinfo=UTC)))
     assert server.hits()[0].query["modifiedAfter"] == "2026-02-28"
 
@@ -143,7 +143,7 @@ def test_child_stream_is_read_once_per_parent_with_parent_fields(server: Loopbac
         "enterprises": {"path": "/enterprises", "records": "results"},
         "units": {"path": "/units", "records": "results", "params": {"enterpriseId": "{parent.id}"},
                   "parent": {"stream": "enterprises", "include": {"enterpriseId": "id"}}}}})
-    with open_connector(s, server) as conn:
+    with open_on_loopback(s, server) as conn:
         units = list(conn.read("units"))
     assert units == [{"id": 10, "enterpriseId": 1}, {"id": 11, "enterpriseId": 1},
                      {"id": 20, "enterpriseId": 2}, {"id": 21, "enterpriseId": 2}]
@@ -171,7 +171,7 @@ def _single_page(body: bytes, content_type: str) -> Reply:
 def test_a_page_in_another_encoding_is_read(server: Loopback, encoding: str, content_type: str) -> None:
     body = '{"results": [{"id": 1, "name": "João", "area": 52.5}]}'.encode(encoding)
     server.route("GET", "/items", lambda _req: _single_page(body, content_type))
-    with open_connector(spec({"type": "none"}), server) as conn:
+    with open_on_loopback(spec({"type": "none"}), server) as conn:
         assert list(conn.read("items")) == [{"id": 1, "name": "João", "area": 52.5}]
 
 
@@ -180,7 +180,7 @@ def test_a_page_not_in_its_declared_charset_is_refused(server: Loopback) -> None
 
     body = '{"results": [{"id": 1, "name": "João"}]}'.encode("latin-1")
     server.route("GET", "/items", lambda _req: _single_page(body, "application/json; charset=utf-8"))
-    with open_connector(spec({"type": "none"}), server) as conn, pytest.raises(UnexpectedStatusError,
+    with open_on_loopback(spec({"type": "none"}), server) as conn, pytest.raises(UnexpectedStatusError,
                                                                                 match="non-JSON"):
         list(conn.read("items"))
 
@@ -192,7 +192,7 @@ def test_a_page_with_a_number_json_has_no_place_for_is_refused(server: Loopback,
 
     body = f'{{"results": [{{"id": 1, "area": {number}, "name": "João"}}]}}'.encode("latin-1")
     server.route("GET", "/items", lambda _req: _single_page(body, "application/json; charset=iso-8859-1"))
-    with open_connector(spec({"type": "none"}), server) as conn, pytest.raises(UnexpectedStatusError,
+    with open_on_loopback(spec({"type": "none"}), server) as conn, pytest.raises(UnexpectedStatusError,
                                                                                 match="non-JSON"):
         list(conn.read("items"))
 

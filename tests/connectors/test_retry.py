@@ -20,7 +20,7 @@ from connectors.runtime.errors import (
 )
 from connectors.runtime.retry import parse_retry_after
 from ponte.errors import AuthError, TransientError
-from tests.connectors.conftest import Sleeps, make_spec, open_connector
+from tests.connectors.conftest import Sleeps, make_spec, open_on_loopback
 from tests.connectors.loopback import Loopback, Reply
 
 LIST = {"streams": {"items": {"path": "/items", "records": "items"}}}
@@ -30,7 +30,7 @@ OK = Reply(200, {"items": [{"id": 1}]})
 def test_429_waits_exactly_retry_after_seconds(server: Loopback) -> None:
     server.route("GET", "/items", [Reply(429, {}, {"Retry-After": "7"}), OK])
     sleeps = Sleeps()
-    with open_connector(make_spec(LIST), server, sleep=sleeps) as conn:
+    with open_on_loopback(make_spec(LIST), server, sleep=sleeps) as conn:
         assert list(conn.read("items")) == [{"id": 1}]
     assert sleeps == [7.0]
     assert conn.api_calls == 2
@@ -40,7 +40,7 @@ def test_retry_after_as_http_date_is_honoured(server: Loopback) -> None:
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     server.route("GET", "/items", [Reply(503, {}, {"Retry-After": when}), OK])
     sleeps = Sleeps()
-    with open_connector(make_spec(LIST), server, sleep=sleeps) as conn:
+    with open_on_loopback(make_spec(LIST), server, sleep=sleeps) as conn:
         list(conn.read("items"))
     assert len(sleeps) == 1 and 27 <= sleeps[0] <= 30
 
@@ -53,7 +53,7 @@ def test_retry_after_really_delays_the_next_request(server: Loopback) -> None:
         return Reply(429, {}, {"Retry-After": "1"}) if len(stamps) == 1 else OK
 
     server.route("GET", "/items", handler)
-    with open_connector(make_spec(LIST), server, sleep=time.sleep) as conn:
+    with open_on_loopback(make_spec(LIST), server, sleep=time.sleep) as conn:
         assert list(conn.read("items")) == [{"id": 1}]
     assert len(stamps) == 2 and stamps[1] - stamps[0] >= 0.95
 
@@ -62,7 +62,7 @@ def test_retry_after_beyond_total_time_gives_up_at_once(server: Loopback) -> Non
     server.route("GET", "/items", Reply(429, {}, {"Retry-After": "3600"}))
     spec = make_spec({**LIST, "retry": {"max_elapsed_seconds": 60}})
     sleeps = Sleeps()
-    with open_connector(spec, server, sleep=sleeps) as conn, pytest.raises(HttpRateLimitedError) as info:
+    with open_on_loopback(spec, server, sleep=sleeps) as conn, pytest.raises(HttpRateLimitedError) as info:
         list(conn.read("items"))
     assert info.value.retry_after == 3600 and sleeps == []
 
@@ -72,7 +72,7 @@ def test_gateway_errors_are_retried_with_full_jitter_backoff(server: Loopback, s
     server.route("GET", "/items", [Reply(status), Reply(status), OK])
     spec = make_spec({**LIST, "retry": {"initial_backoff_seconds": 1, "max_backoff_seconds": 8}})
     sleeps = Sleeps()
-    with open_connector(spec, server, sleep=sleeps) as conn:
+    with open_on_loopback(spec, server, sleep=sleeps) as conn:
         assert list(conn.read("items")) == [{"id": 1}]
     assert len(sleeps) == 2 and 0 <= sleeps[0] <= 1 and 0 <= sleeps[1] <= 2
 
@@ -80,14 +80,14 @@ def test_gateway_errors_are_retried_with_full_jitter_backoff(server: Loopback, s
 def test_attempts_are_bounded(server: Loopback) -> None:
     server.route("GET", "/items", Reply(503))
     spec = make_spec({**LIST, "retry": {"max_attempts": 3}})
-    with open_connector(spec, server) as conn, pytest.raises(HttpTransientError) as info:
+    with open_on_loopback(spec, server) as conn, pytest.raises(HttpTransientError) as info:
         list(conn.read("items"))
     assert info.value.status == 503 and len(server.hits()) == 3
 
 
 def test_401_is_not_retried(server: Loopback) -> None:
     server.route("GET", "/items", Reply(401, {"message": "bad credentials"}))
-    with open_connector(make_spec(LIST), server) as conn, pytest.raises(AuthError) as info:
+    with open_on_loopback(make_spec(LIST), server) as conn, pytest.raises(AuthError) as info:
         list(conn.read("items"))
     assert isinstance(info.value, HttpAuthError) and info.value.status == 401
     assert len(server.hits()) == 1
@@ -95,7 +95,7 @@ def test_401_is_not_retried(server: Loopback) -> None:
 
 def test_400_is_a_data_error_and_not_retried(server: Loopback) -> None:
     server.route("GET", "/items", Reply(400, {"developerMessage": "limit must be <= 200"}))
-    with open_connector(make_spec(LIST), server) as conn, pytest.raises(HttpDataError) as info:
+    with open_on_loopback(make_spec(LIST), server) as conn, pytest.raises(HttpDataError) as info:
         list(conn.read("items"))
     assert "limit must be" in info.value.body_excerpt and len(server.hits()) == 1
 
@@ -103,7 +103,7 @@ def test_400_is_a_data_error_and_not_retried(server: Loopback) -> None:
 def test_read_timeout_on_a_read_is_retried(server: Loopback) -> None:
     server.route("GET", "/items", [Reply(200, {"items": []}, delay=0.6), OK])
     spec = make_spec({**LIST, "timeouts": {"read": 0.2}})
-    with open_connector(spec, server) as conn:
+    with open_on_loopback(spec, server) as conn:
         assert list(conn.read("items")) == [{"id": 1}]
 
 
@@ -157,7 +157,7 @@ class Store:
 
 def test_create_is_not_resent_after_a_read_timeout_without_a_lookup(server: Loopback) -> None:
     store = Store(server)
-    with open_connector(make_spec(CREATE), server) as conn, pytest.raises(AmbiguousWriteError) as info:
+    with open_on_loopback(make_spec(CREATE), server) as conn, pytest.raises(AmbiguousWriteError) as info:
         conn.call("create", {"key": "contract-42"})
     assert len(server.hits("POST", "/things")) == 1
     assert len(store.things) == 1
@@ -166,7 +166,7 @@ def test_create_is_not_resent_after_a_read_timeout_without_a_lookup(server: Loop
 
 def test_create_after_a_read_timeout_finds_the_object_instead_of_duplicating(server: Loopback) -> None:
     store = Store(server)
-    with open_connector(make_spec(CREATE), server) as conn:
+    with open_on_loopback(make_spec(CREATE), server) as conn:
         result = conn.call("create_with_lookup", {"key": "contract-42"})
     assert result.existing is True and result.id == "1"
     assert len(server.hits("POST", "/things")) == 1 and len(store.things) == 1
@@ -175,7 +175,7 @@ def test_create_after_a_read_timeout_finds_the_object_instead_of_duplicating(ser
 def test_create_is_resent_when_the_lookup_finds_nothing(server: Loopback) -> None:
     server.route("POST", "/things", [Reply(503), Reply(201, {"id": 9, "key": "k"})])
     server.route("GET", "/things", Reply(200, {"things": []}))
-    with open_connector(make_spec(CREATE), server) as conn:
+    with open_on_loopback(make_spec(CREATE), server) as conn:
         result = conn.call("create_with_lookup", {"key": "k"})
     assert result.id == "9" and result.existing is False
     assert [r.method for r in server.hits()] == ["POST", "GET", "POST"]
@@ -183,7 +183,7 @@ def test_create_is_resent_when_the_lookup_finds_nothing(server: Loopback) -> Non
 
 def test_create_is_retried_after_429_because_the_server_refused_it(server: Loopback) -> None:
     server.route("POST", "/things", [Reply(429, {}, {"Retry-After": "0"}), Reply(201, {"id": 3})])
-    with open_connector(make_spec(CREATE), server) as conn:
+    with open_on_loopback(make_spec(CREATE), server) as conn:
         assert conn.call("create", {"key": "k"}).id == "3"
 
 
@@ -200,7 +200,7 @@ def test_create_is_retried_when_the_connection_was_never_made() -> None:
 def test_lookup_first_returns_the_existing_object_without_posting(server: Loopback) -> None:
     store = Store(server, slow_first=False)
     store.things.append({"id": 5, "key": "k"})
-    with open_connector(make_spec(CREATE), server) as conn:
+    with open_on_loopback(make_spec(CREATE), server) as conn:
         result = conn.call("create_with_lookup", {"key": "k"}, lookup_first=True)
     assert result.existing and result.id == "5" and server.hits("POST") == []
 

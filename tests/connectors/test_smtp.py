@@ -12,7 +12,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from connectors import open_connector
+from connectors import bind_spec
 from connectors.smtp import Attachment, Email, SmtpConnector
 from ponte.errors import AuthError, DataError, TransientError
 from tests.connectors.conftest import Sleeps
@@ -48,7 +48,7 @@ def smtp_server() -> Iterator[tuple[Controller, Inbox]]:
 
 
 def connector(controller: Controller, password: str = "smtp-secret") -> SmtpConnector:
-    conn = open_connector("smtp", {"host": "127.0.0.1", "port": str(controller.port),
+    conn = bind_spec("smtp", {"host": "127.0.0.1", "port": str(controller.port),
                                    "security": "none", "from": "Assinaturas <assinaturas@demo.example.com>"},
                           {"username": "ponte", "password": password}, sleep=Sleeps())
     assert isinstance(conn, SmtpConnector)
@@ -81,13 +81,13 @@ def test_wrong_password_is_an_auth_error_and_not_retried(smtp_server: tuple[Cont
 
 
 def test_no_recipient_is_a_data_error() -> None:
-    conn = open_connector("smtp", {"host": "127.0.0.1", "from": "a@example.com"}, {})
+    conn = bind_spec("smtp", {"host": "127.0.0.1", "from": "a@example.com"}, {})
     with pytest.raises(DataError):
         conn.send(Email(to=[], subject="x", text="y"))  # type: ignore[union-attr]
 
 
 def test_unreachable_server_is_transient_and_retried() -> None:
-    conn = open_connector("smtp", {"host": "127.0.0.1", "port": "9", "security": "none", "from": "a@example.com"}, {},
+    conn = bind_spec("smtp", {"host": "127.0.0.1", "port": "9", "security": "none", "from": "a@example.com"}, {},
                           sleep=Sleeps())
     with pytest.raises(TransientError):
         conn.send(Email(to=["ana@example.com"], subject="x", text="y"))  # type: ignore[union-attr]

@@ -11,7 +11,7 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from connectors import open_connector
+from connectors import bind_spec
 from connectors.sandbox import Sandbox, start_sandbox
 from connectors.smtp import Email, SmtpConnector
 from tests.connectors.conftest import Sleeps
@@ -27,7 +27,7 @@ def sb() -> Iterator[Sandbox]:
 
 def _connector(sb: Sandbox, sender: str) -> SmtpConnector:
     credentials = sb.credentials()["smtp"]
-    conn = open_connector("smtp", {"host": sb.smtp.host, "port": str(sb.smtp.port), "security": "none",
+    conn = bind_spec("smtp", {"host": sb.smtp.host, "port": str(sb.smtp.port), "security": "none",
                                    "from": sender},
                           {"username": credentials["user"], "password": credentials["password"]}, sleep=Sleeps())
     assert isinstance(conn, SmtpConnector)

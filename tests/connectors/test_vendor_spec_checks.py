@@ -35,7 +35,7 @@ from pipelines.store import Store, open_store
 from pipelines.store.models import Envelope as EnvelopeRow
 from pipelines.store.models import EnvelopeSigner
 from schemas.canonical.signing import Envelope, SignaturePosition, Signer
-from tests.dispatch.support import cpf
+from tests.pipelines.dispatch.support import cpf
 from tests.support import spec_capture
 from tests.support.spec_capture import SpecCapture, capturing, install
 from tests.support.tenants import sandbox_tenant
@@ -160,7 +160,7 @@ def sb() -> Iterator[Sandbox]:
 
 
 def test_the_session_check_sees_the_wire_and_fails_the_run(sb: Sandbox) -> None:
-    capture = SpecCapture(active=True, current="tests/dispatch/test_x.py::test_y")
+    capture = SpecCapture(active=True, current="tests/pipelines/dispatch/test_x.py::test_y")
     undo = install(capture)
     try:
         reply = httpx.post(f"{sb.api['whatsapp']}/messages", json=_template_message(code="pt_BR"),
@@ -184,7 +184,7 @@ def test_the_session_check_sees_the_wire_and_fails_the_run(sb: Sandbox) -> None:
     spec_capture.pytest_sessionfinish(session, 0)  # type: ignore[arg-type]
     assert session.exitstatus == pytest.ExitCode.TESTS_FAILED
     entry = next(iter(config.stash[spec_capture._COLLECTED]["violations"].values()))
-    assert entry["test"] == "tests/dispatch/test_x.py::test_y" and entry["count"] == 1
+    assert entry["test"] == "tests/pipelines/dispatch/test_x.py::test_y" and entry["count"] == 1
 
 
 # --------------------------------------------------------------- what the dispatch code really sends

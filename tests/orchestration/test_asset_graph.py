@@ -27,6 +27,7 @@ from dagster import (
     AssetKey,
     DagsterInstance,
     DagsterInvalidConfigError,
+    DynamicPartitionsDefinition,
     build_schedule_context,
     instance_for_test,
     materialize,
@@ -254,6 +255,39 @@ def test_a_tenants_schedule_asks_for_its_own_partition() -> None:
                                      repository_def=defs.get_repository_def())
     (request,) = list(schedule.evaluate_tick(context).run_requests or [])
     assert request.partition_key == "demo" and request.tags["ponte/tenant"] == "demo"
+
+
+#: Dagster as it is, before the tests' plugin (tests/support/tenant_partitions.py) adds the tenant keys
+_DAGSTER_AS_IS = {
+    (DagsterInstance, "__init__"): DagsterInstance.__init__,
+    (DynamicPartitionsDefinition, "has_partition_key"): DynamicPartitionsDefinition.has_partition_key,
+    (DynamicPartitionsDefinition, "_ensure_dynamic_partitions_store"):
+        DynamicPartitionsDefinition._ensure_dynamic_partitions_store,
+}
+
+
+def test_a_schedule_that_ticks_before_the_tenant_files_sensor_still_runs_its_tenant(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new tenant file's schedules exist as soon as the code location reloads, maybe before the
+    ``tenant_files`` sensor adds its partition key: the tick adds the key itself instead of failing."""
+    from orchestration.definitions import defs
+
+    for (owner, name), original in _DAGSTER_AS_IS.items():
+        monkeypatch.setattr(owner, name, original)
+    from orchestration.partitions import TENANTS, known_tenant_keys
+
+    names = [s.name for s in defs.schedules if s.name.endswith("_demo") or s.name == "signature_backsync_poll"]
+    assert {"import_demo", "dispatch_demo", "signature_backsync_poll"} <= set(names)
+    for name in names:
+        with instance_for_test() as instance:
+            instance.delete_dynamic_partition(TENANTS, "demo")  # the tests' instances start with it
+            assert "demo" not in known_tenant_keys(instance)
+            # entered as Dagster's daemon does, so the instance the context opens is closed after the tick
+            with build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
+                                        scheduled_execution_time=datetime(2026, 11, 23, 10, 15)) as context:
+                requests = list(defs.get_schedule_def(name).evaluate_tick(context).run_requests or [])
+            assert "demo" in [r.partition_key for r in requests], name
+            assert "demo" in known_tenant_keys(instance), name
 
 
 # ----------------------------------------------------------------------------- launch-time config

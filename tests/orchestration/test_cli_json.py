@@ -166,6 +166,15 @@ def test_state_show_and_reset_round_trip(sb: Sandbox, env: Path) -> None:
     assert "nothing reset" in declined.output
     assert _json("state", "show", "--tenant", "demo", "--stream", "customers")["cursors"][0]["value"]
 
+    refused = _run("state", "reset", "--tenant", "demo", "--stream", "customers", "--json", code=2)
+    assert "--yes" in refused.stderr and not refused.stdout
+    assert _json("state", "show", "--tenant", "demo", "--stream", "customers")["cursors"][0]["value"]
+    other = next(name for name in sorted(streams) if name != "sienge/customers")
+    other_before = streams[other]["value"]
+    assert _json("state", "reset", "--tenant", "demo", "--stream", other, "--yes") == {
+        "tenant": "demo", "stream": other, "before": other_before, "reset": True}
+    streams[other]["value"] = None
+
     before = streams["sienge/customers"]["value"]
     done = _run("state", "reset", "--tenant", "demo", "--stream", "sienge/customers", "--yes")
     assert "sienge/customers" in done.stdout and before in " ".join(done.stdout.split())

@@ -23,8 +23,8 @@ from pipelines.store import Store, deadletters
 from pipelines.store.models import Envelope, InboxEvent
 from ponte.errors import DataError
 from schemas.tenant import TenantConfig
-from tests.backsync.helpers import crm_contracts, send_envelope
-from tests.dispatch.support import seed_sale, verify_manager
+from tests.pipelines.backsync.helpers import crm_contracts, send_envelope
+from tests.pipelines.dispatch.support import seed_sale, verify_manager
 from tests.support.tenants import sandbox_tenant_file
 
 REPO = Path(__file__).resolve().parents[2]

@@ -30,7 +30,7 @@ from pipelines.store import Store, open_store
 from pipelines.store.models import Envelope as EnvelopeRow
 from pipelines.store.models import EnvelopeSigner
 from schemas.canonical.signing import Envelope, SignaturePosition, Signer
-from tests.dispatch.support import cpf
+from tests.pipelines.dispatch.support import cpf
 from tests.support.spec_capture import SpecCapture, capturing
 from tests.support.tenants import sandbox_tenant
 

@@ -41,7 +41,7 @@ from connectors.sandbox.webhooks import Attempt, Dispatcher
 from tests.support.vendor_specs import Violation, check_email, check_request, check_response, check_webhook
 
 #: the tests during which the capture is on (node id prefixes)
-FLOW_TESTS = ("tests/dispatch/", "tests/backsync/", "tests/imports/", "tests/assistance/", "tests/chaos/")
+FLOW_TESTS = ("tests/pipelines/dispatch/", "tests/pipelines/backsync/", "tests/pipelines/imports/", "tests/pipelines/assistance/", "tests/chaos/")
 #: the vendors whose specs ../shared/specs holds (CV CRM has none)
 SYSTEMS = frozenset({"docusign", "clicksign", "whatsapp", "sienge"})
 #: answers and webhook bodies checked per (system, endpoint, status) or (system, event), per process
