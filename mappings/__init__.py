@@ -28,7 +28,8 @@ from mappings.engine import (
 )
 from mappings.paths import describe, model_fields
 from mappings.samples import context_path, load_context, read_json
-from mappings.transforms import ENUM_TABLES, fold
+from mappings.tables import ENUM_TABLES
+from mappings.transforms import fold
 
 __all__ = [
     "ENUM_TABLES",

@@ -159,6 +159,8 @@ class MappingCompiler:
         self.uses_now = False
         self.ownership = spec.ownership
         self.index_vars: list[str] = []
+        #: per ``each`` being compiled, the scope it is written in (what ``$parent`` reads)
+        self.parent_scopes: list[Scope] = []
 
     # ---- helpers ---------------------------------------------------------------------------------
     def fail(self, loc: Loc, problem: str, hint: str) -> ConfigurationError:
@@ -194,6 +196,12 @@ class MappingCompiler:
             base, tp, guaranteed, prefix = scope.var, scope.type, scope.guaranteed, scope.prefix
         elif path.root == "root":
             base, tp, guaranteed, prefix = "root", self.source_model, True, ""
+        elif path.root == "parent":
+            if not self.parent_scopes:
+                raise self.fail(loc, "$parent is the object an each is written in: use it inside each",
+                                "move the field under an each, or read the record with $root")
+            outer = self.parent_scopes[-1]
+            base, tp, guaranteed, prefix = outer.var, outer.type, outer.guaranteed, outer.prefix
         elif path.root == "tenant":
             if (problem := credentials_read(path)) is not None:
                 raise self.fail(loc, problem, CREDENTIALS_HINT)
@@ -238,8 +246,8 @@ class MappingCompiler:
             elif isinstance(segment, Index):
                 expr = f"_at({expr}, {segment.index})"
             elif isinstance(segment, Find):
-                if segment.ref is not None:
-                    value = self._segments_expr("root", True, segment.ref.segments, scope, loc)
+                if segment.ref is not None:  # @path: from the record's root, or a context ($parent, ...)
+                    value, _ = self.path_expr(segment.ref.text, scope, loc)
                 else:
                     value = self.const(segment.value)
                 expr = f"_find({expr}, {segment.key!r}, {value})"
@@ -283,11 +291,14 @@ class MappingCompiler:
             return f"({expr}) != {self.ref_or_const(cond.not_equals, scope, loc)}"
         if "in_" in given or "not_in" in given:
             values = cond.in_ if "in_" in given else cond.not_in
+            op = "in" if "in_" in given else "not in"
+            if isinstance(values, str):  # '@path': the list at another path
+                listed, _ = self.path_expr(values, scope, (*loc, "in" if "in_" in given else "not_in"))
+                return f"({expr}) {op} (({listed}) or ())"
             try:
                 group: Any = frozenset(values or [])
             except TypeError:
                 group = tuple(values or [])
-            op = "in" if "in_" in given else "not in"
             return f"({expr}) {op} {self.const(group)}"
         if "exists" in given:
             return f"_present({expr})" if cond.exists else f"not _present({expr})"
@@ -412,72 +423,23 @@ class MappingCompiler:
         info: FieldInfo,
         index: int,
     ) -> None:
-        """Emit code leaving the field's value (after its transforms) in ``v``."""
-        given = spec.model_fields_set
+        """Emit code leaving the field's value (after its transforms) in ``v``: one step per source."""
         many = False
         if spec.cases is not None:
             info.source = "cases"
             self.emit_cases(spec, scope, target_type, indent, loc, dotted, info, index)
         elif spec.from_ is not None:
-            paths = [spec.from_] if isinstance(spec.from_, str) else list(spec.from_)
-            if not paths:
-                raise self.fail((*loc, "from"), "from is an empty list", "give one path or several")
-            exprs = [self.path_expr(p, scope, (*loc, "from"))[0] for p in paths]
-            info.source = " | ".join(paths)
-            first = self._first_transform(spec, loc)
-            many = first is not None and first.takes_many
-            if len(exprs) == 1:
-                if many:
-                    raise self.fail((*loc, "transforms", 0), f"transform {first.name!r} takes several values",
-                                    f"give from a list of paths, e.g. from: [{paths[0]}, other.path]")
-                self.emit(indent, f"v = {exprs[0]}")
-            elif many:
-                self.emit(indent, f"v = ({', '.join(exprs)},)")
-            else:  # a list of paths without a many-valued transform: the first present one
-                missing = 'v is None or v == "" or v == [] or v == {}'  # inline: no call per record
-                self.emit(indent, f"v = {exprs[0]}")
-                for expr in exprs[1:]:
-                    self.emit(indent, f"if {missing}: v = {expr}")
-                self.emit(indent, f"if {missing}: v = None")
+            many = self.emit_from(spec, scope, indent, loc, info)
         elif spec.template is not None:
             info.source = f"template {spec.template!r}"
             self.emit(indent, f"v = {self.template_expr(spec.template, scope, (*loc, 'template'))}")
         elif spec.each is not None:
             self.emit_each(spec, scope, target_type, indent, loc, dotted, info, index)
         elif spec.fields is not None:
-            info.source = "(object)"
-            nested = self.fresh("_r")
-            as_list = not any(is_model(k) for k in candidates(target_type)) and any(
-                is_list(k) for k in candidates(target_type)
-            )
-            object_type = (
-                next(item_type(k) for k in candidates(target_type) if is_list(k)) if as_list else target_type
-            )
-            self.emit(indent, f"{nested} = {{}}")
-            self.emit_fields(spec.fields, scope, object_type, nested, indent, (*loc, "fields"),
-                             f"{dotted}[]." if as_list else f"{dotted}.", f"target {dotted}")
-            self.emit(indent, f"v = [{nested}] if {nested} else None" if as_list else f"v = {nested} or None")
+            self.emit_object(spec, scope, target_type, indent, loc, dotted, info)
         elif spec.items is not None:
-            info.source = f"items ({len(spec.items)})"
-            element = next((item_type(k) for k in candidates(target_type) if is_list(k)), None)
-            if element is None and target_type is not Any:
-                raise self.fail((*loc, "items"), f"items makes a list but the target field is "
-                                f"{describe(target_type)}", "use items only for list fields")
-            collected = self.fresh("_o")
-            self.emit(indent, f"{collected} = []")
-            for position, raw in enumerate(spec.items):
-                sub_spec = self.field_spec(raw)
-                sub = FieldInfo(f"{dotted}[{position}]", self.doc.line_of((*loc, "items", position)), "", [],
-                                None, None)
-                self.fields.append(sub)
-                self.emit(indent, f"_f = {len(self.fields) - 1}")
-                self.emit_value(sub_spec, scope, element or Any, indent, (*loc, "items", position),
-                                f"{dotted}[{position}]", sub, index)
-                if "default" in sub_spec.model_fields_set and sub_spec.default is not None:
-                    self.emit(indent, f"if v is None: v = {self.const(sub_spec.default)}")
-                self.emit(indent, f"if v is not None: {collected}.append(v)")
-            self.emit(indent, f"v = {collected} or None")
-        elif "value" in given:
+            self.emit_items(spec, scope, target_type, indent, loc, dotted, info, index)
+        elif "value" in spec.model_fields_set:
             info.source = f"constant {spec.value!r}"
             value = spec.value
             code = f"_copy({self.const(value)})" if isinstance(value, list | dict) else self.const(value)
@@ -486,6 +448,73 @@ class MappingCompiler:
             info.source = "(default)"
             self.emit(indent, "v = None")
         self.emit_transforms(spec, indent, loc, info, skip_first_many=many)
+
+    def emit_from(self, spec: FieldMapping, scope: Scope, indent: int, loc: Loc, info: FieldInfo) -> bool:
+        """``from``: one path, the first present of several, or all of them for a transform that takes
+        several values (then True: the transform receives the tuple)."""
+        assert spec.from_ is not None
+        paths = [spec.from_] if isinstance(spec.from_, str) else list(spec.from_)
+        if not paths:
+            raise self.fail((*loc, "from"), "from is an empty list", "give one path or several")
+        exprs = [self.path_expr(p, scope, (*loc, "from"))[0] for p in paths]
+        info.source = " | ".join(paths)
+        first = self._first_transform(spec, loc)
+        many = first is not None and first.takes_many
+        if len(exprs) == 1:
+            if many:
+                raise self.fail((*loc, "transforms", 0), f"transform {first.name!r} takes several values",
+                                f"give from a list of paths, e.g. from: [{paths[0]}, other.path]")
+            self.emit(indent, f"v = {exprs[0]}")
+        elif many:
+            self.emit(indent, f"v = ({', '.join(exprs)},)")
+        else:  # a list of paths without a many-valued transform: the first present one
+            missing = 'v is None or v == "" or v == [] or v == {}'  # inline: no call per record
+            self.emit(indent, f"v = {exprs[0]}")
+            for expr in exprs[1:]:
+                self.emit(indent, f"if {missing}: v = {expr}")
+            self.emit(indent, f"if {missing}: v = None")
+        return many
+
+    def emit_object(self, spec: FieldMapping, scope: Scope, target_type: Any, indent: int, loc: Loc,
+                    dotted: str, info: FieldInfo) -> None:
+        """``fields`` without ``each``: a nested object (a one-item list when the target is a list)."""
+        assert spec.fields is not None
+        info.source = "(object)"
+        nested = self.fresh("_r")
+        as_list = not any(is_model(k) for k in candidates(target_type)) and any(
+            is_list(k) for k in candidates(target_type)
+        )
+        object_type = (
+            next(item_type(k) for k in candidates(target_type) if is_list(k)) if as_list else target_type
+        )
+        self.emit(indent, f"{nested} = {{}}")
+        self.emit_fields(spec.fields, scope, object_type, nested, indent, (*loc, "fields"),
+                         f"{dotted}[]." if as_list else f"{dotted}.", f"target {dotted}")
+        self.emit(indent, f"v = [{nested}] if {nested} else None" if as_list else f"v = {nested} or None")
+
+    def emit_items(self, spec: FieldMapping, scope: Scope, target_type: Any, indent: int, loc: Loc,
+                   dotted: str, info: FieldInfo, index: int) -> None:
+        """``items``: a fixed list, one value per item, missing items left out."""
+        assert spec.items is not None
+        info.source = f"items ({len(spec.items)})"
+        element = next((item_type(k) for k in candidates(target_type) if is_list(k)), None)
+        if element is None and target_type is not Any:
+            raise self.fail((*loc, "items"), f"items makes a list but the target field is "
+                            f"{describe(target_type)}", "use items only for list fields")
+        collected = self.fresh("_o")
+        self.emit(indent, f"{collected} = []")
+        for position, raw in enumerate(spec.items):
+            sub_spec = self.field_spec(raw)
+            sub = FieldInfo(f"{dotted}[{position}]", self.doc.line_of((*loc, "items", position)), "", [],
+                            None, None)
+            self.fields.append(sub)
+            self.emit(indent, f"_f = {len(self.fields) - 1}")
+            self.emit_value(sub_spec, scope, element or Any, indent, (*loc, "items", position),
+                            f"{dotted}[{position}]", sub, index)
+            if "default" in sub_spec.model_fields_set and sub_spec.default is not None:
+                self.emit(indent, f"if v is None: v = {self.const(sub_spec.default)}")
+            self.emit(indent, f"if v is not None: {collected}.append(v)")
+        self.emit(indent, f"v = {collected} or None")
 
     def _first_transform(self, spec: FieldMapping, loc: Loc) -> Any:
         if not spec.transforms:
@@ -573,6 +602,7 @@ class MappingCompiler:
         position = self.fresh("_n")
         self.emit(indent + 1, f"for {position}, {item} in enumerate({items}, 1):")
         self.index_vars.append(position)
+        self.parent_scopes.append(scope)
         body = indent + 2
         self.emit(body, f"if {item} is None: continue")
         if spec.filter is not None:
@@ -599,6 +629,7 @@ class MappingCompiler:
                 self.emit(body, f"if v is None: v = {self.const(spec.item.default)}")
             self.emit(body, f"if v is not None: {out}.append(v)")
         self.index_vars.pop()
+        self.parent_scopes.pop()
         self.emit(indent + 1, f"v = {out}")
         self.emit(indent, "else:")
         self.emit(indent + 1, "v = None")
@@ -634,19 +665,54 @@ class MappingCompiler:
 
     # ---- the function ----------------------------------------------------------------------------
     def compile(self) -> Compiled:
+        """Check the whole file and generate its function: the record's scope, the body (filters and
+        fields), the record id, then the function's source around the body, compiled and run once."""
         spec = self.spec
-        split = spec.split is not None
         body: list[str] = []
         self.lines = body
-        item_type_ = self.source_model
-        if split:
-            assert spec.split is not None
-            split_expr, leaf = self.path_expr(spec.split, Scope("root", self.source_model, True), ("split",))
-            if not any(is_list(kind) for kind in candidates(leaf)):
-                raise self.fail(("split",), f"{spec.split!r} is {describe(leaf)}, not a list",
-                                "split must name a list, e.g. entry[*].changes[*].value.statuses[*]")
-            item_type_ = next(item_type(kind) for kind in candidates(leaf) if is_list(kind))
-        scope = Scope("r", item_type_, not split, spec.split + "[*]" if split else "")
+        scope, split_expr = self._record_scope()
+        self._emit_body(scope)
+        rid_expr = self._record_id_expr(scope)
+        setup = []
+        if self.uses_tenant:
+            setup.append("T = _tenant(ctx)")
+        if self.uses_params:
+            setup.append("P = _params(ctx)")
+        if self.uses_now:
+            setup.append("NOW = _clock(ctx)")
+        self.ns.update(_tenant=self._tenant_getter(), _params=self._params_getter(), _clock=_clock,
+                       _fail=self._failer(), _rid=None)
+        code = _split_source(body, setup, split_expr) if split_expr is not None else _plain_source(body, setup)
+        code += _record_id_source(rid_expr)
+        source = "\n".join(code) + "\n"
+        try:
+            compiled = compile(source, f"<mapping {self.display}>", "exec")
+        except SyntaxError as exc:  # a compiler bug, never the user's: say so plainly
+            raise ConfigurationError(f"{self.display}: internal error compiling the mapping: {exc}",
+                                     hint="report it with the mapping file") from exc
+        exec(compiled, self.ns)
+        self.ns["_rid"] = self.ns["record_id"]
+        produced = [name for name in spec.fields]
+        lines = {info.target: info.line for info in self.fields}
+        lines[""] = self.doc.line_of(("target",))  # for errors about the record as a whole
+        return Compiled(self.ns["apply"], source, self.fields, produced, lines)
+
+    def _record_scope(self) -> tuple[Scope, str | None]:
+        """The scope the fields read (the record, or each item of a ``split`` list) and, with ``split``,
+        the expression of that list."""
+        spec = self.spec
+        if spec.split is None:
+            return Scope("r", self.source_model, True, ""), None
+        split_expr, leaf = self.path_expr(spec.split, Scope("root", self.source_model, True), ("split",))
+        if not any(is_list(kind) for kind in candidates(leaf)):
+            raise self.fail(("split",), f"{spec.split!r} is {describe(leaf)}, not a list",
+                            "split must name a list, e.g. entry[*].changes[*].value.statuses[*]")
+        item_type_ = next(item_type(kind) for kind in candidates(leaf) if is_list(kind))
+        return Scope("r", item_type_, False, spec.split + "[*]"), split_expr
+
+    def _emit_body(self, scope: Scope) -> None:
+        """The record's filters (a failing one returns None), then its fields into ``o``."""
+        spec = self.spec
         indent = 2
         for position, cond in enumerate(spec.filters):
             self.emit(indent, f"if not ({self.cond_expr(cond, scope, ('filters', position))}): return None")
@@ -661,75 +727,16 @@ class MappingCompiler:
                          f"target {spec.target}")
         self.emit(indent, "return o")
 
-        record_id = spec.record_id or "id"
+    def _record_id_expr(self, scope: Scope) -> str:
+        """The expression naming the record in errors: ``record_id`` (default ``id``, when it exists)."""
+        record_id = self.spec.record_id or "id"
         try:
             rid_expr, _ = self.path_expr(record_id, scope, ("record_id",))
         except ConfigurationError:
-            if spec.record_id is not None:
+            if self.spec.record_id is not None:
                 raise
             rid_expr = "None"
-        setup = []
-        if self.uses_tenant:
-            setup.append("T = _tenant(ctx)")
-        if self.uses_params:
-            setup.append("P = _params(ctx)")
-        if self.uses_now:
-            setup.append("NOW = _clock(ctx)")
-        self.ns.update(_tenant=self._tenant_getter(), _params=self._params_getter(), _clock=_clock,
-                       _fail=self._failer(), _rid=None)
-        code: list[str] = []
-        if split:
-            code.append("def _one(r, root, ctx, T, P, NOW):")
-            code.append("    _f = -1")
-            code.append("    try:")
-            code.extend(body)
-            code.append("    except Exception as exc:")
-            code.append("        raise _fail(exc, _f, r, ctx) from exc")
-            code.append("def apply(root, ctx=None):")
-            code.append("    if root.__class__ is not dict: root = _as_record(root)")
-            code.append("    T = P = NOW = None")
-            code.extend("    " + s for s in setup)
-            code.append("    out = []")
-            code.append("    _f = -1")
-            code.append("    try:")  # a malformed split path (a number, a string) is a bad record too
-            code.append(f"        items = list({split_expr} or ())")
-            code.append("    except Exception as exc:")
-            code.append("        raise _fail(exc, _f, root, ctx) from exc")
-            code.append("    for r in items:")
-            code.append("        if r is None: continue")
-            code.append("        if r.__class__ is not dict:")
-            code.append("            raise _fail(TypeError(f'expected an object, got {type(r).__name__}'), _f, root, ctx)")
-            code.append("        o = _one(r, root, ctx, T, P, NOW)")
-            code.append("        if o is not None: out.append(o)")
-            code.append("    return out")
-        else:
-            code.append("def apply(r, ctx=None):")
-            code.append("    if r.__class__ is not dict: r = _as_record(r)")
-            code.append("    root = r")
-            code.append("    _f = -1")
-            code.append("    try:")
-            code.extend("        " + s for s in setup)
-            code.extend(body)
-            code.append("    except Exception as exc:")
-            code.append("        raise _fail(exc, _f, r, ctx) from exc")
-        code.append("def record_id(r, root=None):")
-        code.append("    root = r if root is None else root")
-        code.append("    try:")
-        code.append(f"        return {rid_expr}")
-        code.append("    except Exception:")
-        code.append("        return None")
-        source = "\n".join(code) + "\n"
-        try:
-            compiled = compile(source, f"<mapping {self.display}>", "exec")
-        except SyntaxError as exc:  # a compiler bug, never the user's: say so plainly
-            raise ConfigurationError(f"{self.display}: internal error compiling the mapping: {exc}",
-                                     hint="report it with the mapping file") from exc
-        exec(compiled, self.ns)
-        self.ns["_rid"] = self.ns["record_id"]
-        produced = [name for name in spec.fields]
-        lines = {info.target: info.line for info in self.fields}
-        lines[""] = self.doc.line_of(("target",))  # for errors about the record as a whole
-        return Compiled(self.ns["apply"], source, self.fields, produced, lines)
+        return rid_expr
 
     def _tenant_getter(self) -> Callable[[Any], Any]:
         display = self.display
@@ -789,6 +796,63 @@ class MappingCompiler:
             return DataError(message, record=rid_text, field=name, tenant=tenant, source=where, hint=hint)
 
         return fail
+
+
+def _plain_source(body: list[str], setup: list[str]) -> list[str]:
+    """``apply(r, ctx)`` for a mapping of one record: the body inside one ``try`` that names the field."""
+    return [
+        "def apply(r, ctx=None):",
+        "    if r.__class__ is not dict: r = _as_record(r)",
+        "    root = r",
+        "    _f = -1",
+        "    try:",
+        *("        " + line for line in setup),
+        *body,
+        "    except Exception as exc:",
+        "        raise _fail(exc, _f, r, ctx) from exc",
+    ]
+
+
+def _split_source(body: list[str], setup: list[str], split_expr: str) -> list[str]:
+    """``apply(root, ctx)`` for a ``split`` mapping: the body as ``_one(r, ...)``, run on each item of
+    the split list (a malformed list, or an item that is not an object, is a bad record too)."""
+    return [
+        "def _one(r, root, ctx, T, P, NOW):",
+        "    _f = -1",
+        "    try:",
+        *body,
+        "    except Exception as exc:",
+        "        raise _fail(exc, _f, r, ctx) from exc",
+        "def apply(root, ctx=None):",
+        "    if root.__class__ is not dict: root = _as_record(root)",
+        "    T = P = NOW = None",
+        *("    " + line for line in setup),
+        "    out = []",
+        "    _f = -1",
+        "    try:",
+        f"        items = list({split_expr} or ())",
+        "    except Exception as exc:",
+        "        raise _fail(exc, _f, root, ctx) from exc",
+        "    for r in items:",
+        "        if r is None: continue",
+        "        if r.__class__ is not dict:",
+        "            raise _fail(TypeError(f'expected an object, got {type(r).__name__}'), _f, root, ctx)",
+        "        o = _one(r, root, ctx, T, P, NOW)",
+        "        if o is not None: out.append(o)",
+        "    return out",
+    ]
+
+
+def _record_id_source(rid_expr: str) -> list[str]:
+    """``record_id(r, root)``: the record's id for error messages, None when it cannot be read."""
+    return [
+        "def record_id(r, root=None):",
+        "    root = r if root is None else root",
+        "    try:",
+        f"        return {rid_expr}",
+        "    except Exception:",
+        "        return None",
+    ]
 
 
 def _schema_file(key: str) -> str:

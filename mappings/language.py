@@ -18,9 +18,11 @@ A mapping reads one *source* record and produces one *target* record (or a list,
 Paths: ``a.b`` (nested), ``a[0]`` (an item), ``a[*].b`` (every item: a list), ``a[main=true]`` (the first
 item whose ``main`` is true), ``a[id=@data.recipientId]`` (compare with another path of the record).
 A path starting with ``$`` reads the run's context: ``$tenant.options...``, ``$params.<name>``,
-``$now``, ``$root.<path>`` (the whole record, from inside a list item), ``$index`` (1-based position of
-the current list item). ``@path`` in a condition value or a filter is a path from the root of the
-record (``@$tenant...`` a context path). Several ``[*]`` in one path flatten into one list.
+``$now``, ``$root.<path>`` (the whole record, from inside a list item), ``$parent.<path>`` (inside an
+``each``: the object the ``each`` is written in, i.e. the enclosing list item or the record), ``$index``
+(1-based position of the current list item). ``@path`` in a condition value or a filter is a path from
+the root of the record (``@$tenant...``, ``@$parent...`` a context path); ``in`` and ``not_in`` take
+one too, naming a list. Several ``[*]`` in one path flatten into one list.
 """
 
 from __future__ import annotations
@@ -39,14 +41,18 @@ class DslModel(BaseModel):
 class Condition(DslModel):
     """A test on the record. Give ``path`` and one comparison, or combine with all / any / not.
 
-    Comparison values are literals; a string starting with ``@`` is a path from the record's root.
+    Comparison values are literals; a string starting with ``@`` is a path from the record's root
+    (``@$parent.role``, ``@$tenant.id``: a context path). ``in`` / ``not_in`` take a list of values or
+    such a path to a list (``in: "@positions[*].role"``).
     """
 
     path: str | None = Field(None, description="Source path tested")
     equals: Any = Field(None, description="Equal to this value")
     not_equals: Any = Field(None, description="Different from this value")
-    in_: list[Any] | None = Field(None, alias="in", description="One of these values")
-    not_in: list[Any] | None = Field(None, description="None of these values")
+    in_: list[Any] | str | None = Field(
+        None, alias="in", description="One of these values, or of the list at an '@path'"
+    )
+    not_in: list[Any] | str | None = Field(None, description="None of these values, or of the list at an '@path'")
     exists: bool | None = Field(None, description="true: present and not empty; false: missing or empty")
     contains: Any = Field(None, description="The list at path contains this value")
     matches: str | None = Field(None, description="The text at path matches this regular expression")
@@ -72,6 +78,10 @@ class Condition(DslModel):
             raise ValueError(
                 "give exactly one comparison: equals, not_equals, in, not_in, exists, contains or matches"
             )
+        for name in ("in_", "not_in"):
+            listed = getattr(self, name)
+            if isinstance(listed, str) and not listed.startswith("@"):
+                raise ValueError(f"{name.rstrip('_')} takes a list of values, or '@path' naming a list")
         return self
 
 

@@ -171,11 +171,111 @@ def _flags(letters: str, scoped: bool) -> tuple[str, bool]:
     return (text if text.strip("-") else ""), multiline
 
 
+def _escape(pattern: str, i: int, in_set: bool) -> tuple[str, int]:
+    """The RE2 text for the escape starting at ``pattern[i]`` (a backslash), with Python's meaning, and
+    the index after it (``in_set``: inside ``[...]``, where Python reads some escapes differently)."""
+    n = len(pattern)
+    if i + 1 >= n:
+        raise RegexRefused("not a valid regular expression: the pattern ends with a lone backslash",
+                           "escape it: \\\\")
+    e = pattern[i + 1]
+    i += 2
+    if e in _CLASS_ESCAPES:
+        return _class(e, in_set), i
+    if e == "Q":  # RE2's quoted text: copied as it is, up to \E
+        end = pattern.find("\\E", i)
+        end = n if end < 0 else end
+        return "\\Q" + pattern[i:end] + "\\E", end + 2
+    if e in "uU":
+        width = 4 if e == "u" else 8
+        digits = pattern[i : i + width]
+        if len(digits) != width or not set(digits) <= _HEX:
+            raise RegexRefused(f"not a valid regular expression: incomplete escape \\{e}{digits}",
+                               f"write \\{e} with {width} hexadecimal digits")
+        return _code_point(int(digits, 16)), i + width
+    if e == "N":
+        end = pattern.find("}", i)
+        if not pattern.startswith("{", i) or end < 0:
+            raise RegexRefused("not a valid regular expression: \\N needs a name in braces",
+                               "write \\N{LATIN SMALL LETTER E WITH ACUTE}")
+        name = pattern[i + 1 : end]
+        try:
+            return _code_point(ord(unicodedata.lookup(name))), end + 1
+        except KeyError:
+            raise RegexRefused(f"not a valid regular expression: no character named {name!r}",
+                               "fix the name in \\N{...}") from None
+    if e in "123456789" and not in_set:
+        # Python: three octal digits are a character, anything else a group reference
+        octal = pattern[i - 1 : i + 2]
+        if len(octal) == 3 and set(octal) <= _OCTAL:
+            return _code_point(int(octal, 8)), i + 2
+        raise _refuse("a backreference (\\" + e + ")", _BACKREFERENCE)
+    if e in _OCTAL and in_set:  # Python reads \1 .. \377 inside a set as octal
+        digits = e
+        while len(digits) < 3 and i < n and pattern[i] in _OCTAL:
+            digits += pattern[i]
+            i += 1
+        return _code_point(int(digits, 8)), i
+    if e in "89" and in_set:
+        raise RegexRefused(f"not a valid regular expression: bad escape \\{e} in a set",
+                           f"write {e} without the backslash")
+    if e == "Z":
+        return "\\z", i
+    if e == "b" and in_set:
+        return r"\x{8}", i  # backspace, as in Python
+    if e in "bB":
+        raise _refuse(
+            f"a word boundary (\\{e})",
+            "RE2's \\b counts only ASCII letters as word characters (it would split 'João'): match "
+            "the neighbouring text instead, e.g. (?:^|[^\\w])word(?:[^\\w]|$), and take the word "
+            "with a group",
+            backtracking=False,
+        )
+    if e == "C":
+        raise _refuse("\\C (a single byte)", "write . for any character", backtracking=False)
+    if not e.isascii():  # Python: an escaped non-ASCII character is itself (RE2 refuses it)
+        return e, i
+    return "\\" + e, i
+
+
+def _extension(pattern: str, i: int) -> tuple[str, int, bool, bool] | None:
+    """What the ``(?`` construct at ``pattern[i]`` becomes, refusing the ones RE2 cannot run.
+
+    Returns the RE2 text, the index after the construct, whether it opens a group (``(?i:``) and
+    whether it turns multi-line mode on for the whole pattern (``(?m)``); None for a construct RE2
+    reads as Python does (``(?:``, ``(?P<name>``), copied as a plain group.
+    """
+    rest = pattern[i + 2 :]
+    if rest.startswith(("=", "!")):
+        raise _refuse(f"a lookahead {pattern[i : i + 3]}...)", _LOOKAHEAD)
+    if rest.startswith(("<=", "<!")):
+        raise _refuse(f"a lookbehind {pattern[i : i + 4]}...)", _LOOKBEHIND)
+    if rest.startswith("P="):
+        raise _refuse("a backreference (?P=...)", _BACKREFERENCE)
+    if rest.startswith(">"):
+        raise _refuse("an atomic group (?>...)",
+                      "write a plain group (?:...): the linear engine never backtracks anyway")
+    if rest.startswith("("):
+        raise _refuse("a conditional group (?(...)...)", "write the alternatives out with |")
+    if rest.startswith("#"):  # a comment: dropped
+        end = pattern.find(")", i)
+        return "", len(pattern) if end < 0 else end + 1, False, False
+    flag = _FLAGS.match(pattern, i + 2)
+    if not flag or not flag.group(1):
+        return None
+    letters, closer = flag.groups()
+    text, turns_on = _flags(letters, scoped=closer == ":")
+    if closer == ")":  # flags for the whole pattern
+        return (f"(?{text})" if text else ""), flag.end(), False, turns_on
+    return (f"(?{text}:" if text else "(?:"), flag.end(), True, False
+
+
 def _translate(pattern: str) -> tuple[str, bool]:
     """Rewrite a Python ``re`` pattern for RE2 with the same meaning, refusing what RE2 cannot run.
 
     Returns the RE2 pattern and whether it ends in a ``$`` that must also match before a final line
-    break (RE2 reads ``$`` as the very end of the text).
+    break (RE2 reads ``$`` as the very end of the text). Escapes are :func:`_escape`'s and ``(?``
+    constructs :func:`_extension`'s; this scan keeps the sets, the groups and the final ``$``.
     """
     out: list[str] = []
     n = len(pattern)
@@ -189,83 +289,13 @@ def _translate(pattern: str) -> tuple[str, bool]:
     while i < n:
         c = pattern[i]
         if c == "\\":
-            if i + 1 >= n:
-                raise RegexRefused("not a valid regular expression: the pattern ends with a lone backslash",
-                                   "escape it: \\\\")
-            e = pattern[i + 1]
-            i += 2
+            text, i = _escape(pattern, i, in_set)
+            out.append(text)
             last_top_dollar = -1
-            if e in _CLASS_ESCAPES:
-                out.append(_class(e, in_set))
-            elif e == "Q":  # RE2's quoted text: copied as it is, up to \E
-                end = pattern.find("\\E", i)
-                end = n if end < 0 else end
-                out.append("\\Q" + pattern[i:end] + "\\E")
-                i = end + 2
-            elif e in "uU":
-                width = 4 if e == "u" else 8
-                digits = pattern[i : i + width]
-                if len(digits) != width or not set(digits) <= _HEX:
-                    raise RegexRefused(f"not a valid regular expression: incomplete escape \\{e}{digits}",
-                                       f"write \\{e} with {width} hexadecimal digits")
-                out.append(_code_point(int(digits, 16)))
-                i += width
-            elif e == "N":
-                end = pattern.find("}", i)
-                if not pattern.startswith("{", i) or end < 0:
-                    raise RegexRefused("not a valid regular expression: \\N needs a name in braces",
-                                       "write \\N{LATIN SMALL LETTER E WITH ACUTE}")
-                name = pattern[i + 1 : end]
-                try:
-                    out.append(_code_point(ord(unicodedata.lookup(name))))
-                except KeyError:
-                    raise RegexRefused(f"not a valid regular expression: no character named {name!r}",
-                                       "fix the name in \\N{...}") from None
-                i = end + 1
-            elif e in "123456789" and not in_set:
-                # Python: three octal digits are a character, anything else a group reference
-                octal = pattern[i - 1 : i + 2]
-                if len(octal) == 3 and set(octal) <= _OCTAL:
-                    out.append(_code_point(int(octal, 8)))
-                    i += 2
-                else:
-                    raise _refuse("a backreference (\\" + e + ")", _BACKREFERENCE)
-            elif e in _OCTAL and in_set:  # Python reads \1 .. \377 inside a set as octal
-                digits = e
-                while len(digits) < 3 and i < n and pattern[i] in _OCTAL:
-                    digits += pattern[i]
-                    i += 1
-                out.append(_code_point(int(digits, 8)))
-            elif e in "89" and in_set:
-                raise RegexRefused(f"not a valid regular expression: bad escape \\{e} in a set",
-                                   f"write {e} without the backslash")
-            elif e == "Z":
-                out.append("\\z")
-            elif e == "b" and in_set:
-                out.append(r"\x{8}")  # backspace, as in Python
-            elif e in "bB":
-                raise _refuse(
-                    f"a word boundary (\\{e})",
-                    "RE2's \\b counts only ASCII letters as word characters (it would split 'João'): match "
-                    "the neighbouring text instead, e.g. (?:^|[^\\w])word(?:[^\\w]|$), and take the word "
-                    "with a group",
-                    backtracking=False,
-                )
-            elif e == "C":
-                raise _refuse("\\C (a single byte)", "write . for any character", backtracking=False)
-            elif not e.isascii():  # Python: an escaped non-ASCII character is itself (RE2 refuses it)
-                out.append(e)
-            else:
-                out.append("\\" + e)
             continue
-        if in_set:
-            if c == "]" and i > set_start:
-                in_set = False
-                out.append(c)
-            elif c == "[":  # Python: a literal [ (RE2 would start a [:class:])
-                out.append("\\[")
-            else:
-                out.append(c)
+        if in_set:  # until the ] that closes it; a [ inside is a literal in Python (RE2: a [:class:])
+            in_set = not (c == "]" and i > set_start)
+            out.append("\\[" if c == "[" else c)
             i += 1
             continue
         if c == "[":
@@ -279,42 +309,16 @@ def _translate(pattern: str) -> tuple[str, bool]:
             last_top_dollar = -1
             continue
         if c == "(":
-            if pattern.startswith("(?", i):
-                rest = pattern[i + 2 :]
-                if rest.startswith(("=", "!")):
-                    raise _refuse(f"a lookahead {pattern[i : i + 3]}...)", _LOOKAHEAD)
-                if rest.startswith(("<=", "<!")):
-                    raise _refuse(f"a lookbehind {pattern[i : i + 4]}...)", _LOOKBEHIND)
-                if rest.startswith("P="):
-                    raise _refuse("a backreference (?P=...)", _BACKREFERENCE)
-                if rest.startswith(">"):
-                    raise _refuse("an atomic group (?>...)",
-                                  "write a plain group (?:...): the linear engine never backtracks anyway")
-                if rest.startswith("("):
-                    raise _refuse("a conditional group (?(...)...)", "write the alternatives out with |")
-                if rest.startswith("#"):  # a comment: dropped
-                    end = pattern.find(")", i)
-                    i = n if end < 0 else end + 1
-                    continue
-                flag = _FLAGS.match(pattern, i + 2)
-                if flag and flag.group(1):
-                    letters, closer = flag.groups()
-                    text, turns_on = _flags(letters, scoped=closer == ":")
-                    if closer == ")":
-                        multiline = multiline or turns_on
-                        if text:
-                            out.append(f"(?{text})")
-                        i = flag.end()
-                        continue
-                    out.append(f"(?{text}:" if text else "(?:")
-                    depth += 1
-                    i = flag.end()
-                    last_top_dollar = -1
-                    continue
-            depth += 1
-            out.append(c)
-            i += 1
-            last_top_dollar = -1
+            extension = _extension(pattern, i) if pattern.startswith("(?", i) else None
+            if extension is None:  # a plain group
+                extension = (c, i + 1, True, False)
+            text, i, opens, turns_on = extension
+            multiline = multiline or turns_on
+            if text:
+                out.append(text)
+            if opens:
+                depth += 1
+                last_top_dollar = -1
             continue
         if c == ")":
             depth = max(depth - 1, 0)

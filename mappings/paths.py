@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel
 
-CONTEXT_ROOTS = ("root", "tenant", "params", "now", "index")
+CONTEXT_ROOTS = ("root", "parent", "tenant", "params", "now", "index")
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,8 @@ def parse_path(text: str) -> ParsedPath:
         match = _NAME.match(text, 1)
         if not match or match.group() not in CONTEXT_ROOTS:
             raise PathError(
-                f"unknown context {text.split('.')[0]!r} in {original!r}: use $root, $tenant, $params, $now "
-                "or $index"
+                f"unknown context {text.split('.')[0]!r} in {original!r}: use $root, $parent, $tenant, $params, "
+                "$now or $index"
             )
         root = match.group()
         text = text[match.end():]
@@ -92,7 +92,7 @@ def parse_path(text: str) -> ParsedPath:
         elif text:
             raise PathError(f"expected '.' after ${root} in {original!r}")
         if not text:
-            if root in ("root", "now", "index"):
+            if root in ("root", "parent", "now", "index"):
                 return ParsedPath(original, root, ())
             raise PathError(f"${root} needs a field after it, e.g. ${root}.name")
     segments: list[Segment] = []

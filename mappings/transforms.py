@@ -11,6 +11,11 @@ the compiled mapping calls per record. Conventions every transform follows:
   field and record.
 - Transforms that take several values (``from: [a, b]``) are marked ``takes_many``; those that need the
   run's :class:`~mappings.context.MappingContext` (id-map lookup, tenant options) are ``needs_ctx``.
+
+This module holds the generic transforms and the registry every transform joins (:func:`transform`).
+Each system's enum tables live in :mod:`mappings.tables` (read by ``enum``); the signer and evidence
+transforms (``signer_order``, ``signer_channel``, ``evidence_required``) in :mod:`mappings.signers`,
+imported at the end of this module so that they are registered whenever it is.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mappings.linear_regex import compile_pattern
+from mappings.tables import ENUM_TABLES
 from ponte import DataError
 from schemas import (
     format_br_phone,
@@ -646,51 +652,6 @@ def _datetime_format(args: DateTimeArgs) -> Fn:
 
 # ---- enums --------------------------------------------------------------------------------------
 
-#: Named value tables (``{enum: sienge_sale_situation}``); matching folds case and accents.
-ENUM_TABLES: dict[str, dict[str, Any]] = {
-    "sienge_sale_situation": {"0": "requested", "1": "authorized", "2": "issued", "3": "cancelled"},
-    "sienge_person_type": {"física": "individual", "f": "individual", "fisica": "individual",
-                           "jurídica": "company", "j": "company", "juridica": "company"},
-    "sienge_civil_status": {
-        "solteiro(a)": "single", "solteiro": "single", "solteira": "single",
-        "casado(a)": "married", "casado": "married", "casada": "married",
-        "união estável": "stable_union", "uniao estavel": "stable_union", "convivente": "stable_union",
-        "divorciado(a)": "divorced", "divorciado": "divorced", "divorciada": "divorced",
-        "separado(a)": "separated", "separado": "separated", "separada": "separated",
-        "separado(a) judicialmente": "separated",
-        "viúvo(a)": "widowed", "viuvo": "widowed", "viúvo": "widowed", "viúva": "widowed",
-        "outros": "unknown", "": "unknown",
-    },
-    "cvcrm_civil_status": {
-        "single": "Solteiro(a)", "married": "Casado(a)", "stable_union": "União Estável",
-        "divorced": "Divorciado(a)", "separated": "Separado(a)", "widowed": "Viúvo(a)", "unknown": None,
-    },
-    "cvcrm_sale_situation": {"requested": "solicitada", "authorized": "autorizada", "issued": "vendida",
-                             "cancelled": "cancelada"},
-    "cvcrm_signer_role": {"titular": "client", "cliente": "client", "comprador": "client",
-                          "conjuge": "spouse", "cônjuge": "spouse", "cocomprador": "co_buyer",
-                          "testemunha": "witness", "representante": "company_representative",
-                          "testemunha_empresa": "company_witness"},
-    "cvcrm_override": {"sim": "yes", "s": "yes", "nao": "no", "não": "no", "n": "no", "padrao": "default",
-                       "padrão": "default"},
-    "cvcrm_signature_pages": {"todas": "all", "primeira": "first", "ultima": "last", "última": "last"},
-    "sienge_assistance_status": {"open": "open", "in_progress": "in_progress", "finished": "finished",
-                                 "canceled": "cancelled", "cancelled": "cancelled", "deleted": "deleted"},
-    "docusign_event_kind": {
-        "envelope-sent": "sent", "recipient-sent": "sent",
-        "envelope-delivered": "view", "recipient-delivered": "view",
-        "recipient-completed": "signature", "envelope-completed": "completion",
-        "envelope-declined": "refusal", "recipient-declined": "refusal",
-        "envelope-voided": "cancellation", "recipient-autoresponded": "delivery_failure",
-    },
-    "clicksign_event_kind": {
-        "sign": "signature", "view": "view", "refusal": "refusal", "close": "completion",
-        "auto_close": "completion", "deadline": "expiry", "cancel": "cancellation",
-    },
-    "whatsapp_status": {"sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed"},
-}
-
-
 class EnumArgs(Args):
     map: dict[str, Any] | None = Field(None, description="source value -> target value")
     table: str | None = Field(None, description=f"a named table: {', '.join(ENUM_TABLES)}")
@@ -863,7 +824,7 @@ def _text_parameters(_: None) -> Fn:
     return text_parameters
 
 
-# ---- context: id map and tenant options ------------------------------------------------------------
+# ---- the id map and deadlines ---------------------------------------------------------------------
 
 
 class LookupArgs(Args):
@@ -901,42 +862,6 @@ def _lookup(args: LookupArgs) -> Fn:
     return lookup
 
 
-def _tenant_options(ctx: Any) -> Any:
-    tenant = getattr(ctx, "tenant", None)
-    if tenant is None:
-        raise DataError("this mapping reads tenant options but the run has no tenant",
-                        hint="pass MappingContext(tenant=...)")
-    return tenant.options
-
-
-@transform("signer_order", needs_ctx=True)
-def _signer_order(_: None) -> Fn:
-    """A signer role's routing order in the tenant's signer chain; a role not in the chain is
-    missing (so the signer is left out of the envelope)."""
-
-    def signer_order(role: Any, ctx: Any) -> int | None:
-        for slot in _tenant_options(ctx).signer_chain:
-            if slot.role.value == role:
-                return slot.order
-        return None
-
-    return signer_order
-
-
-@transform("signer_channel", needs_ctx=True)
-def _signer_channel(_: None) -> Fn:
-    """The channel a signer role is invited by: its slot's channel, else the tenant's default."""
-
-    def signer_channel(role: Any, ctx: Any) -> str:
-        options = _tenant_options(ctx)
-        for slot in options.signer_chain:
-            if slot.role.value == role and slot.channel is not None:
-                return str(slot.channel.value)
-        return str(options.default_channel.value)
-
-    return signer_channel
-
-
 class AddDaysArgs(Args):
     tz: str = "America/Sao_Paulo"
 
@@ -955,25 +880,11 @@ def _add_days(args: AddDaysArgs) -> Fn:
     return add_days
 
 
-@transform("evidence_required", takes_many=True)
-def _evidence_required(_: None) -> Fn:
-    """Whether an evidence (selfie, document photo) is required: the contract's override
-    (yes/no/default) first, then the tenant default (required/not_required)."""
-
-    def evidence_required(values: tuple[Any, ...]) -> bool:
-        override, tenant_default = (*values, None, None)[:2]
-        override = getattr(override, "value", override)
-        tenant_default = getattr(tenant_default, "value", tenant_default)
-        said = fold(str(override)) if override is not None else "default"
-        if said in ("yes", "sim", "s", "true"):
-            return True
-        if said in ("no", "nao", "n", "false"):
-            return False
-        return tenant_default in ("required", True)
-
-    return evidence_required
-
-
 def catalogue() -> list[TransformSpec]:
     """Every registered transform, by name (for docs and ``ponte mapping explain``)."""
     return [REGISTRY[name] for name in sorted(REGISTRY)]
+
+
+# the transforms of their own modules register here when imported: importing them with this module keeps
+# REGISTRY whole for whoever reads it (the compiler, the mapping JSON Schema, ``catalogue``)
+from mappings import signers as _signers  # noqa: E402, F401

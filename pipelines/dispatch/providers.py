@@ -1,11 +1,15 @@
 """The canonical envelope sent through DocuSign or Clicksign, exactly once.
 
 Each provider's create goes through :func:`pipelines.dispatch.identity.create_once` (the rule "never a
-second envelope" and how it holds are stated there); this module says how each provider is asked. DocuSign: the ``ponte_key`` custom field and ``GET /envelopes?custom_field=``,
-both in the eSignature swagger. Clicksign: the envelope ``metadata`` and ``GET /envelopes?filter[name]=``,
-neither in Clicksign's Postman collection (UNCONFIRMED), so that lookup trusts "not there" only when
-the listing shows it can tell; otherwise the contract is dead-lettered for a person to check, never
-sent a second time (:func:`find_clicksign_envelope`, docs/dispatch.md).
+second envelope" and how it holds are stated there); this module says how each provider is asked.
+DocuSign: the mapping ``docusign/envelope_to_definition`` builds the whole envelope definition
+(:func:`docusign_definition` only gathers its inputs); the connector spec adds Ponte's key as the one
+custom field ``ponte_key`` and looks it up with ``GET /envelopes?custom_field=``, both in the eSignature
+swagger. Clicksign: the mapping ``clicksign/envelope_to_requests`` writes the key once, as the
+envelope's ``metadata.ponte_key``, found again with ``GET /envelopes?filter[name]=``; neither the
+metadata nor the listing is in Clicksign's Postman collection (UNCONFIRMED), so that lookup trusts "not
+there" only when the listing shows it can tell; otherwise the contract is dead-lettered for a person to
+check, never sent a second time (:func:`find_clicksign_envelope`, docs/dispatch.md).
 Clicksign builds an envelope in several calls (document, signers, requirements, activation): each is
 its own outbox step, so a crash in the middle resumes where it stopped instead of starting over.
 """
@@ -13,7 +17,6 @@ its own outbox step, so a crash in the middle resumes where it stopped instead o
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +32,7 @@ from pipelines.dispatch.identity import (
     no_crash,
     sent_when,
 )
-from pipelines.outbox import write_once
+from pipelines.outbox import WriteOutcome, write_once
 from pipelines.store.db import Store
 from ponte import ConfigurationError, ConflictError, DataError, NotFoundError
 from schemas import TenantConfig, docusign_idv_hint
@@ -83,8 +86,9 @@ def require_identity_verification(tenant: TenantConfig, envelope: Envelope) -> N
     )
 
 
-#: DocuSign's recipient kind for each interaction (the swagger's EnvelopeRecipients)
-DOCUSIGN_KINDS = {"sign": "signers", "approve": "certifiedDeliveries", "receive_copy": "carbonCopies"}
+#: DocuSign's recipient kinds (the swagger's EnvelopeRecipients); which signer goes to which kind is the
+#: mapping's (sign, approve, receive_copy), read back from the definition here
+DOCUSIGN_KINDS = ("signers", "certifiedDeliveries", "carbonCopies")
 
 
 def summary_message(envelope: Envelope, ctx: MappingContext) -> str | None:
@@ -95,78 +99,36 @@ def summary_message(envelope: Envelope, ctx: MappingContext) -> str | None:
 
 
 def docusign_definition(envelope: Envelope, document: Document, ctx: MappingContext) -> dict[str, Any]:
-    """The mapping's envelope definition with the computed positions as sign-here tabs.
+    """The envelope definition DocuSign is sent, built whole by the mapping ``docusign/envelope_to_definition``.
 
-    The mapping places signatures by anchor text; Ponte knows the exact positions (bottom of the
-    chosen pages, right to left), so each signer's tabs are replaced by positioned ones (DocuSign
-    positions are pixels at 72 dpi from the top-left corner, i.e. PDF points). Only ``signers`` take
-    tabs: an approver (``certifiedDeliveries``) and a copy recipient (``carbonCopies``) have none in the
-    swagger. The summary goes in ``emailBlurb`` ("included in email body for all envelope recipients",
-    at most 10000 characters), whoever invites.
+    Dispatch only gathers the mapping's inputs: the canonical envelope (its signers with their
+    interactions, and the signature positions computed when the document was made,
+    pipelines/documents/placement.py), the document as base64 and the sale's summary in the tenant's
+    words (``emailBlurb``; none when there is no summary). The mapping sorts the signers into DocuSign's
+    recipient kinds and places their tabs. Ponte's idempotency key is not in the definition: the
+    connector spec's ``create_envelope`` adds it as the one custom field ``ponte_key``, beside the lookup
+    that searches for it.
     """
-    b64 = base64.b64encode(document.content).decode()
-    definition = dict(
-        load_mapping("docusign/envelope_to_definition").apply(
-            envelope.model_dump(mode="json"), ctx.with_params(document_base64=b64)
-        )
+    params = ctx.with_params(
+        document_base64=base64.b64encode(document.content).decode(),
+        email_blurb=summary_message(envelope, ctx) or None,
     )
-    recipients = definition["recipients"] = _by_interaction(envelope, definition["recipients"]["signers"])
-    by_role: dict[str, list[dict[str, str]]] = {}
-    for pos in envelope.positions:
-        by_role.setdefault(pos.role, []).append(
-            {
-                "documentId": "1",
-                "pageNumber": str(pos.page),
-                "xPosition": str(round(pos.x)),
-                "yPosition": str(round(pos.y)),
-            }
-        )
-    for signer in recipients["signers"]:
-        tabs = by_role.get(signer["roleName"])
-        if tabs:
-            signer["tabs"] = {"signHereTabs": tabs}
-    blurb = summary_message(envelope, ctx)
-    if blurb:
-        definition["emailBlurb"] = blurb[:10000]
-    return definition
-
-
-#: what a certified delivery or a carbon copy takes of the mapping's signer (the swagger's
-#: certifiedDelivery and carbonCopy definitions: no tabs; DocuSign e-mails a copy recipient, so it is
-#: never embedded; SMS/WhatsApp delivery is sent for signers only)
-_APPROVER_FIELDS = (
-    "email",
-    "name",
-    "recipientId",
-    "routingOrder",
-    "roleName",
-    "clientUserId",
-    "identityVerification",
-)
-_COPY_FIELDS = ("email", "name", "recipientId", "routingOrder", "roleName")
-
-
-def _by_interaction(envelope: Envelope, mapped: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The mapping's signers sorted into DocuSign's recipient kinds by each signer's interaction."""
-    interaction = {s.role: s.interaction for s in envelope.signers}
-    out: dict[str, list[dict[str, Any]]] = {"signers": []}
-    for recipient in mapped:
-        kind = DOCUSIGN_KINDS[interaction.get(recipient["roleName"], "sign")]
-        if kind == "certifiedDeliveries":
-            recipient = {k: recipient[k] for k in _APPROVER_FIELDS if k in recipient}
-        elif kind == "carbonCopies":
-            recipient = {k: recipient[k] for k in _COPY_FIELDS if k in recipient}
-        out.setdefault(kind, []).append(recipient)
-    return out
+    mapping = load_mapping("docusign/envelope_to_definition")
+    return dict(mapping.apply(envelope.model_dump(mode="json"), params))
 
 
 def docusign_recipients(definition: dict[str, Any]) -> dict[str, str]:
     """role -> recipientId over every recipient kind of a definition."""
     return {
         r["roleName"]: str(r["recipientId"])
-        for kind in DOCUSIGN_KINDS.values()
+        for kind in DOCUSIGN_KINDS
         for r in definition["recipients"].get(kind) or []
     }
+
+
+def docusign_kinds(definition: dict[str, Any]) -> dict[str, str]:
+    """role -> the recipient kind the mapping put it in (signers, certifiedDeliveries, carbonCopies)."""
+    return {r["roleName"]: kind for kind in DOCUSIGN_KINDS for r in definition["recipients"].get(kind) or []}
 
 
 def send_docusign(
@@ -212,6 +174,7 @@ def send_docusign(
     )
     if not outcome.external_id:
         raise ConfigurationError("DocuSign answered without an envelopeId", tenant=envelope.tenant)
+    kinds = docusign_kinds(definition)
     return Created(
         outcome.external_id,
         docusign_recipients(definition),
@@ -219,7 +182,7 @@ def send_docusign(
             "tabs": sum(
                 len(s.get("tabs", {}).get("signHereTabs", [])) for s in definition["recipients"]["signers"]
             ),
-            "recipient_kinds": {s.role: DOCUSIGN_KINDS[s.interaction] for s in envelope.signers},
+            "recipient_kinds": {s.role: kinds[s.role] for s in envelope.signers if s.role in kinds},
         },
         how=outcome.how,
     )
@@ -277,7 +240,10 @@ def send_clicksign(
     lease_seconds: float = 120,
     person_checked: bool = False,
 ) -> Created:
-    """``person_checked``: a person looked at Clicksign after a dead letter said an earlier create was
+    """Create the envelope at Clicksign once, then its document, recipients and requirements, activate
+    it and (when Clicksign invites) notify, each step once (:class:`_ClicksignSteps`).
+
+    ``person_checked``: a person looked at Clicksign after a dead letter said an earlier create was
     unsure and the lookup could not tell (the replay of that letter); see :func:`find_clicksign_envelope`."""
     b64 = base64.b64encode(document.content).decode()
     canonical = envelope.model_dump(mode="json")
@@ -285,113 +251,31 @@ def send_clicksign(
         canonical, ctx.with_params(document_base64=b64)
     )
     key = envelope.idempotency_key
-    tenant = envelope.tenant
-    body = dict(requests["envelope"]["data"]["attributes"])
-    body["metadata"] = {**body.get("metadata", {}), "ponte_key": key}
-
-    def step(
-        action: str, step_key: str, record: dict[str, Any], find: Callable[[], Any] | None = None
-    ) -> str:
-        def send() -> tuple[str | None, dict[str, Any]]:
-            result = conn.call(action, record)
-            return result.id, {}
-
-        outcome = write_once(
-            store,
-            tenant=tenant,
-            connector=conn.name,
-            action=action,
-            key=step_key,
-            payload={"contract_id": envelope.contract_id},
-            send=send,
-            find=find,
-            worker=worker,
-            run_id=run_id,
-            lease_seconds=lease_seconds,
-        )
-        return str(outcome.external_id or "")
-
-    def find_envelope() -> tuple[str | None, dict[str, Any]] | None:
-        return find_clicksign_envelope(store, conn, tenant, key, body["name"], person_checked=person_checked)
-
-    def create_envelope() -> tuple[str | None, dict[str, Any]]:
-        # the spec gives create_envelope no lookup of its own (a name is not a key): an unsure attempt
-        # comes back as AmbiguousWriteError and create_once looks it up by Ponte's key before any resend
-        result = conn.call("create_envelope", body)
-        return result.id, {}
-
-    created = create_once(
-        store,
-        conn,
-        tenant=tenant,
-        key=key,
-        action="create_envelope",
-        payload={"contract_id": envelope.contract_id, "document_sha256": envelope.document_sha256},
-        attempt=create_envelope,
-        find=find_envelope,
-        worker=worker,
-        run_id=run_id,
-        lease_seconds=lease_seconds,
-        crash=crash,
+    body = requests["envelope"]["data"]["attributes"]  # the mapping's metadata carries the key (ponte_key)
+    created = _create_clicksign_envelope(
+        store, conn, envelope, body, worker=worker, run_id=run_id, crash=crash, lease_seconds=lease_seconds,
+        person_checked=person_checked,
     )
     envelope_id = str(created.external_id)
-
-    def lookup(action: str, record: dict[str, Any]) -> Callable[[], Any]:
-        def find() -> tuple[str | None, dict[str, Any]] | None:
-            found = conn.find_existing(action, record)
-            return None if found is None else (found.id, {})
-
-        return find
-
+    steps = _ClicksignSteps(store, conn, envelope, worker, run_id, lease_seconds)
     doc = {**requests["document"]["data"]["attributes"], "envelope_id": envelope_id}
-    document_id = step("add_document", f"{key}:document", doc, lookup("add_document", doc))
+    document_id = steps.run("add_document", f"{key}:document", doc)
     positioned = conn.values.get("signature_positions", "none") == "coordinates"
     signer_ids: dict[str, str] = {}
     kinds: dict[str, str] = {}
     for raw, signer in zip(requests["signers"], canonical["signers"], strict=True):
-        role = signer["role"]
-        interaction = signer.get("interaction") or "sign"
-        if interaction == "receive_copy":
-            # a copy recipient is a signature watcher, not a signer: no group, no requirement, nobody waits
-            watcher = {"envelope_id": envelope_id, "email": signer["email"], "kind": CLICKSIGN_WATCHER_KIND}
-            signer_ids[role] = step(
-                "add_watcher", f"{key}:watcher:{role}", watcher, lookup("add_watcher", watcher)
-            )
-            kinds[role] = "signature_watcher"
-            continue
-        attrs = {**raw["data"]["attributes"], "envelope_id": envelope_id}
-        if not provider_notifies:
-            attrs["communicate_events"] = {
-                **attrs.get("communicate_events", {}),
-                "signature_request": "none",
-                "signature_reminder": "none",
-            }
-        signer_ids[role] = step("add_signer", f"{key}:signer:{role}", attrs, lookup("add_signer", attrs))
-        sid = signer_ids[role]
-        kinds[role] = "signer"
-        base = {"envelope_id": envelope_id, "document_id": document_id, "signer_id": sid}
-        qualification = "sign" if interaction == "sign" else conn.values.get("approve_role", "approve")
-        agree = {**base, "action": "agree", "role": qualification}
-        step("add_requirement", f"{key}:req:{role}:agree", agree, lookup("add_requirement", agree))
-        for auth in clicksign_auths(signer):
-            evidence = {**base, "action": "provide_evidence", "auth": auth}
-            step("add_requirement", f"{key}:req:{role}:{auth}", evidence, lookup("add_requirement", evidence))
-        places = clicksign_positions(envelope, role, document.page_size) if interaction == "sign" else []
-        if positioned and places:
-            mark = {
-                **base,
-                "action": "rubricate",
-                "kind": conn.values.get("position_kind", "manuscript"),
-                "positions": places,
-            }
-            step("add_requirement", f"{key}:req:{role}:position", mark, lookup("add_requirement", mark))
+        ids = {"envelope_id": envelope_id, "document_id": document_id}
+        signer_ids[signer["role"]], kinds[signer["role"]] = _add_clicksign_recipient(
+            steps, raw, signer, ids, page_size=document.page_size, provider_notifies=provider_notifies,
+            positioned=positioned,
+        )
     conn.call("activate_envelope", {"envelope_id": envelope_id, "deadline_at": body.get("deadline_at")})
     if provider_notifies:
         notice: dict[str, Any] = {"envelope_id": envelope_id}
         message = summary_message(envelope, ctx)
         if message:  # "Notificar Envelope": {message} is the collection's notification text
             notice["message"] = message
-        step("notify", f"{key}:notify", notice, lookup("notify", notice))
+        steps.run("notify", f"{key}:notify", notice)
     return Created(
         envelope_id,
         signer_ids,
@@ -405,8 +289,141 @@ def send_clicksign(
     )
 
 
+def _create_clicksign_envelope(
+    store: Store,
+    conn: Connector,
+    envelope: Envelope,
+    body: dict[str, Any],
+    *,
+    worker: str,
+    run_id: str | None,
+    crash: CrashHook,
+    lease_seconds: float,
+    person_checked: bool,
+) -> WriteOutcome:
+    """The envelope itself, created once under the envelope's key (:func:`create_once`)."""
+    key = envelope.idempotency_key
+    tenant = envelope.tenant
+
+    def find_envelope() -> tuple[str | None, dict[str, Any]] | None:
+        return find_clicksign_envelope(store, conn, tenant, key, body["name"], person_checked=person_checked)
+
+    def create_envelope() -> tuple[str | None, dict[str, Any]]:
+        # the spec gives create_envelope no lookup of its own (a name is not a key): an unsure attempt
+        # comes back as AmbiguousWriteError and create_once looks it up by Ponte's key before any resend
+        result = conn.call("create_envelope", body)
+        return result.id, {}
+
+    return create_once(
+        store,
+        conn,
+        tenant=tenant,
+        key=key,
+        action="create_envelope",
+        payload={"contract_id": envelope.contract_id, "document_sha256": envelope.document_sha256},
+        attempt=create_envelope,
+        find=find_envelope,
+        worker=worker,
+        run_id=run_id,
+        lease_seconds=lease_seconds,
+        crash=crash,
+    )
+
+
+@dataclass
+class _ClicksignSteps:
+    """The steps after the create, each its own outbox write under ``<key>:<step>``, looked up at
+    Clicksign (the spec's ``find_existing`` of the action) before it is sent again."""
+
+    store: Store
+    conn: Connector
+    envelope: Envelope
+    worker: str
+    run_id: str | None
+    lease_seconds: float
+
+    def run(self, action: str, step_key: str, record: dict[str, Any]) -> str:
+        """Call ``action`` with ``record`` once under ``step_key``; the provider's id of what it made."""
+        conn = self.conn
+
+        def send() -> tuple[str | None, dict[str, Any]]:
+            result = conn.call(action, record)
+            return result.id, {}
+
+        def find() -> tuple[str | None, dict[str, Any]] | None:
+            found = conn.find_existing(action, record)
+            return None if found is None else (found.id, {})
+
+        outcome = write_once(
+            self.store,
+            tenant=self.envelope.tenant,
+            connector=conn.name,
+            action=action,
+            key=step_key,
+            payload={"contract_id": self.envelope.contract_id},
+            send=send,
+            find=find,
+            worker=self.worker,
+            run_id=self.run_id,
+            lease_seconds=self.lease_seconds,
+        )
+        return str(outcome.external_id or "")
+
+
+def _add_clicksign_recipient(
+    steps: _ClicksignSteps,
+    raw: dict[str, Any],
+    signer: dict[str, Any],
+    ids: dict[str, str],
+    *,
+    page_size: tuple[float, float],
+    provider_notifies: bool,
+    positioned: bool,
+) -> tuple[str, str]:
+    """One canonical signer at Clicksign: a signature watcher for a copy recipient; otherwise a signer
+    with its requirements (agree as signer or approver, each evidence, the positions when Clicksign
+    takes them). ``raw`` is the mapping's signer request, ``ids`` the envelope's and the document's.
+    Returns the provider's id of the recipient and its kind."""
+    conn, key, envelope_id = steps.conn, steps.envelope.idempotency_key, ids["envelope_id"]
+    role = signer["role"]
+    interaction = signer.get("interaction") or "sign"
+    if interaction == "receive_copy":
+        # a copy recipient is a signature watcher, not a signer: no group, no requirement, nobody waits
+        watcher = {"envelope_id": envelope_id, "email": signer["email"], "kind": CLICKSIGN_WATCHER_KIND}
+        return steps.run("add_watcher", f"{key}:watcher:{role}", watcher), "signature_watcher"
+    attrs = {**raw["data"]["attributes"], "envelope_id": envelope_id}
+    if not provider_notifies:
+        attrs["communicate_events"] = {
+            **attrs.get("communicate_events", {}),
+            "signature_request": "none",
+            "signature_reminder": "none",
+        }
+    sid = steps.run("add_signer", f"{key}:signer:{role}", attrs)
+    base = {"envelope_id": envelope_id, "document_id": ids["document_id"], "signer_id": sid}
+    qualification = "sign" if interaction == "sign" else conn.values.get("approve_role", "approve")
+    agree = {**base, "action": "agree", "role": qualification}
+    steps.run("add_requirement", f"{key}:req:{role}:agree", agree)
+    for auth in clicksign_auths(signer):
+        evidence = {**base, "action": "provide_evidence", "auth": auth}
+        steps.run("add_requirement", f"{key}:req:{role}:{auth}", evidence)
+    places = clicksign_positions(steps.envelope, role, page_size) if interaction == "sign" else []
+    if positioned and places:
+        mark = {
+            **base,
+            "action": "rubricate",
+            "kind": conn.values.get("position_kind", "manuscript"),
+            "positions": places,
+        }
+        steps.run("add_requirement", f"{key}:req:{role}:position", mark)
+    return sid, "signer"
+
+
 #: envelopes read, at most, to look one up (a listing that ignores the name filter lists them all)
 LOOKUP_LIMIT = 1000
+
+#: where a Clicksign envelope's metadata carries Ponte's key: ``ponte_key``, the one name the mapping
+#: ``clicksign/envelope_to_requests`` writes; envelopes sent before also carry ``ponte_idempotency_key``
+CLICKSIGN_KEY_NAMES = ("ponte_key", "ponte_idempotency_key")
 
 
 def find_clicksign_envelope(
@@ -422,12 +439,13 @@ def find_clicksign_envelope(
 
     The listing (``GET /envelopes?filter[name]=``) and envelope ``metadata`` are not in Clicksign's
     Postman collection (UNCONFIRMED), so the answer is trusted only as far as the listing shows it can
-    be: an envelope whose metadata carries ``key`` is ours; "not there" holds when no draft with this
-    name lacks a Ponte key (only a draft can be an unrecorded create: Ponte activates an envelope after
-    recording its id; another version's envelope carries its own key) and the listing applied the name
-    filter and ended within :data:`LOOKUP_LIMIT`. Anything else raises :class:`CreateUnconfirmed`, a
-    dead letter, instead of risking a second envelope. ``person_checked`` (the replay of that letter)
-    accepts "not there" from a listing that ignores the filter or is missing, never past a listed draft.
+    be: an envelope whose metadata carries ``key`` (under either of :data:`CLICKSIGN_KEY_NAMES`) is
+    ours; "not there" holds when no draft with this name lacks a Ponte key (only a draft can be an
+    unrecorded create: Ponte activates an envelope after recording its id; another version's envelope
+    carries its own key) and the listing applied the name filter and ended within :data:`LOOKUP_LIMIT`.
+    Anything else raises :class:`CreateUnconfirmed`, a dead letter, instead of risking a second
+    envelope. ``person_checked`` (the replay of that letter) accepts "not there" from a listing that
+    ignores the filter or is missing, never past a listed draft.
     """
     try:
         items = list(conn.read("envelopes", params={"name": name}, limit=LOOKUP_LIMIT))
@@ -440,11 +458,12 @@ def find_clicksign_envelope(
     for item in items:
         attributes = item.get("attributes") or {}
         metadata = attributes.get("metadata") if isinstance(attributes.get("metadata"), dict) else {}
-        if key in (metadata.get("ponte_key"), metadata.get("ponte_idempotency_key")):
+        keys = [value for value in (metadata.get(n) for n in CLICKSIGN_KEY_NAMES) if value]
+        if key in keys:
             return str(item["id"]), {"existing": True}
         if attributes.get("name") != name:
             unfiltered = True  # the name filter was not applied: this is not the whole answer
-        elif not metadata.get("ponte_key") and attributes.get("status", "draft") == "draft":
+        elif not keys and attributes.get("status", "draft") == "draft":
             drafts.append(str(item.get("id")))
     if drafts:
         raise _unconfirmed(
@@ -565,17 +584,7 @@ def void_once(
     action = void_action(conn)
     record = f"contract {contract_id}"
     before = provider_state(conn, provider_envelope_id)
-    if before == "completed":
-        raise _signed(conn, provider_envelope_id, record)
-    if action is None and before == "live":
-        raise DataError(
-            f"{conn.name}'s spec declares no signing.void, so Ponte cannot void envelope "
-            f"{provider_envelope_id} of the contract's earlier document version; nothing new was sent",
-            record=record,
-            field="signing.void",
-            hint=f"void (cancel) envelope {provider_envelope_id} in {conn.name}'s panel, or declare `signing.void` "
-            "in the connector spec; then `ponte deadletter replay` the contract",
-        )
+    _check_voidable(conn, action, before, provider_envelope_id, record)
 
     def find() -> tuple[str | None, dict[str, Any]] | None:
         state = provider_state(conn, provider_envelope_id)
@@ -584,25 +593,7 @@ def void_once(
     def send() -> tuple[str | None, dict[str, Any]]:
         if before != "live":  # over at the provider already: recorded as this version's void, no call
             return provider_envelope_id, {"provider_state": before, "called": False}
-        try:
-            # deadline_at: the envelope's own, for a provider whose update body carries it (Clicksign)
-            conn.call(str(action), {"envelope_id": provider_envelope_id, "reason": reason, "deadline_at": deadline_at})
-        except (DataError, NotFoundError, ConflictError) as exc:
-            state = provider_state(conn, provider_envelope_id)
-            if state == "completed":
-                raise _signed(conn, provider_envelope_id, record) from None
-            if state == "live":
-                raise DataError(
-                    f"{conn.name} refused to void envelope {provider_envelope_id} of the contract's earlier "
-                    f"document version ({exc.message}); nothing new was sent",
-                    record=record,
-                    field="signing.void",
-                    hint=f"void (cancel) envelope {provider_envelope_id} in {conn.name}'s panel, then "
-                    "`ponte deadletter replay` the contract",
-                ) from None
-            return provider_envelope_id, {"provider_state": state, "called": True, "refused": exc.message}
-        crash("after_void_call")
-        return provider_envelope_id, {"provider_state": "voided", "called": True}
+        return _call_void(conn, str(action), provider_envelope_id, reason, deadline_at, record, crash)
 
     outcome = write_once(
         store,
@@ -622,6 +613,56 @@ def void_once(
     if outcome.how == "sent" and not outcome.result.get("called"):
         how = "found"
     return Voided(how, state, reason)
+
+
+def _check_voidable(
+    conn: Connector, action: str | None, before: str, provider_envelope_id: str, record: str
+) -> None:
+    """Refuse, before anything is recorded, a void that cannot happen: the envelope is completed (the
+    signed version stands), or it is live and the provider's spec declares no void."""
+    if before == "completed":
+        raise _signed(conn, provider_envelope_id, record)
+    if action is None and before == "live":
+        raise DataError(
+            f"{conn.name}'s spec declares no signing.void, so Ponte cannot void envelope "
+            f"{provider_envelope_id} of the contract's earlier document version; nothing new was sent",
+            record=record,
+            field="signing.void",
+            hint=f"void (cancel) envelope {provider_envelope_id} in {conn.name}'s panel, or declare `signing.void` "
+            "in the connector spec; then `ponte deadletter replay` the contract",
+        )
+
+
+def _call_void(
+    conn: Connector,
+    action: str,
+    provider_envelope_id: str,
+    reason: str,
+    deadline_at: str | None,
+    record: str,
+    crash: CrashHook,
+) -> tuple[str, dict[str, Any]]:
+    """The void call of a live envelope, and what the outbox records of it. A refusal is read again:
+    over at the provider is fine, completed is :class:`SignedVersionStands`, still live a dead letter."""
+    try:
+        # deadline_at: the envelope's own, for a provider whose update body carries it (Clicksign)
+        conn.call(action, {"envelope_id": provider_envelope_id, "reason": reason, "deadline_at": deadline_at})
+    except (DataError, NotFoundError, ConflictError) as exc:
+        state = provider_state(conn, provider_envelope_id)
+        if state == "completed":
+            raise _signed(conn, provider_envelope_id, record) from None
+        if state == "live":
+            raise DataError(
+                f"{conn.name} refused to void envelope {provider_envelope_id} of the contract's earlier "
+                f"document version ({exc.message}); nothing new was sent",
+                record=record,
+                field="signing.void",
+                hint=f"void (cancel) envelope {provider_envelope_id} in {conn.name}'s panel, then "
+                "`ponte deadletter replay` the contract",
+            ) from None
+        return provider_envelope_id, {"provider_state": state, "called": True, "refused": exc.message}
+    crash("after_void_call")
+    return provider_envelope_id, {"provider_state": "voided", "called": True}
 
 
 def _signed(conn: Connector, provider_envelope_id: str, record: str) -> SignedVersionStands:

@@ -1,6 +1,9 @@
 """DocuSign eSignature v2.1 payloads: the envelope definition Ponte sends and the Connect events it
-receives (JSON SIM). Names follow DocuSign's OpenAPI definitions (``envelopeDefinition``, ``signer``,
-``signHere``) and ``connect.schema-v2.json``; DocuSign sends numbers as strings in many places."""
+receives (JSON SIM). Names follow DocuSign's OpenAPI definitions in the eSignature swagger
+(``docusign/esignature.rest.swagger-v2.json`` in ../shared/specs: ``envelopeDefinition``,
+``EnvelopeRecipients``, ``signer``, ``certifiedDelivery``, ``carbonCopy``, ``signHere``,
+``textCustomField``) and ``connect.schema-v2.json`` beside it; DocuSign sends numbers as strings in
+many places. Each model below declares the fields Ponte writes, a subset of its swagger definition."""
 
 from __future__ import annotations
 
@@ -57,12 +60,17 @@ class DsIdentityVerification(RequestBody):
     workflowId: str = Field(min_length=1)
 
 
-class DsSigner(RequestBody):
+class DsRecipient(RequestBody):
+    """What every recipient kind of the swagger's ``recipients`` carries."""
+
     email: str
     name: str
     recipientId: str
     routingOrder: str
     roleName: str | None = None
+
+
+class DsSigner(DsRecipient):
     #: set: an embedded recipient, who signs through a recipient view Ponte asks for (PROVIDERS.md §3.7)
     clientUserId: str | None = Field(None, max_length=100)
     #: one secondary delivery method per recipient
@@ -72,14 +80,39 @@ class DsSigner(RequestBody):
     tabs: DsTabs | None = None
 
 
+class DsCertifiedDelivery(DsRecipient):
+    """``certifiedDelivery``: a recipient who "must receive the completed documents for the envelope to
+    be completed, but ... does not need to sign" (an approver). The swagger gives it no tabs and no
+    ``additionalNotifications``; it may be embedded (``clientUserId``) and asked for ID Verification."""
+
+    clientUserId: str | None = Field(None, max_length=100)
+    identityVerification: DsIdentityVerification | None = None
+
+
+class DsCarbonCopy(DsRecipient):
+    """``carbonCopy``: a recipient who "should receive a copy of the envelope, but does not need to sign
+    it". No tabs; DocuSign e-mails the copy itself when the routing order reaches it, so Ponte never
+    makes it embedded."""
+
+
 class DsRecipients(RequestBody):
-    signers: list[DsSigner] = Field(min_length=1)
+    """``EnvelopeRecipients``: one list per recipient kind. ``recipientId`` and ``routingOrder`` run
+    across the kinds (one id per recipient of the envelope, one routing order for all of them).
+    ``signers`` is always sent, empty when every recipient approves or receives a copy."""
+
+    signers: list[DsSigner]
+    certifiedDeliveries: list[DsCertifiedDelivery] | None = None
+    carbonCopies: list[DsCarbonCopy] | None = None
 
 
 class DsTextCustomField(RequestBody):
+    """``textCustomField``: an envelope custom field (``show`` "false": kept off the certificate of
+    completion; ``required``, as the swagger spells it)."""
+
     name: str
     value: str
     show: str = "false"
+    required: str | None = None
 
 
 class DsCustomFields(RequestBody):

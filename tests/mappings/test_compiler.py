@@ -19,7 +19,7 @@ from mappings import MAPPINGS_DIR, MappingContext, compile_file, list_mappings, 
 from mappings.language import json_schema
 from mappings.paths import parse_path
 from mappings.samples import load_context
-from ponte.errors import DataError
+from ponte.errors import ConfigurationError, DataError
 from schemas.canonical import Person
 from tests.mappings.conftest import SAMPLES
 
@@ -152,6 +152,65 @@ fields:
     assert mapping.apply(dict(base, situation="1", issueDate=None, number="x"))["situacao"] == "autorizada"
     assert "observacoes" not in mapping.apply(dict(base, number="x"))
     assert mapping.apply_many(dict(base, situation="0")) == []
+
+
+PARENT_MAPPING = """
+version: 1
+source: canonical/envelope
+target: sienge/customer
+record_id: contract_id
+fields:
+  id: {from: contract_id, transforms: [int]}
+  name: document_name
+  procurators:
+    fields:
+      signers:
+        each: signers
+        fields:
+          role: role
+          pages:
+            cases:
+              - when: {path: role, in: "@positions[*].role"}
+                each: $root.positions
+                filter: {path: role, equals: "@$parent.role"}
+                item: {from: page}
+              - value: none
+          first_page:               # a selector's @path may be a context path too
+            each: $root.signers
+            filter: {path: role, equals: "@$parent.role"}
+            item: {from: "$root.positions[role=@$parent.role].page"}
+      unplaced:
+        each: signers
+        filter: {path: role, not_in: "@positions[*].role"}
+        item: {from: role}
+"""
+
+
+def test_parent_reads_the_enclosing_item_and_in_takes_a_path(tmp_path: Path) -> None:
+    mapping = compile_file(write(tmp_path, PARENT_MAPPING))
+    signer = {"routing_order": 1, "name": "N", "document": "52998224725"}
+    record = {"contract_id": "7", "document_name": "d.pdf",
+              "signers": [dict(signer, role="client"), dict(signer, role="spouse"), dict(signer, role="witness")],
+              "positions": [{"role": "spouse", "page": 2}, {"role": "client", "page": 1},
+                            {"role": "spouse", "page": 3}]}
+    out = mapping.apply(record)["procurators"]
+    assert [(s["role"], s["pages"]) for s in out["signers"]] == [
+        ("client", [1]), ("spouse", [2, 3]), ("witness", "none")]
+    assert [s["first_page"] for s in out["signers"]] == [[1], [2], []]
+    assert out["unplaced"] == ["witness"]
+    assert mapping.apply(dict(record, positions=[]))["procurators"]["unplaced"] == ["client", "spouse", "witness"]
+
+
+def test_parent_is_checked_against_the_enclosing_item_and_in_wants_a_list_or_a_path(tmp_path: Path) -> None:
+    typo = PARENT_MAPPING.replace("@$parent.role", "@$parent.rol")
+    with pytest.raises(ConfigurationError, match=r"no field 'rol'.*did you mean 'role'"):
+        compile_file(write(tmp_path, typo, "typo.yaml"))
+    outside = PARENT_MAPPING.replace("name: document_name", "name: $parent.document_name")
+    with pytest.raises(ConfigurationError, match="\\$parent is the object an each is written in"):
+        compile_file(write(tmp_path, outside, "outside.yaml"))
+    text = PARENT_MAPPING.replace('not_in: "@positions[*].role"', "not_in: client")
+    with pytest.raises(ConfigurationError, match="not_in takes a list of values, or '@path'"):
+        compile_file(write(tmp_path, text, "text.yaml"))
 
 
 def test_split_produces_one_record_per_item_with_context(tmp_path: Path) -> None:

@@ -142,10 +142,12 @@ def test_docusign_definition_uses_only_names_of_the_docusign_spec() -> None:
     # the v2 swagger with the v2.1 fields it lacks, each stated in tests/support/vendor_specs.py
     # (DOCUSIGN_V21_ADDITIONS: the recipients' additionalNotifications, PROVIDERS.md §3.7)
     spec = vendor_specs.load(vendor_specs.DOCUSIGN)
-    expected = json.loads(
-        (SAMPLES / "docusign/envelope_to_definition/tres_signatarios.expected.json").read_text(encoding="utf-8")
-    )
-    assert _check_against_swagger(expected, {"$ref": "#/definitions/envelopeDefinition"}, spec, "envelope") == []
+    expected_files = sorted((SAMPLES / "docusign/envelope_to_definition").glob("*.expected.json"))
+    assert len(expected_files) >= 2  # signers only; and approvers, copies and computed positions
+    for path in expected_files:
+        expected = json.loads(path.read_text(encoding="utf-8"))
+        where = f"{path.name}: envelope"
+        assert _check_against_swagger(expected, {"$ref": "#/definitions/envelopeDefinition"}, spec, where) == []
 
 
 def test_clicksign_bodies_use_the_names_of_the_clicksign_collection() -> None:
