@@ -17,14 +17,16 @@ from sqlalchemy.orm import Session, selectinload
 
 from pipelines.backsync.machine import (
     SIGNER_DONE,
+    SIGNER_TERMINAL,
     next_envelope_status,
     next_signer_status,
     signer_after_envelope,
+    signer_when_turn_comes,
 )
 from pipelines.store.db import Store
 from pipelines.store.models import Envelope, EnvelopeSigner
 from pipelines.store.repos import audit
-from schemas.canonical import EnvelopeStatus, SignerStatus, SigningEvent, SigningEventKind
+from schemas.canonical import EnvelopeStatus, SigningEvent, SigningEventKind
 
 FLOW = "backsync"
 K = SigningEventKind
@@ -221,22 +223,23 @@ def _advance_waiting(envelope: Envelope, changes: list[dict[str, object]]) -> No
     pending = [
         s
         for s in envelope.signers
-        if s.status not in (*SIGNER_DONE, SignerStatus.declined, SignerStatus.expired)
+        if s.status not in SIGNER_TERMINAL
         and s.interaction != RECEIVE_COPY
     ]
     if not pending:
         return
     current = min(s.routing_order for s in pending)
     for signer in pending:
-        if signer.routing_order == current and signer.status == SignerStatus.waiting:
+        turn = signer_when_turn_comes(signer.status) if signer.routing_order == current else None
+        if turn is not None:
             # the provider invites them (or Ponte does, through dispatch's notify_next_signers)
             changes.append(
                 {
                     "signer": signer.id,
                     "role": signer.role,
-                    "from": "waiting",
-                    "to": "sent",
+                    "from": str(signer.status),
+                    "to": turn,
                     "event": "previous_order_signed",
                 }
             )
-            signer.status = SignerStatus.sent
+            signer.status = turn

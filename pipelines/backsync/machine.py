@@ -106,6 +106,12 @@ def signer_after_envelope(current: str, envelope_status: str, interaction: str |
     return None
 
 
+def signer_when_turn_comes(current: str) -> str | None:
+    """A waiting signer whose routing order is now the lowest unfinished one is sent the envelope (the
+    provider invites them, or Ponte does through dispatch); anyone else stays where they are."""
+    return S.sent if current == S.waiting else None
+
+
 def envelope_rank(status: str) -> int:
     return _rank(status, ENVELOPE_RANK, ENVELOPE_TERMINAL)
 

@@ -109,3 +109,11 @@ def test_any_delivery_order_with_duplicates_ends_completed_and_never_regresses(
     late = [_event(pid, 99, SigningEventKind.refusal, "2"), _event(pid, 100, SigningEventKind.expiry, None)]
     assert not apply_events(store, "t", "docusign", pid, late).changed
     assert _state(store, pid) == ("completed", ["signed", "signed"])
+
+
+def test_only_a_waiting_signer_is_sent_when_their_turn_comes() -> None:
+    from pipelines.backsync.machine import signer_when_turn_comes
+
+    assert signer_when_turn_comes("waiting") == "sent"
+    for status in ("created", "sent", "delivered", "signed", "approved", "copy_delivered", "declined", "expired"):
+        assert signer_when_turn_comes(status) is None, status
