@@ -121,16 +121,23 @@ DETECTORS = (
 )
 
 
+#: a provider's id (an envelope's UUID): its all-digit groups can read like a phone (5548-9999-8847)
+_UUID = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?![0-9A-Za-z])", re.I)
+
+
 def scan_line(line: str, secrets: list[str]) -> list[tuple[str, int, int]]:
-    """The (kind, start, end) spans of clear personal data or secrets in ``line``."""
+    """The (kind, start, end) spans of clear personal data or secrets in ``line``. Digits inside a UUID
+    are part of an id, not personal data (known secrets are found wherever they are)."""
     spans = []
     for secret in secrets:
         start = line.find(secret)
         while start != -1:
             spans.append(("known secret", start, start + len(secret)))
             start = line.find(secret, start + 1)
+    ids = [m.span() for m in _UUID.finditer(line)]
     for detector in DETECTORS:
-        spans.extend((detector.kind, a, b) for a, b in detector.find(line))
+        spans.extend((detector.kind, a, b) for a, b in detector.find(line)
+                     if not any(start <= a and b <= end for start, end in ids))
     return spans
 
 

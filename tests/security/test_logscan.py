@@ -90,6 +90,16 @@ def test_whatever_redact_masks_the_scan_accepts(base: str, formatted: bool) -> N
     assert kinds(redact(text)) == set()
 
 
+def test_digits_inside_an_envelope_uuid_are_an_id_not_a_phone() -> None:
+    # a random UUID's middle groups can be all digits and read like +55 48 9999-8847
+    envelope = "dd1b7a13-5548-9999-8847-957468a70a19"
+    line = f"clicksign GET /api/v3/envelopes/{envelope}/signers -> 200 in 1 ms"
+    assert scan_line(line, []) == []
+    assert redact(line) == line  # the masking leaves ids alone too
+    beside = f"envelope {envelope} for +55 48 99876-5432"
+    assert [kind for kind, _a, _b in scan_line(beside, [])] == ["phone"]
+
+
 def test_printed_findings_are_masked() -> None:
     line = "x: customer 529.982.247-25 mail maria@example.com"
     masked = mask_spans(line, scan_line(line, SECRETS))
