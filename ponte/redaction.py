@@ -248,9 +248,10 @@ _PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
         re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>`\\]*[^\s\"'<>`\\.,;:!?)\]}]"),
         lambda m: redact_url(m.group(0)),
     ),
-    # Request paths on their own ("GET /files/<token> answered 404", an access log's path).
+    # Request paths on their own ("GET /files/<token> answered 404", an access log's path); a slash
+    # inside a word or a mask (a masked CNPJ's "/****-81") does not start one.
     (
-        re.compile(r"(?<![\w.:/~-])/[^\s\"'<>`\\]*[^\s\"'<>`\\.,;:!?)\]}]"),
+        re.compile(r"(?<![\w.:/~*-])/[^\s\"'<>`\\]*[^\s\"'<>`\\.,;:!?)\]}]"),
         lambda m: redact_url(m.group(0)),
     ),
     # Authorization schemes, so the token after "Bearer" is masked whatever precedes it.

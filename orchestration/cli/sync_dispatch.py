@@ -117,6 +117,7 @@ def register(app: typer.Typer) -> None:
             emit_json({"flow": "dispatch", "tenant": report.tenant, "plan": report.plan,
                        "counts": report.as_metadata(), "stopped": report.stopped, "package": report.package,
                        "api_calls": report.api_calls, "outcomes": [asdict(o) for o in report.outcomes],
+                       **({"outcomes_not_shown": report.not_shown} if report.not_shown else {}),
                        **({"dagster_run_id": run_id} if run_id else {})})
             if failed:
                 raise typer.Exit(EXIT_FAILURES)
@@ -127,6 +128,11 @@ def register(app: typer.Typer) -> None:
             signers = ", ".join(f"{s['routing_order']}:{s['role']}/{s['channel']}" for s in o.signers)
             table.add_row(o.contract_id, o.result, o.provider_envelope_id or "", signers, o.reason or "")
         console.print(table)
+        if report.not_shown:
+            console.print(f"… and {report.not_shown} more contracts not listed (the Dagster run keeps "
+                          f"{len(report.outcomes)} rows, those needing attention first; the counts are "
+                          f"complete): `ponte envelopes list --tenant {report.tenant}` and "
+                          f"`ponte deadletter list --tenant {report.tenant}` list them all")
         pkg = report.package
         console.print(f"package {pkg.get('package')}: {pkg.get('used')} used, {pkg.get('remaining')} remaining")
         if report.count("dead_lettered"):

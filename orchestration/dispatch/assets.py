@@ -9,7 +9,7 @@ No ``from __future__ import annotations`` here: Dagster resolves the Config para
 """
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from dagster import (
@@ -29,7 +29,7 @@ from orchestration.resources import ConnectorsResource, StoreResource, TenantsRe
 from orchestration.steps import STEP_RETRY, check_config_at_launch, step_errors, tag_run
 from orchestration.translator import sources, spec
 from pipelines.connections import TenantConnectors
-from pipelines.dispatch.flow import ContractOutcome, DispatchReport, DispatchRequest, run_dispatch
+from pipelines.dispatch.flow import RESULTS, ContractOutcome, DispatchReport, DispatchRequest, run_dispatch
 from pipelines.dispatch.listing import status_counts
 from pipelines.dispatch.package import summary
 from pipelines.dispatch.webhooks import dispatch_claimed
@@ -135,6 +135,26 @@ def signers_text(signers: Iterable[dict[str, Any]]) -> str:
     return ", ".join(f"{s['routing_order']}:{s['role']}/{s['channel']}" for s in signers)
 
 
+#: rows the ``contracts`` table keeps: a first ``--all-ready`` over thousands of contracts would otherwise
+#: put every row in Dagster's event log; the counts stay complete and ``ponte envelopes list`` /
+#: ``ponte deadletter list`` list every contract
+TABLE_ROWS = 500
+#: results an operator must see by id: kept first when the table is capped
+NEEDS_ATTENTION = ("dead_lettered", "deferred", "skipped")
+
+
+def shown_outcomes(outcomes: Sequence[ContractOutcome], limit: int | None = None) -> list[ContractOutcome]:
+    """At most ``limit`` (:data:`TABLE_ROWS`) outcomes, in run order, those needing attention first."""
+    limit = TABLE_ROWS if limit is None else limit
+    if len(outcomes) <= limit:
+        return list(outcomes)
+    attention = {id(o) for o in outcomes if o.result in NEEDS_ATTENTION}
+    chosen = [o for o in outcomes if id(o) in attention][:limit]
+    chosen += [o for o in outcomes if id(o) not in attention][:limit - len(chosen)]
+    keep = {id(o) for o in chosen}
+    return [o for o in outcomes if id(o) in keep]
+
+
 def contracts_table(outcomes: Iterable[ContractOutcome]) -> MetadataValue:
     """The per-contract outcomes as a table, masked where personal data could appear (the reason)."""
     return MetadataValue.table(
@@ -168,8 +188,17 @@ def report_metadata(report: DispatchReport) -> dict[str, Any]:
     metadata: dict[str, Any] = dict(report.as_metadata())
     for connector, calls in report.api_calls.items():
         metadata[f"api_calls.{connector}"] = calls
-    metadata["contracts"] = contracts_table(report.outcomes)
+    metadata.update(capped_table(report))
     return metadata
+
+
+def capped_table(report: DispatchReport) -> dict[str, Any]:
+    """The ``contracts`` table (at most :data:`TABLE_ROWS` rows) and, when capped, ``contracts_not_shown``."""
+    shown = shown_outcomes(report.outcomes)
+    table: dict[str, Any] = {"contracts": contracts_table(shown)}
+    if len(shown) < len(report.outcomes):
+        table["contracts_not_shown"] = len(report.outcomes) - len(shown)
+    return table
 
 
 def report_from_metadata(tenant: str, plan: bool, metadata: dict[str, Any]) -> DispatchReport:
@@ -186,6 +215,7 @@ def report_from_metadata(tenant: str, plan: bool, metadata: dict[str, Any]) -> D
         stopped=metadata.get("stopped"),
         api_calls={name.split(".", 1)[1]: int(calls) for name, calls in metadata.items()
                    if name.startswith("api_calls.")},
+        totals={result: int(metadata.get(result) or 0) for result in RESULTS},
     )
 
 
@@ -219,7 +249,7 @@ def signing_envelopes(
                     f"{claimed.done} processed, {claimed.retry} to retry"
                     + (" (handed to another run; nothing done)" if claimed.superseded else "")
                 )
-                table = {"contracts": contracts_table(claimed.report.outcomes)} if claimed.report else {}
+                table = capped_table(claimed.report) if claimed.report else {}
                 return MaterializeResult(metadata={**claimed.as_metadata(), **table,
                                                    **package_metadata(state, tenant)})
             report = run_dispatch(state, tenant, request, conns)

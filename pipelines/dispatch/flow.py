@@ -115,6 +115,10 @@ class ContractOutcome:
     replaced_envelope_id: str | None = None
 
 
+#: every result a contract of a run can end with
+RESULTS = ("sent", "found", "already_sent", "would_send", "skipped", "dead_lettered", "deferred")
+
+
 @dataclass
 class DispatchReport:
     tenant: str
@@ -123,13 +127,22 @@ class DispatchReport:
     package: dict[str, Any] = field(default_factory=dict)
     stopped: str | None = None
     api_calls: dict[str, int] = field(default_factory=dict)
+    #: counts by result when ``outcomes`` holds only some of the run's contracts (a report read back
+    #: from a run's metadata, whose table is capped); None: ``outcomes`` is every contract
+    totals: dict[str, int] | None = None
 
     def count(self, result: str) -> int:
+        if self.totals is not None:
+            return int(self.totals.get(result, 0))
         return sum(1 for o in self.outcomes if o.result == result)
 
+    @property
+    def not_shown(self) -> int:
+        """Contracts counted but not in ``outcomes`` (0 when every contract is there)."""
+        return 0 if self.totals is None else max(0, sum(self.totals.values()) - len(self.outcomes))
+
     def as_metadata(self) -> dict[str, Any]:
-        keys = ("sent", "found", "already_sent", "would_send", "skipped", "dead_lettered", "deferred")
-        meta: dict[str, Any] = {k: self.count(k) for k in keys}
+        meta: dict[str, Any] = {k: self.count(k) for k in RESULTS}
         meta["package_used"] = self.package.get("used", 0)
         meta["package_remaining"] = str(self.package.get("remaining", ""))
         if self.stopped:

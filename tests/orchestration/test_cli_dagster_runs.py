@@ -125,6 +125,36 @@ def test_sync_dispatch_is_a_dagster_run_that_prints_the_same_report(dispatching)
         assert latest is not None and latest.run_id  # nothing moved locally: no runless event
 
 
+def test_a_capped_contracts_table_keeps_failures_and_complete_counts(dispatching,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thousands of contracts in one run would put every row in Dagster's event log: the table keeps
+    TABLE_ROWS rows (those needing attention first), the counts stay complete, the CLI says so."""
+    import orchestration.dispatch.assets as assets
+
+    sb, tenant, _url = dispatching
+    sales = [seed_sale(sb, tenant) for _ in range(3)]
+    monkeypatch.setattr(assets, "TABLE_ROWS", 1)
+    said = _json("sync", "dispatch", "--tenant", "demo", *[a for s in sales for a in ("--contract", s.ref)])
+    assert said["counts"]["sent"] == 3 and len(said["outcomes"]) == 1 and said["outcomes_not_shown"] == 2
+    with DagsterInstance.get() as instance:
+        metadata = instance.get_latest_materialization_event(ENVELOPES).asset_materialization.metadata
+        assert len(metadata["contracts"].value.records) == 1 and metadata["contracts_not_shown"].value == 2
+        assert metadata["sent"].value == 3
+    out = _cli("sync", "dispatch", "--tenant", "demo", *[a for s in sales for a in ("--contract", s.ref)])
+    assert "2 more contracts not listed" in " ".join(out.split()) and "ponte envelopes list --tenant demo" in out
+
+
+def test_the_table_keeps_the_contracts_that_need_attention_first() -> None:
+    from orchestration.dispatch.assets import shown_outcomes
+    from pipelines.dispatch.flow import ContractOutcome
+
+    results = ["sent", "dead_lettered", "sent", "deferred", "already_sent", "dead_lettered"]
+    outcomes = [ContractOutcome(str(n), r, None, None, None, [], 0, None, None, None) for n, r in enumerate(results)]
+    assert [o.contract_id for o in shown_outcomes(outcomes, 4)] == ["0", "1", "3", "5"]  # run order kept
+    assert [o.result for o in shown_outcomes(outcomes, 2)] == ["dead_lettered", "deferred"]
+    assert shown_outcomes(outcomes, 10) == outcomes
+
+
 def test_sync_dispatch_local_records_a_runless_materialization(dispatching) -> None:
     sb, tenant, url = dispatching
     sale = seed_sale(sb, tenant)

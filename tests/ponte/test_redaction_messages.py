@@ -9,7 +9,7 @@ import string
 from unittest import mock
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from ponte import redaction
@@ -98,6 +98,7 @@ _CREDENTIAL_WORDS = re.compile(r"bearer|basic|token|secret|passw|senha|authoriza
 
 
 @given(_ANY_TEXT)
+@example("11222333000181/download/x")  # the masked CNPJ's "/" once started a path on the second pass
 def test_redaction_is_idempotent(text: str) -> None:
     with mock.patch.object(redaction, "_secrets", set()):
         once = redact(text)
