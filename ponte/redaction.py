@@ -254,8 +254,10 @@ _PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
         re.compile(r"(?<![\w.:/~*-])/[^\s\"'<>`\\]*[^\s\"'<>`\\.,;:!?)\]}]"),
         lambda m: redact_url(m.group(0)),
     ),
-    # Authorization schemes, so the token after "Bearer" is masked whatever precedes it.
-    (re.compile(r"\b(Bearer|Basic|Token)\s+([A-Za-z0-9._~+/=-]{6,})", re.I), _auth_scheme),
+    # Authorization schemes, so the token after "Bearer" is masked whatever precedes it (a scheme word
+    # after a scheme word is not its value: "Bearer Bearer x.y" masks x.y).
+    (re.compile(r"\b(Bearer|Basic|Token)\s+(?!(?:Bearer|Basic|Token)\b)([A-Za-z0-9._~+/=-]{6,})", re.I),
+     _auth_scheme),
     # key=value / "key": "value" / key: value
     (
         re.compile(
@@ -271,11 +273,11 @@ _PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     ),
     # Formatted CNPJ, numeric or alphanumeric (12.ABC.345/01DE-35).
     (
-        re.compile(r"\b[0-9A-Z]{2}\.[0-9A-Z]{3}\.[0-9A-Z]{3}/[0-9A-Z]{4}-\d{2}\b"),
+        re.compile(r"(?<![\w*])[0-9A-Z]{2}\.[0-9A-Z]{3}\.[0-9A-Z]{3}/[0-9A-Z]{4}-\d{2}\b"),
         lambda m: mask_cnpj(m.group(0)),
     ),
     # Formatted CPF.
-    (re.compile(r"\b\d{3}\.\d{3}\.\d{3}-\d{2}\b"), lambda m: mask_cpf(m.group(0))),
+    (re.compile(r"(?<![\w*])\d{3}\.\d{3}\.\d{3}-\d{2}\b"), lambda m: mask_cpf(m.group(0))),
     # Phones: +55 (11) 98765-4321, (11) 98765-4321, +5511987654321.
     (
         re.compile(r"(?<![\w*])\+\d[\d\s().-]{9,18}\d\b|\(\d{2}\)\s?9?\d{4}[-\s]?\d{4}\b"),
@@ -310,6 +312,21 @@ def redact(text: str) -> str:
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)
+    # A mask keeps a value's last two characters, and those can join what follows into something that
+    # reads like another value ("…/****-12" + ".ABC.345/01DE-35"): pass again until nothing changes, so
+    # masking what is already masked changes nothing (a line with nothing to mask costs one pass).
+    for _ in range(_MAX_PASSES):
+        masked = _one_pass(text)
+        if masked == text:
+            break
+        text = masked
+    return text
+
+
+_MAX_PASSES = 4
+
+
+def _one_pass(text: str) -> str:
     for pattern, replace in _PATTERNS:
         text = pattern.sub(replace, text)
     return text
