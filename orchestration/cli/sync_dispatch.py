@@ -23,6 +23,7 @@ from orchestration.cli.console import (
     friendly_errors,
 )
 from orchestration.cli.sync_dagster import dagster_instance
+from ponte import redact
 
 
 def _dispatch_in_dagster(instance: Any, tenant: str, contracts: list[str], all_ready: bool, template: str | None,
@@ -54,6 +55,28 @@ def _report_moved(report: Any) -> None:
     for connector, calls in report.api_calls.items():
         metadata[f"api_calls.{connector}"] = calls
     report_moved(report.tenant, {"envelopes": metadata})
+
+
+def _print_report(report: Any) -> None:
+    """The run's table (contract, result, envelope, signers, detail), the package and what to do next."""
+    title = f"dispatch {report.tenant}" + (" (plan: nothing sent)" if report.plan else "")
+    table = Table("contract", "result", "envelope", "signers (order:role/channel)", "detail", title=title)
+    for o in report.outcomes:
+        signers = ", ".join(f"{s['routing_order']}:{s['role']}/{s['channel']}" for s in o.signers)
+        table.add_row(o.contract_id, o.result, o.provider_envelope_id or "", signers, redact(o.reason or ""))
+    console.print(table)
+    if report.not_shown:
+        console.print(f"… and {report.not_shown} more contracts not listed (the Dagster run keeps "
+                      f"{len(report.outcomes)} rows, those needing attention first; the counts are "
+                      f"complete): `ponte envelopes list --tenant {report.tenant}` and "
+                      f"`ponte deadletter list --tenant {report.tenant}` list them all")
+    pkg = report.package
+    console.print(f"package {pkg.get('package')}: {pkg.get('used')} used, {pkg.get('remaining')} remaining")
+    if report.count("dead_lettered"):
+        console.print("[yellow]some contracts failed: see `ponte deadletter list`[/]")
+    if report.count("deferred"):
+        console.print("[yellow]some contracts were deferred (an outside system failed for now): run the "
+                      "same command again later, or let the schedule pick them up; nothing is sent twice[/]")
 
 
 def register(app: typer.Typer) -> None:
@@ -122,23 +145,6 @@ def register(app: typer.Typer) -> None:
             if failed:
                 raise typer.Exit(EXIT_FAILURES)
             return
-        title = f"dispatch {report.tenant}" + (" (plan: nothing sent)" if report.plan else "")
-        table = Table("contract", "result", "envelope", "signers (order:role/channel)", "detail", title=title)
-        for o in report.outcomes:
-            signers = ", ".join(f"{s['routing_order']}:{s['role']}/{s['channel']}" for s in o.signers)
-            table.add_row(o.contract_id, o.result, o.provider_envelope_id or "", signers, o.reason or "")
-        console.print(table)
-        if report.not_shown:
-            console.print(f"… and {report.not_shown} more contracts not listed (the Dagster run keeps "
-                          f"{len(report.outcomes)} rows, those needing attention first; the counts are "
-                          f"complete): `ponte envelopes list --tenant {report.tenant}` and "
-                          f"`ponte deadletter list --tenant {report.tenant}` list them all")
-        pkg = report.package
-        console.print(f"package {pkg.get('package')}: {pkg.get('used')} used, {pkg.get('remaining')} remaining")
-        if report.count("dead_lettered"):
-            console.print("[yellow]some contracts failed: see `ponte deadletter list`[/]")
-        if report.count("deferred"):
-            console.print("[yellow]some contracts were deferred (an outside system failed for now): run the "
-                          "same command again later, or let the schedule pick them up; nothing is sent twice[/]")
+        _print_report(report)
         if failed:
             raise typer.Exit(EXIT_FAILURES)

@@ -349,3 +349,19 @@ def test_sync_backsync_local_survives_a_broken_dagster_instance(tmp_path: Path,
         monkeypatch.setenv("DAGSTER_HOME", str(home))
         said = _json("sync", "backsync", "--tenant", "demo", "--local")
     assert said["flow"] == "backsync" and said["tenant"] == "demo"
+
+
+def test_the_local_table_masks_a_reason_that_names_a_person() -> None:
+    from orchestration.cli.console import console
+    from orchestration.cli.sync_dispatch import _print_report
+    from pipelines.dispatch.flow import ContractOutcome, DispatchReport
+
+    reason = "signer 529.982.247-25 (maria@example.com) has no phone"
+    report = DispatchReport(tenant="demo", plan=False, package={"package": "p", "used": 1, "remaining": 9},
+                            outcomes=[ContractOutcome("801", "dead_lettered", None, None, reason, [], 0,
+                                                      None, None, None)])
+    with console.capture() as captured:
+        _print_report(report)
+    shown = captured.get()
+    assert "801" in shown and "dead_lettered" in shown
+    assert "529.982.247-25" not in shown and "maria@example.com" not in shown
