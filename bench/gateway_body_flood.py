@@ -5,7 +5,8 @@ Starts the production gateway as its own process (uvicorn on
 store with the demo tenant, warms it up with a few signed deliveries, and records its resident memory
 (``VmRSS``). Then, one kind at a time, it sends a bounded flood of oversize bodies (``--bodies`` of
 ``--size-mb`` each, ``--concurrency`` at a time, loopback only) and records the gateway's peak RSS during
-the flood (sampled every 10 ms) and its RSS after it:
+the flood (sampled every 10 ms) and its RSS after it, once settled (two samples 100 ms apart within
+64 KiB, from 0.5 s to 3 s after the flood):
 
 1. ``unknown route``: Content-Length declared, to a webhook the tenant does not have;
 2. ``no credentials``: Content-Length declared, to a real route, no signature;
@@ -23,11 +24,13 @@ Goal, memory stays flat:
 - declared floods: peak RSS within 4 MiB of the warm RSS (nothing of those bodies is read);
 - chunked flood: peak within ``concurrency`` x (limit + 1 MiB) of it (each request may hold up to the
   limit while it is counted);
-- no growth with the flood's length: RSS after the last round within 4 MiB of RSS after the first;
+- no growth with the flood's length: RSS after the last round within 4 MiB of RSS after the first flood
+  that held bodies (the allocator keeps that flood's high-water mark, a one-time step; a leak would
+  grow round after round);
 - the signed delivery afterwards is stored.
 Exits 1 when missed. Linux only (reads /proc).
 
-    .venv/bin/python bench/gateway_body_flood.py [--bodies 8] [--size-mb 50] [--concurrency 8] [--rounds 2]
+    .venv/bin/python bench/gateway_body_flood.py [--bodies 8] [--size-mb 50] [--concurrency 8] [--rounds 4]
 """
 
 from __future__ import annotations
@@ -249,8 +252,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         f"chunked flood: peak within {args.concurrency} x (limit + 1 MiB) of the RSS before": all(
             row["peak_rss_mib"] - row["rss_before_mib"] <= args.concurrency * (limit_mib + 1)
             for row in rows if row["flood"] == "chunked"),
-        "RSS after the last round within 4 MiB of RSS after the first": (
-            rows[-1]["rss_after_mib"] - rows[len(KINDS) - 1]["rss_after_mib"] <= 4),
+        "no growth from round to round: RSS after the last round within 4 MiB of RSS after the first "
+        "flood that held bodies": rows[-1]["rss_after_mib"] - _baseline_after(rows) <= 4,
         "a signed delivery is stored afterwards": after_status == 200,
     }
     return {
@@ -262,19 +265,43 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     }
 
 
+def _baseline_after(rows: list[dict[str, Any]]) -> float:
+    """The RSS after the first flood that held bodies (peak above its start by over 4 MiB), else after
+    the first round: the allocator keeps the high-water mark of the first buffered flood (a one-time
+    step, about 17 MiB for 8 chunked requests held to the limit), so growth is judged from there."""
+    held = [row for row in rows if row["peak_rss_mib"] - row["rss_before_mib"] > 4]
+    return held[0]["rss_after_mib"] if held else rows[len(KINDS) - 1]["rss_after_mib"]
+
+
+def _settled_rss_kib(pid: int, *, least: float = 0.5, most: float = 3.0) -> int:
+    """The gateway's RSS once it has settled after a flood: sampled every 100 ms from ``least`` seconds
+    on, until two samples agree within 64 KiB or ``most`` seconds have passed. One sample taken at a
+    fixed 0.5 s could catch memory the allocator was still returning; memory that stays is still seen."""
+    time.sleep(least)
+    previous, waited = _rss_kib(pid), least
+    while waited < most:
+        time.sleep(0.1)
+        waited += 0.1
+        current = _rss_kib(pid)
+        if abs(current - previous) <= 64:
+            return current
+        previous = current
+    return previous
+
+
 def _measure(pid: int, port: int, kind: str, args: argparse.Namespace, round_: int) -> dict[str, Any]:
     before = _rss_kib(pid)
     start = time.perf_counter()
     with Sampler(pid) as sampler:
         outcomes = asyncio.run(_flood(port, kind, args.bodies, int(args.size_mb * MiB), args.concurrency))
     elapsed = time.perf_counter() - start
-    time.sleep(0.5)
+    after = _settled_rss_kib(pid)
     row = {
         "round": round_, "flood": kind, "bodies": args.bodies, "size_mib": args.size_mb,
         "answers": dict(Counter(status for status, _ in outcomes)),
         "client_sent_mib": round(sum(sent for _, sent in outcomes) / MiB, 1),
         "rss_before_mib": round(before / 1024, 1), "peak_rss_mib": round(sampler.peak / 1024, 1),
-        "rss_after_mib": round(_rss_kib(pid) / 1024, 1), "seconds": round(elapsed, 2),
+        "rss_after_mib": round(after / 1024, 1), "seconds": round(elapsed, 2),
     }
     print(json.dumps(row), flush=True)
     return row
@@ -302,7 +329,7 @@ def main() -> int:
     parser.add_argument("--bodies", type=int, default=8, help="oversize requests per flood")
     parser.add_argument("--size-mb", type=float, default=50.0, help="size of each body, MiB")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=2, help="times the four floods are sent")
+    parser.add_argument("--rounds", type=int, default=4, help="times the four floods are sent")
     parser.add_argument("--json", type=Path, default=None, help="write every figure to this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ponte-flood-") as tmp:
