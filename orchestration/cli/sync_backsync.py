@@ -51,6 +51,10 @@ def register(app: typer.Typer) -> None:
 
         if contract:
             result = sync_contract(store, config, contract, opener)
+            if local:  # what this contract's sync moved, recorded runless when an instance is configured
+                from orchestration.backsync.defs import report_backsync
+
+                report_backsync(None, config.id, result.report, "contract")
             if as_json:
                 emit_json({"flow": "backsync", "tenant": config.id, "contract": contract,
                            "pending": bool(result.pending), "message": result.message})

@@ -55,6 +55,28 @@ def test_cli_manual_sync_and_history(env_hub: Hub) -> None:
     assert "back-sync demo: events" in drained and "applied 0" in drained and "failed 0" in drained
 
 
+def test_a_local_contract_sync_is_recorded_on_the_signed_documents_asset(
+        env_hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--local` with a Dagster instance: the contract's completion shows on the asset graph (runless)."""
+    from dagster import AssetKey
+
+    hub = env_hub
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    env = send_envelope(hub.sb, hub.store, hub.tenant, provider="docusign", signers=1)
+    hub.sb.set_faults("docusign", {"webhook_loss_rate": 1.0})
+    hub.sb.sign(env.provider_envelope_id, "client")
+    assert "signed (1/1 signers)" in _cli("sync", "backsync", "--tenant", "demo", "--contract", env.contract_id,
+                                          "--local")
+    with DagsterInstance.get() as instance:
+        assert instance.get_runs_count() == 0
+        event = instance.get_latest_materialization_event(AssetKey(["cvcrm", "signed_documents"]))
+        assert event is not None and event.asset_materialization.partition == "demo"
+        metadata = event.asset_materialization.metadata
+        assert metadata["mode"].value == "contract" and metadata["ponte/source"].value == "cli-local"
+
+
 def _resources(hub: Hub) -> dict:
     return {"store": StoreResource(database_url=hub.store.url), "tenants": TenantsResource(),
             "connectors": ConnectorsResource()}
