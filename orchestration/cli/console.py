@@ -15,8 +15,9 @@ from rich.markup import escape
 
 from ponte import PonteError, redact
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+#: no emoji codes: a record key such as "contract:abc:" is text, not ":abc:"
+console = Console(highlight=False, emoji=False)
+err_console = Console(stderr=True, highlight=False, emoji=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,13 +1,16 @@
 """`ponte template`: list the contract templates, preview one as a PDF.
 
-Templates are ``mappings/templates/<name>.html.j2`` with a declaration ``<name>.yaml`` (title, sources);
+Templates are ``mappings/templates/<name>.html.j2`` with a declaration ``<name>.yml`` (title, sources);
 ``render`` fills one with a contract's data (or the built-in sample, ``--sample``) and writes the PDF
 dispatch would send, so whoever writes a template sees the pages before any signer does.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -64,11 +67,51 @@ def list_cmd(
     console.print(table)
 
 
+#: ``--contract``: the CV CRM contract id, or RESERVATION:CONTRACT (both numeric in CV CRM)
+CONTRACT_REF = re.compile(r"\d+(:\d+)?")
+
+
+def _known_template(name: str) -> None:
+    """Stop with the templates there are (and the closest name) before anything is read."""
+    from pipelines.documents.render import list_templates
+
+    names = list_templates()
+    if name in names:
+        return
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    meant = f"did you mean {close[0]!r}? " if close else ""
+    fail(f"no contract template {name!r} (fix: {meant}templates available: {', '.join(names) or 'none'}; "
+         "`ponte template list` shows them)")
+
+
+def _contract_context(name: str, contract: str | None, tenant: str | None) -> tuple[dict[str, Any], str | None]:
+    """The live variables of a CRM contract, read as dispatch reads them, and the PDF's title."""
+    if not contract or not tenant:
+        fail("give --contract and --tenant to render from a contract's data, or --sample")
+    contract = contract.strip()
+    if not CONTRACT_REF.fullmatch(contract):
+        fail(f"--contract {contract!r} is not a contract: give its CV CRM id (801) or RESERVATION:CONTRACT "
+             "(3001:801)")
+    from pipelines.dispatch.flow import preview_context
+    from pipelines.store import open_store
+    from schemas import load_tenant
+
+    config = load_tenant(tenant)
+    store = open_store()
+    try:
+        context = preview_context(store, config, contract, name)
+    finally:
+        store.dispose()
+    return context, (context.get("contrato") or {}).get("titulo")
+
+
 @app.command("render")
 @friendly_errors
 def render_cmd(
     name: str = typer.Argument(..., help="Template name (see `ponte template list`)."),
-    contract: str = typer.Option(None, "--contract", help="The CV CRM contract whose data fills it."),
+    contract: str = typer.Option(
+        None, "--contract", help="The CV CRM contract whose data fills it: 801 or RESERVATION:CONTRACT (3001:801)."
+    ),
     tenant: str = typer.Option(None, "--tenant", "-t", help="Tenant id or file."),
     out: Path = typer.Option(None, "--out", "-o", help="Where to write the PDF (default: ./<name>-<contract>.pdf)."),
     sample: bool = typer.Option(
@@ -78,30 +121,28 @@ def render_cmd(
 ) -> None:
     """Render template NAME as a PDF, from a contract's data or the sample, and say where it went.
 
-    Exit code 0 when the PDF was written; 2 when the template is broken or a value it needs is missing
-    (the error names the value and where to fill it in).
+    From a contract, the PDF is the one dispatch would send with `--template NAME` (the contract's
+    title included); nothing is sent and nothing is recorded.
+
+    Exit code 0 when the PDF was written; 2 when the template is broken or unknown, the contract is not
+    in the CRM, or a value it needs is missing (the error names the value and where to fill it in).
     """
     from pipelines.documents.render import SAMPLE_CONTEXT, html_to_pdf, render_html
 
+    _known_template(name)
     if sample:
-        context, record = SAMPLE_CONTEXT, "sample"
+        context, record, title = SAMPLE_CONTEXT, "sample", None
     else:
-        if not contract or not tenant:
-            fail("give --contract and --tenant to render from a contract's data, or --sample")
-        from pipelines.dispatch.flow import preview_context
-        from pipelines.store import open_store
-        from schemas import load_tenant
-
-        context = preview_context(open_store(), load_tenant(tenant), contract, name)
-        record = f"contract {contract}"
-    filled = render_html(name, context, record=record)
+        context, title = _contract_context(name, contract, tenant)
+        record = f"contract {contract.strip()}"
+    filled = render_html(name, context, record=record, title=title)
     if html:
         html.write_text(filled, encoding="utf-8")
     content, pages = html_to_pdf(filled, template=name)
-    target = out or Path(f"{name}-{'sample' if sample else contract}.pdf")
+    target = out or Path(f"{name}-{'sample' if sample else contract.strip()}.pdf")
     target.write_bytes(content)
     console.print(
-        f"[green]✓[/] wrote {escape(str(target))}: {pages} page{'s' if pages != 1 else ''}, "
+        f"[green]✓[/] wrote {escape(redact(str(target)))}: {pages} page{'s' if pages != 1 else ''}, "
         f"{len(content):,} bytes"
     )
 

@@ -914,14 +914,32 @@ def run_dispatch(
 
 def preview_context(store: Store, tenant: TenantConfig, contract: str, template: str) -> dict[str, Any]:
     """The variables ``template`` would get for a CRM contract (``801`` or ``3001:801``), read live:
-    what ``ponte template render --contract`` shows. Nothing is sent or stored."""
+    what ``ponte template render --contract`` shows. Nothing is sent or stored.
+
+    A contract the CRM does not have is a :class:`NotFoundError` naming it and the tenant, whether the
+    CRM had no such contract or (for ``3001:801``) no such reservation; a person the contract names
+    that the CRM cannot find keeps its own error."""
+    ref = ContractRef.parse(contract)
     with TenantConnectors(tenant, store) as connectors:
         run = DispatchRun(store, tenant, connectors, DispatchRequest(plan=True, template=template))
-        record = with_company_signers(load_contract(connectors.get("cvcrm"), ContractRef.parse(contract)), tenant)
+        try:
+            found = load_contract(connectors.get("cvcrm"), ref)
+        except NotFoundError as exc:
+            # the reservation's 404 carries no record; the scan's miss names the contract's record key
+            if exc.record not in (None, ref.record_key):
+                exc.context(tenant=tenant.id)
+                raise
+            where = f" in reservation {ref.reservation_id}" if ref.reservation_id else ""
+            raise NotFoundError(
+                f"CV CRM has no contract {ref.contract_id}{where}", tenant=tenant.id, record=ref.record_key,
+                hint="check the ids in CV CRM: --contract RESERVATION:CONTRACT (3001:801), or the "
+                "contract id alone to search every reservation",
+            ) from None
+        record = with_company_signers(found, tenant)
         model = load_mapping("cvcrm/contrato_to_contract").run(record, run.ctx)
         if model is None:
             raise DataError(
-                "the contract is already signed in the CRM", record=f"contract {contract}",
+                "the contract is already signed in the CRM", tenant=tenant.id, record=f"contract {contract}",
                 hint="preview another contract, or `ponte template render NAME --sample`",
             )
         return run.context(record, model, [template])

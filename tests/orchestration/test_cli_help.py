@@ -30,3 +30,16 @@ def test_every_command_explains_itself() -> None:
         if path:
             assert len(result.output.split("Usage:", 1)[1].strip().splitlines()) > 2, path
 
+
+
+def test_an_error_prints_a_record_key_as_written_not_as_an_emoji() -> None:
+    import typer
+
+    from orchestration.cli.console import err_console, fail
+
+    with err_console.capture() as captured:
+        try:
+            fail("tenant demo, record contract:abc: not found")
+        except typer.Exit as exit_:
+            assert exit_.exit_code == 2
+    assert "record contract:abc: not found" in captured.get()
