@@ -50,6 +50,22 @@ class SmtpTransientError(TransientError):
     """The server is unreachable, dropped us, or answered 4xx (try later)."""
 
 
+def _log_retry(state: Any) -> None:
+    """A send about to be tried again, in the log (the reason names the server, never a recipient)."""
+    error = state.outcome.exception() if state.outcome else None
+    wait = state.next_action.sleep if state.next_action else 0
+    log.warning("smtp: attempt %d failed (%s); trying again in %.1f s", state.attempt_number, error, wait)
+
+
+def _goodbye(client: smtplib.SMTP) -> None:
+    """QUIT, whatever it answers: once the server said 250 after DATA the message is delivered, and a
+    goodbye that fails (421, a reset) must not make the caller send it again."""
+    try:
+        client.quit()
+    except (smtplib.SMTPException, OSError):
+        client.close()
+
+
 class SmtpConnector:
     def __init__(
         self,
@@ -141,8 +157,11 @@ class SmtpConnector:
         self.limiter.acquire()
         self.api_calls += 1
         try:
-            with self._connect() as client:
+            client = self._connect()
+            try:
                 client.send_message(message)
+            finally:
+                _goodbye(client)
         except smtplib.SMTPAuthenticationError as exc:
             raise AuthError(f"SMTP login refused ({exc.smtp_code})", tenant=self.tenant, source=self.name,
                             hint="check the tenant's SMTP username and password") from None
@@ -160,7 +179,7 @@ class SmtpConnector:
         """Send one e-mail; returns its Message-ID. Transient failures are retried per the spec."""
         message = self.build(email)
         for attempt in retrying(self.spec.retry, should_retry=lambda e: isinstance(e, SmtpTransientError),
-                                sleep=self._sleep):
+                                sleep=self._sleep, before_sleep=_log_retry):
             with attempt:
                 self._send_once(message)
         log.info("smtp: sent %s to %d recipient(s)", message["Message-ID"], len(email.to))

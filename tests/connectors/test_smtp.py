@@ -92,3 +92,26 @@ def test_unreachable_server_is_transient_and_retried() -> None:
     with pytest.raises(TransientError):
         conn.send(Email(to=["ana@example.com"], subject="x", text="y"))  # type: ignore[union-attr]
     assert conn.api_calls == 5  # the spec's default max_attempts
+
+
+def test_a_failed_goodbye_after_the_server_accepted_the_message_sends_it_once(
+        smtp_server: tuple[Controller, Inbox], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's 250 after DATA is the delivery: a QUIT answered with an error afterwards (421, the
+    server shutting down) must not send the e-mail again. Nothing doubled: one invitation, not two."""
+    import smtplib
+
+    controller, inbox = smtp_server
+    real_docmd = smtplib.SMTP.docmd
+
+    def closing_on_quit(self: smtplib.SMTP, cmd: str, args: str = "") -> tuple[int, bytes]:
+        if cmd.upper() == "QUIT":
+            real_docmd(self, cmd, args)
+            return 421, b"Service not available, closing transmission channel"
+        return real_docmd(self, cmd, args)
+
+    monkeypatch.setattr(smtplib.SMTP, "docmd", closing_on_quit)
+    conn = connector(controller)
+    message_id = conn.send(Email(to=["ana@example.com"], subject="Contrato", text="assine"))
+    (rcpts, raw), = inbox.messages
+    assert rcpts == ["ana@example.com"] and message_id in raw.decode()
+    assert conn.api_calls == 1

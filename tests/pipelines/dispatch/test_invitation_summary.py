@@ -69,7 +69,7 @@ def _ponte_tenant(sb, **notifications):
 def _sent_envelope(store: Store, tenant, summary: dict[str, str], channel: str = "email") -> tuple[int, str, str]:
     """A DocuSign envelope as dispatch records it (one embedded signer, order 1): e-mail and phone."""
     n = uuid.uuid4().int % 10**6
-    email, phone = f"comprador{n}@example.com", f"+554899{n:07d}"
+    email, phone = f"comprador{n}.{uuid.uuid4().hex[:8]}@example.com", f"+554899{n:07d}"
     with store.session() as session:
         row = Envelope(
             tenant=tenant.id, contract_id=str(90000 + n), document_name=f"Contrato {n}.pdf", document_hash="0" * 64,
