@@ -154,7 +154,6 @@ def standard_tests(
     page_size: int | None = None,
     webhook_routes: Mapping[str, tuple[str, str]] | None = None,
     not_modelled: Mapping[str, str] | None = None,
-    known_failures: Mapping[str, str] | None = None,
 ) -> type:
     """A pytest class of the standard checks for the HTTP spec ``spec_name`` against its sandbox.
 
@@ -170,9 +169,6 @@ def standard_tests(
       delivery URL is set (method, path);
     - ``not_modelled``: ``streams.X``, ``by_id.X``, ``actions.X`` or ``webhooks.X`` the stand-in does not
       serve, each with the reason;
-    - ``known_failures``: checks that fail today and are reported, each with the reason, run as strict
-      xfails (one that starts passing fails until its entry goes): ``auth``, ``wrong_credentials``,
-      ``not_found.<stream>``, ``5xx``, ``429``, ``paging.<stream>``, ``routes``.
     """
     spec = load_spec(spec_name)
     if not isinstance(spec, m.HttpConnectorSpec):
@@ -192,17 +188,6 @@ def standard_tests(
             sample_stream = first
     by_id_streams = [n for n, s in spec.streams.items() if s.by_id is not None and f"by_id.{n}" not in not_modelled]
     paged = paged_streams(spec)
-    known = dict(known_failures or {})
-
-    def expect(check: str) -> Callable[[Any], Any]:
-        """The check as is, or a strict xfail when it is a known, reported failure."""
-        if check in known:
-            return pytest.mark.xfail(strict=True, reason=f"known failure: {known[check]}")
-        return lambda test: test
-
-    def cases(prefix: str, names: list[str]) -> list[Any]:
-        return [pytest.param(n, marks=[pytest.mark.xfail(strict=True, reason=f"known failure: {known[k]}")]
-                             if (k := f"{prefix}.{n}") in known else []) for n in names]
 
     def probe(conn: Connector, sb: Sandbox) -> Any:
         if sample_stream is not None:
@@ -217,9 +202,6 @@ def standard_tests(
             return True
         assert sample_call is not None
         return spec.actions[sample_call.action].is_idempotent
-
-    checks = {"auth", "wrong_credentials", "5xx", "429", "routes", *(f"not_found.{n}" for n in by_id_streams),
-              *(f"paging.{n}" for n in paging)}
 
     class StandardConnectorTests:
         __test__ = True
@@ -273,13 +255,11 @@ def standard_tests(
             return sandbox
 
         # ---- auth -----------------------------------------------------------------------------
-        @expect("auth")
         def test_auth_with_the_tenants_credentials_works(self, sandbox: Sandbox, tenant: TenantConfig) -> None:
             with self.connector(tenant) as conn:
                 probe(conn, sandbox)
                 assert conn.api_calls >= 1
 
-        @expect("wrong_credentials")
         def test_auth_with_wrong_credentials_is_an_auth_error_without_secrets(
             self, sandbox: Sandbox, tenant: TenantConfig
         ) -> None:
@@ -298,13 +278,12 @@ def standard_tests(
 
         # ---- errors ---------------------------------------------------------------------------
         if by_id_streams:
-            @pytest.mark.parametrize("stream", cases("not_found", by_id_streams))
+            @pytest.mark.parametrize("stream", by_id_streams)
             def test_an_unknown_id_is_not_found(self, sandbox: Sandbox, tenant: TenantConfig, stream: str) -> None:
                 with self.connector(tenant) as conn, pytest.raises(NotFoundError) as caught:
                     conn.read_one(stream, MISSING_ID)
                 assert spec_name in str(caught.value)
 
-        @expect("5xx")
         def test_a_5xx_is_retried_then_transient(self, sandbox: Sandbox, tenant: TenantConfig) -> None:
             policy = spec.retry
             status = next((s for s in (503, 502, 504, 500) if s in policy.retry_statuses), 503)
@@ -329,7 +308,6 @@ def standard_tests(
                 sandbox.set_faults(key, None)
 
         # ---- rate limits ----------------------------------------------------------------------
-        @expect("429")
         def test_a_429_with_retry_after_is_waited_and_retried(self, sandbox: Sandbox, tenant: TenantConfig) -> None:
             system = sandbox.systems[key]
             limiter = system.limiter
@@ -367,13 +345,11 @@ def standard_tests(
                 f"spec {spec_name}: streams {missing} declare paging; give standard_tests a Paging for each "
                 "(how many records the sandbox holds, and a setup that makes it hold more than a page) or "
                 "list them in not_paged with a reason")
-            unknown_checks = sorted(k for k in known if k not in checks)
-            assert not unknown_checks, f"spec {spec_name}: known_failures names no check: {unknown_checks}"
             unpaged = [n for n in paging if n not in paged]
             assert not unpaged, f"spec {spec_name}: streams {unpaged} in paging= declare no pagination"
 
         if paging:
-            @pytest.mark.parametrize("stream", cases("paging", sorted(paging)))
+            @pytest.mark.parametrize("stream", sorted(paging))
             def test_paging_returns_every_record_once(self, seeded: Sandbox, tenant: TenantConfig,
                                                       stream: str) -> None:
                 plan = paging[stream]
@@ -399,7 +375,6 @@ def standard_tests(
                     "more than one page (seed more records or lower page_size)")
 
         # ---- spec hygiene ---------------------------------------------------------------------
-        @expect("routes")
         def test_every_declared_endpoint_has_a_route_at_the_sandbox(self, sandbox: Sandbox,
                                                                     tenant: TenantConfig) -> None:
             system = sandbox.systems[key]
